@@ -1,0 +1,1 @@
+"""The FastAPI app: submission, polling, admin and health endpoints."""

@@ -1,0 +1,73 @@
+"""One mapping from errors to HTTP: every 4xx/5xx body is ``{"error": {code, message, ...}}``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from schemas.errors import RequestValidationFailed, SwitchyardError
+
+log = structlog.get_logger("switchyard.api")
+
+HTTP_CODES = {
+    400: "invalid_request",
+    401: "invalid_api_key",
+    403: "insufficient_scope",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+}
+
+
+def error_response(error: SwitchyardError, headers: dict[str, str] | None = None) -> JSONResponse:
+    """The JSON answer for a typed error."""
+    return JSONResponse(error.to_body(), status_code=error.status_code, headers=headers)
+
+
+def _validation_details(exc: RequestValidationError) -> list[dict[str, Any]]:
+    return [
+        {"loc": list(err.get("loc", ())), "msg": err.get("msg", ""), "type": err.get("type", "")}
+        for err in exc.errors()
+    ]
+
+
+async def _on_switchyard_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, SwitchyardError)
+    return error_response(exc)
+
+
+async def _on_validation_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    details = _validation_details(exc)
+    first = details[0] if details else {"loc": [], "msg": "invalid"}
+    where = ".".join(str(part) for part in first["loc"] if part != "body") or "body"
+    error = RequestValidationFailed(f"Invalid request: {where}: {first['msg']}.", errors=details)
+    return JSONResponse(jsonable_encoder(error.to_body()), status_code=422)
+
+
+async def _on_http_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, HTTPException)
+    code = HTTP_CODES.get(exc.status_code, "http_error")
+    body = {"error": {"code": code, "message": str(exc.detail)}}
+    return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+
+
+async def _on_unexpected(_: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled_error", error_type=type(exc).__name__)
+    return JSONResponse(SwitchyardError("Internal error; it was logged.").to_body(), status_code=500)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Register the one mapping on the app."""
+    app.add_exception_handler(SwitchyardError, _on_switchyard_error)
+    app.add_exception_handler(RequestValidationError, _on_validation_error)
+    app.add_exception_handler(HTTPException, _on_http_error)
+    app.add_exception_handler(Exception, _on_unexpected)

@@ -1,0 +1,101 @@
+"""Input checks of ``POST /v1/jobs`` that depend on configuration, each with its own code."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import urlsplit
+
+from schemas import errors
+from schemas.jobs import JobCreate
+from schemas.settings import Settings
+
+
+def check_job(body: JobCreate, settings: Settings) -> None:
+    """Raise the first limit the job breaks; say what to change."""
+    _check_tier_and_model(body, settings)
+    _check_messages(body, settings)
+    _check_max_tokens(body, settings)
+    if body.callback_url is not None:
+        check_callback_url(body.callback_url)
+    _check_metadata(body.metadata, settings)
+    if _has_nul(body.request.model_dump(mode="json")) or _has_nul(body.metadata):
+        raise errors.InvalidRequest("Text may not contain NUL characters (\\u0000).")
+
+
+def _check_tier_and_model(body: JobCreate, settings: Settings) -> None:
+    tier = settings.tiers.get(body.tier)
+    if tier is None:
+        known = sorted(settings.tiers)
+        raise errors.UnknownTier(
+            f"Unknown tier {body.tier!r}; known tiers: {', '.join(known)}.", known_tiers=known
+        )
+    model = body.request.model
+    if model is not None and model not in tier.models:
+        raise errors.UnknownModel(
+            f"Model {model!r} is not in tier {body.tier!r}; use one of {tier.models} or omit "
+            "`model` to let the tier route.",
+            known_models=tier.models,
+        )
+
+
+def _check_messages(body: JobCreate, settings: Settings) -> None:
+    messages = body.request.messages
+    if len(messages) > settings.max_messages:
+        raise errors.TooManyMessages(
+            f"{len(messages)} messages; at most {settings.max_messages} are allowed.",
+            max_messages=settings.max_messages,
+        )
+    total = sum(len(message.text()) for message in messages)
+    if total > settings.max_content_chars:
+        raise errors.ContentTooLong(
+            f"The messages hold {total} characters; at most {settings.max_content_chars} are "
+            "allowed.",
+            max_content_chars=settings.max_content_chars,
+        )
+
+
+def _check_max_tokens(body: JobCreate, settings: Settings) -> None:
+    requested = body.request.requested_max_tokens()
+    if requested is not None and not 1 <= requested <= settings.max_tokens_limit:
+        raise errors.MaxTokensOutOfRange(
+            f"max_tokens must be between 1 and {settings.max_tokens_limit}; got {requested}.",
+            minimum=1,
+            maximum=settings.max_tokens_limit,
+        )
+
+
+def check_callback_url(url: str) -> None:
+    """A well-formed absolute http(s) URL with a host and no credentials."""
+    try:
+        parts = urlsplit(url)
+        port_ok = parts.port is None or parts.port > 0
+    except ValueError:
+        port_ok = False
+        parts = None
+    if (
+        parts is None
+        or not port_ok
+        or len(url) > 2048
+        or parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or parts.username is not None
+        or any(ch.isspace() for ch in url)
+    ):
+        raise errors.InvalidCallbackUrl(
+            f"callback_url {url[:200]!r} must be an absolute http:// or https:// URL with a "
+            "host, no credentials and at most 2048 characters."
+        )
+
+
+def _check_metadata(metadata: dict[str, Any], settings: Settings) -> None:
+    size = len(json.dumps(metadata))
+    if size > settings.max_metadata_bytes:
+        raise errors.MetadataTooLarge(
+            f"metadata is {size} bytes as JSON; at most {settings.max_metadata_bytes} are allowed.",
+            max_metadata_bytes=settings.max_metadata_bytes,
+        )
+
+
+def _has_nul(value: Any) -> bool:
+    return "\\u0000" in json.dumps(value)

@@ -1,0 +1,44 @@
+"""The app factory: ``uvicorn --factory api.main:create_app``."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from api.body_limit import BodySizeLimit
+from api.errors import install_error_handlers
+from api.routes import health, jobs
+from api.services import Services
+from schemas.settings import Settings, load_settings
+from workers.logging import configure_logging
+
+DESCRIPTION = """
+Switchyard runs LLM calls as durable background jobs.
+
+Submit an OpenAI-style chat request to a **tier**; poll the job (`?wait=` long-polls) or
+receive a webhook. Authenticate with `Authorization: Bearer sy_...`. Every error answers
+`{"error": {"code", "message"}}` with a stable `code`.
+"""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """A configured API app; settings come from the environment when not given."""
+    configure_logging()
+    services = Services.build(settings or load_settings())
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await services.waiter.start()
+        yield
+        await services.waiter.stop()
+        services.close()
+
+    app = FastAPI(title="Switchyard", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    app.state.services = services
+    install_error_handlers(app)
+    app.add_middleware(BodySizeLimit, max_bytes=services.settings.max_body_bytes)
+    app.include_router(health.router)
+    app.include_router(jobs.router)
+    return app

@@ -1,0 +1,113 @@
+"""Jobs: submit, read (with long-poll), list and cancel."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Header, Path, Query, Response
+from fastapi.concurrency import run_in_threadpool
+from sqlmodel import Session
+
+from api.deps import Reader, ServicesDep, SessionDep, Submitter
+from api.keys import Principal
+from api.services import Services
+from api.submission import submit_job
+from schemas.jobs import FINAL_STATUSES, JobCreate, JobList, JobPublic
+from schemas.tables import Job
+from workers import store
+from workers.events import publish_job_event
+
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+
+JobId = Annotated[str, Path(max_length=64, description="The job's id, `job_...`.")]
+ERRORS = {
+    400: {"description": "Invalid input; `error.code` says which limit."},
+    401: {"description": "Missing or unknown API key."},
+    404: {"description": "No such job for this tenant."},
+    422: {"description": "Malformed body, or an Idempotency-Key reused with another body."},
+}
+FALLBACK_POLL_S = 1.0
+
+
+@router.post("", status_code=202, response_model=JobPublic, responses=ERRORS, summary="Submit a job")
+def create_job(
+    body: JobCreate,
+    response: Response,
+    services: ServicesDep,
+    principal: Submitter,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+) -> JobPublic:
+    """Queue an LLM call on a tier; answers 202 with the queued job."""
+    accepted = submit_job(services, principal, body, idempotency_key)
+    if accepted.replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return JobPublic.from_row(accepted.job)
+
+
+@router.get("", response_model=JobList, responses=ERRORS, summary="List jobs")
+def list_jobs(
+    session: SessionDep,
+    principal: Reader,
+    status: Literal["queued", "running", "succeeded", "failed", "canceled"] | None = None,
+    tier: Annotated[str | None, Query(max_length=64)] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: Annotated[str | None, Query(max_length=64, description="`next_cursor` of the previous page.")] = None,
+) -> JobList:
+    """The caller's jobs, newest first."""
+    after = store.get_job(session, principal.tenant_id, cursor) if cursor else None
+    rows = store.list_jobs(session, principal.tenant_id, limit=limit, status=status, tier=tier, cursor=after)
+    page = rows[:limit]
+    has_more = len(rows) > limit
+    return JobList(
+        data=[JobPublic.from_row(job) for job in page],
+        has_more=has_more,
+        next_cursor=page[-1].id if has_more else None,
+    )
+
+
+@router.get("/{job_id}", response_model=JobPublic, responses=ERRORS, summary="Get a job")
+async def get_job(
+    job_id: JobId,
+    services: ServicesDep,
+    principal: Reader,
+    wait: Annotated[float, Query(ge=0, le=60, description="Long-poll up to this many seconds for a final state.")] = 0,
+) -> JobPublic:
+    """The job; with ``wait``, holds the request until the job ends or the time is up."""
+    job = await run_in_threadpool(_read, services, principal, job_id)
+    if wait and job.status not in FINAL_STATUSES:
+        job = await _wait_for_final(services, principal, job_id, min(wait, services.settings.max_wait_s))
+    return JobPublic.from_row(job)
+
+
+@router.post("/{job_id}/cancel", response_model=JobPublic, responses={**ERRORS, 409: {"description": "The job is past `queued`."}}, summary="Cancel a queued job")
+def cancel_job(job_id: JobId, services: ServicesDep, principal: Submitter) -> JobPublic:
+    """Cancel a job that has not started; running and finished jobs answer 409."""
+    job = store.cancel_job(services.engine, principal.tenant_id, job_id)
+    publish_job_event(services.redis, services.keys, job.id, job.tenant_id, job.status)
+    return JobPublic.from_row(job)
+
+
+def _read(services: Services, principal: Principal, job_id: str) -> Job:
+    with Session(services.engine, expire_on_commit=False) as session:
+        return store.get_job(session, principal.tenant_id, job_id)
+
+
+async def _wait_for_final(services: Services, principal: Principal, job_id: str, wait_s: float) -> Job:
+    # Register before re-reading, so an event between the read and the wait is not missed.
+    deadline = time.monotonic() + wait_s
+    waiter = services.waiter
+    while True:
+        future = waiter.register(job_id)
+        try:
+            job = await run_in_threadpool(_read, services, principal, job_id)
+            remaining = deadline - time.monotonic()
+            if job.status in FINAL_STATUSES or remaining <= 0:
+                return job
+            timeout = remaining if waiter.live else min(remaining, FALLBACK_POLL_S)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(future), timeout=timeout)
+        finally:
+            waiter.unregister(job_id, future)

@@ -1,0 +1,69 @@
+"""The long-lived objects of one API process, built once from Settings."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from redis import Redis
+from sqlalchemy.engine import Engine
+
+from api.job_waiter import JobWaiter
+from api.keys import Principal
+from schemas.settings import Settings
+from workers.celery_app import SwitchyardCelery, create_celery
+from workers.db import make_engine
+from workers.keys import RedisKeys
+
+PRINCIPAL_CACHE_S = 30.0
+
+
+@dataclass
+class PrincipalCache:
+    """Recently seen keys, so a hot client is not one extra query per request.
+
+    A revoked key keeps working for at most ``PRINCIPAL_CACHE_S`` seconds.
+    """
+
+    entries: dict[str, tuple[float, Principal]] = field(default_factory=dict)
+
+    def get(self, key_hash: str) -> Principal | None:
+        entry = self.entries.get(key_hash)
+        if entry is None or entry[0] < time.monotonic():
+            return None
+        return entry[1]
+
+    def put(self, key_hash: str, principal: Principal) -> None:
+        if len(self.entries) > 10_000:
+            self.entries.clear()
+        self.entries[key_hash] = (time.monotonic() + PRINCIPAL_CACHE_S, principal)
+
+
+@dataclass
+class Services:
+    """Settings, database, broker, Redis and the job waiter of the API process."""
+
+    settings: Settings
+    engine: Engine
+    celery: SwitchyardCelery
+    redis: Redis
+    keys: RedisKeys
+    waiter: JobWaiter
+    principals: PrincipalCache
+
+    @classmethod
+    def build(cls, settings: Settings) -> Services:
+        keys = RedisKeys(settings.key_prefix)
+        return cls(
+            settings=settings,
+            engine=make_engine(settings),
+            celery=create_celery(settings),
+            redis=Redis.from_url(settings.redis_url, socket_timeout=5),
+            keys=keys,
+            waiter=JobWaiter(settings.redis_url, keys.job_events),
+            principals=PrincipalCache(),
+        )
+
+    def close(self) -> None:
+        self.engine.dispose()
+        self.redis.close()

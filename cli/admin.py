@@ -1,0 +1,59 @@
+"""``switchyard tenants`` and ``switchyard keys``: direct database administration."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from sqlmodel import select
+
+from api.keys import SCOPES, create_key, create_tenant
+from schemas.settings import load_settings
+from schemas.tables import Tenant
+from workers.db import make_engine, session_scope
+
+tenants_app = typer.Typer(help="Create and list tenants.", no_args_is_help=True)
+keys_app = typer.Typer(help="Create API keys and show the demo key.", no_args_is_help=True)
+
+
+@tenants_app.command("create")
+def tenants_create(name: Annotated[str, typer.Argument(help="A unique tenant name.")]) -> None:
+    """Create a tenant and print its id."""
+    with session_scope(make_engine(load_settings())) as session:
+        tenant = create_tenant(session, name)
+    typer.echo(tenant.id)
+
+
+@tenants_app.command("list")
+def tenants_list() -> None:
+    """Print every tenant: id and name."""
+    with session_scope(make_engine(load_settings())) as session:
+        for tenant in session.exec(select(Tenant).order_by(Tenant.name)):
+            typer.echo(f"{tenant.id}\t{tenant.name}")
+
+
+@keys_app.command("create")
+def keys_create(
+    tenant: Annotated[str, typer.Argument(help="Tenant id (ten_...) or name.")],
+    scope: Annotated[list[str], typer.Option(help=f"Repeat for each scope: {', '.join(sorted(SCOPES))}.")] = ["submit", "read"],  # noqa: B006
+    name: Annotated[str, typer.Option(help="A label for the key.")] = "",
+) -> None:
+    """Create an API key and print it once; only its SHA-256 is stored."""
+    with session_scope(make_engine(load_settings())) as session:
+        found = session.exec(select(Tenant).where((Tenant.id == tenant) | (Tenant.name == tenant))).first()
+        if found is None:
+            raise typer.BadParameter(f"No tenant {tenant!r}; create it with `switchyard tenants create`.")
+        try:
+            secret = create_key(session, found.id, set(scope), name)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc)) from exc
+    typer.echo(secret)
+
+
+@keys_app.command("demo")
+def keys_demo() -> None:
+    """Print the demo tenant's key that `switchyard up` created."""
+    path = load_settings().var_dir / "demo-key"
+    if not path.exists():
+        raise typer.BadParameter("No demo key yet: run `switchyard up` (or `make run`) once.")
+    typer.echo(path.read_text().strip())

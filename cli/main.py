@@ -1,0 +1,93 @@
+"""``switchyard``: run the platform, administer tenants and keys, submit and inspect jobs."""
+
+from __future__ import annotations
+
+import os
+import shlex
+from typing import Annotated
+
+import typer
+
+from cli.admin import keys_app, tenants_app
+from cli.jobs import jobs_app, submit
+from schemas.settings import load_settings
+
+app = typer.Typer(
+    help="Switchyard: LLM calls as durable production jobs. Start with `switchyard up`.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
+app.add_typer(tenants_app, name="tenants")
+app.add_typer(keys_app, name="keys")
+app.add_typer(jobs_app, name="jobs")
+app.command("submit")(submit)
+
+
+@app.command()
+def up() -> None:
+    """Start everything on this machine: Redis if none runs, migrations, demo key, API,
+    one worker per tier, beat, Flower and the emulator."""
+    from honcho.manager import Manager
+
+    from cli.bootstrap import prepare
+    from cli.processes import process_table
+
+    settings = load_settings()
+    redis_process, key, created = prepare(settings)
+    if created:
+        typer.secho(f"Demo API key (shown once; `switchyard keys demo` prints it again): {key}", fg="green")
+    typer.secho(f"API: {settings.api_url}/docs   Flower: http://127.0.0.1:5555", fg="green")
+    manager = Manager()
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    for name, argv in process_table(settings).items():
+        manager.add_process(name, shlex.join(argv), env=env)
+    try:
+        manager.loop()
+    finally:
+        if redis_process is not None:
+            redis_process.terminate()
+    raise typer.Exit(manager.returncode or 0)
+
+
+@app.command()
+def migrate() -> None:
+    """Apply database migrations up to the newest schema."""
+    from workers.migrate import upgrade
+
+    upgrade(load_settings())
+    typer.echo("database is up to date")
+
+
+@app.command()
+def worker(
+    tier: Annotated[str, typer.Option(help="The tier whose queues to serve.")],
+    concurrency: Annotated[int | None, typer.Option(help="Worker processes (default: 1 for local models, else 4).")] = None,
+) -> None:
+    """Run a Celery worker for one tier (a thin wrapper over `celery worker`)."""
+    from cli.processes import worker_argv
+
+    settings = load_settings()
+    if tier not in settings.tiers:
+        raise typer.BadParameter(f"Unknown tier {tier!r}; known: {', '.join(settings.tiers)}.")
+    argv = worker_argv(settings, tier, concurrency)
+    os.execv(argv[0], argv)
+
+
+@app.command()
+def emulator(
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8090,
+    host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
+    rpm: Annotated[int | None, typer.Option(help="Requests per minute before 429s (default: no limit).")] = None,
+    tpm: Annotated[int | None, typer.Option(help="Tokens per minute before 429s (default: no limit).")] = None,
+    latency_ms: Annotated[float, typer.Option(help="Added latency of every completion.")] = 0.0,
+    fail_rate: Annotated[float, typer.Option(help="Share of calls answered 500/503, 0..1.")] = 0.0,
+) -> None:
+    """Run the OpenAI-compatible provider emulator: deterministic answers, real usage,
+    rate limits with 429 and x-ratelimit headers, injected latency and faults."""
+    from infra.emulator.server import serve
+
+    serve(host=host, port=port, rpm=rpm, tpm=tpm, latency_ms=latency_ms, fail_rate=fail_rate)
+
+
+if __name__ == "__main__":
+    app()

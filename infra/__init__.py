@@ -1,0 +1,1 @@
+"""Deployment and operations: example config, migrations, the provider emulator."""

@@ -1,0 +1,117 @@
+"""Job request and response models of the public API."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from schemas.openai import ChatRequest
+from schemas.tables import Job
+
+JobStatus = Literal["queued", "running", "succeeded", "failed", "canceled"]
+FINAL_STATUSES = frozenset({"succeeded", "failed", "canceled"})
+
+
+class JobCreate(BaseModel):
+    """The body of ``POST /v1/jobs``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    tier: str = Field(min_length=1, max_length=64, examples=["small"])
+    request: ChatRequest
+    callback_url: str | None = Field(None, description="Called with the job when it ends.")
+    cache: Literal["exact", "semantic", "off"] = "exact"
+    priority: Literal["live", "batch"] = "live"
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class JobUsage(BaseModel):
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+
+
+class JobError(BaseModel):
+    code: str
+    message: str
+
+
+class JobAttempt(BaseModel):
+    """One provider call made for the job."""
+
+    model_config = ConfigDict(extra="allow")
+
+    attempt: int
+    model: str
+    provider: str
+    outcome: str
+    latency_ms: float
+
+
+class JobPublic(BaseModel):
+    """A job as the API shows it."""
+
+    id: str
+    object: Literal["job"] = "job"
+    tier: str
+    priority: str
+    status: JobStatus
+    request: dict[str, Any]
+    result: dict[str, Any] | None
+    model: str | None
+    provider: str | None
+    usage: JobUsage
+    cost_usd: float
+    latency_ms: float | None
+    cache: dict[str, Any] | None
+    attempts: int
+    attempt_log: list[JobAttempt]
+    error: JobError | None
+    metadata: dict[str, Any]
+    callback_url: str | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+    @classmethod
+    def from_row(cls, job: Job) -> JobPublic:
+        """The public view of a job row."""
+        error = JobError(code=job.error_code, message=job.error_message or "") if job.error_code else None
+        usage = JobUsage(
+            prompt_tokens=job.prompt_tokens,
+            completion_tokens=job.completion_tokens,
+            total_tokens=job.prompt_tokens + job.completion_tokens,
+        )
+        return cls(
+            id=job.id,
+            tier=job.tier,
+            priority=job.priority,
+            status=job.status,  # type: ignore[arg-type]
+            request=job.request,
+            result=job.result,
+            model=job.model,
+            provider=job.provider,
+            usage=usage,
+            cost_usd=round(job.cost_usd, 8),
+            latency_ms=job.latency_ms,
+            cache=job.cache,
+            attempts=job.attempts,
+            attempt_log=[JobAttempt(**entry) for entry in job.attempt_log or []],
+            error=error,
+            metadata=job.job_metadata or {},
+            callback_url=job.callback_url,
+            created_at=job.created_at,
+            started_at=job.started_at,
+            finished_at=job.finished_at,
+        )
+
+
+class JobList(BaseModel):
+    """A page of jobs, newest first; pass ``next_cursor`` as ``cursor`` for the next page."""
+
+    object: Literal["list"] = "list"
+    data: list[JobPublic]
+    has_more: bool
+    next_cursor: str | None

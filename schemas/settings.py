@@ -1,0 +1,163 @@
+"""Settings: one object, from ``SWITCHYARD_*`` environment variables and a TOML file.
+
+The TOML file (``infra/switchyard.toml`` by default, ``SWITCHYARD_CONFIG_FILE`` to change)
+holds providers, models, tiers and prices; environment variables override scalar fields.
+Build it with :func:`load_settings` and pass it in; nothing imports a global.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG_FILE = PROJECT_ROOT / "infra" / "switchyard.toml"
+PRIORITIES = ("live", "batch")
+
+
+class ProviderConfig(BaseModel):
+    """One provider endpoint; ``kind`` picks the adapter from the registry."""
+
+    kind: Literal["openai", "local"]
+    base_url: str | None = None
+    api_key: SecretStr = SecretStr("not-needed")
+    timeout_s: float = Field(60.0, gt=0)
+
+
+class ModelConfig(BaseModel):
+    """A model alias: which provider serves it, under which name, at what price."""
+
+    provider: str
+    model: str
+    input_usd_per_mtok: float = Field(0.0, ge=0)
+    output_usd_per_mtok: float = Field(0.0, ge=0)
+    context_window: int = Field(8192, gt=0)
+
+
+class TierConfig(BaseModel):
+    """A tier: the ordered fallback chain of model aliases and its defaults."""
+
+    models: list[str] = Field(min_length=1)
+    default_max_tokens: int = Field(256, gt=0)
+    attempts_per_model: int = Field(2, ge=1)
+
+
+class Settings(BaseSettings):
+    """Every setting of Switchyard, process-wide, passed in explicitly."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="SWITCHYARD_", env_nested_delimiter="__", extra="ignore"
+    )
+
+    config_file: Path = DEFAULT_CONFIG_FILE
+    var_dir: Path = PROJECT_ROOT / "var"
+    database_url: str = Field(
+        "",
+        validation_alias=AliasChoices("SWITCHYARD_DATABASE_URL", "DATABASE_URL", "database_url"),
+        description="SQLAlchemy URL; empty means SQLite at <var_dir>/switchyard.db.",
+    )
+    redis_url: str = Field(
+        "redis://127.0.0.1:6379/0",
+        validation_alias=AliasChoices("SWITCHYARD_REDIS_URL", "REDIS_URL", "redis_url"),
+    )
+    api_url: str = "http://127.0.0.1:8000"
+    emulator_port: int | None = Field(8090, description="`switchyard up` starts the emulator here.")
+    key_prefix: str = Field("switchyard", description="Prefix of every Redis key and queue.")
+
+    # Input limits checked at the API boundary.
+    max_body_bytes: int = 1_000_000
+    max_messages: int = 256
+    max_content_chars: int = 200_000
+    max_tokens_limit: int = 32_768
+    max_metadata_bytes: int = 16_384
+    idempotency_ttl_s: int = 86_400
+    max_wait_s: float = 60.0
+
+    # Reliability: soft < hard < visibility, lease just above hard.
+    provider_timeout_s: float = 60.0
+    task_soft_time_limit_s: int = 120
+    task_time_limit_s: int = 150
+    visibility_timeout_s: int = 3_600
+    lease_s: int = 180
+    max_attempts: int = 6
+    backoff_base_s: float = 1.0
+    backoff_max_s: float = 60.0
+    max_countdown_s: float = 30.0
+    reconcile_interval_s: float = 10.0
+    orphan_grace_s: float = 15.0
+    republish_after_s: float = 3_600.0
+    inject_faults: set[str] = Field(
+        default_factory=set,
+        description="Test-only fault injection, e.g. {'skip_publish_after_commit'}; empty in production.",
+    )
+
+    providers: dict[str, ProviderConfig] = Field(default_factory=dict)
+    models: dict[str, ModelConfig] = Field(default_factory=dict)
+    tiers: dict[str, TierConfig] = Field(default_factory=dict)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        config_file = _config_file_from(init_settings, env_settings)
+        toml = TomlConfigSettingsSource(settings_cls, toml_file=config_file)
+        return (init_settings, env_settings, toml)
+
+    @model_validator(mode="after")
+    def _check_references(self) -> Settings:
+        for alias, model in self.models.items():
+            if model.provider not in self.providers:
+                raise ValueError(f"model {alias!r} names unknown provider {model.provider!r}")
+        for name, tier in self.tiers.items():
+            for alias in tier.models:
+                if alias not in self.models:
+                    raise ValueError(f"tier {name!r} names unknown model {alias!r}")
+        if not self.task_soft_time_limit_s < self.task_time_limit_s < self.visibility_timeout_s:
+            raise ValueError("need task_soft_time_limit_s < task_time_limit_s < visibility_timeout_s")
+        if self.lease_s <= self.task_time_limit_s:
+            raise ValueError("lease_s must exceed task_time_limit_s so a live task keeps its lease")
+        return self
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        """The database URL, defaulting to the SQLite file under ``var_dir``."""
+        if not self.database_url:
+            return f"sqlite:///{self.var_dir / 'switchyard.db'}"
+        if self.database_url.startswith("postgresql://"):
+            return "postgresql+psycopg://" + self.database_url.removeprefix("postgresql://")
+        return self.database_url
+
+    def queue_names(self) -> list[str]:
+        """Every Celery queue: one per tier and priority."""
+        return [queue_name(tier, priority) for tier in self.tiers for priority in PRIORITIES]
+
+
+def queue_name(tier: str, priority: str) -> str:
+    """The Celery queue of a tier and priority, e.g. ``tier.small.live``."""
+    return f"tier.{tier}.{priority}"
+
+
+def _config_file_from(*sources: PydanticBaseSettingsSource) -> Path:
+    for source in sources:
+        value = source().get("config_file")
+        if value:
+            return Path(value)
+    return DEFAULT_CONFIG_FILE
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from the environment and the TOML file, with ``overrides`` on top."""
+    return Settings(**overrides)

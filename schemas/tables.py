@@ -1,0 +1,148 @@
+"""SQLModel tables: tenants, API keys, jobs, usage and idempotency records.
+
+The database row is the truth for a job; Celery messages carry only its id.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, DateTime, Index, UniqueConstraint
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
+from sqlmodel import Field, SQLModel
+
+JSONType = JSON().with_variant(JSONB(), "postgresql")
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timezone-aware UTC timestamp on every backend (SQLite forgets the zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC) if value is not None else None
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware UTC."""
+    return datetime.now(UTC)
+
+
+def _timestamp(nullable: bool = True, index: bool = False) -> Any:
+    return Field(default=None, sa_column=Column(UTCDateTime(), nullable=nullable, index=index))
+
+
+def _json(nullable: bool = True) -> Any:
+    return Field(default=None, sa_column=Column(JSONType, nullable=nullable))
+
+
+class Tenant(SQLModel, table=True):
+    __tablename__ = "tenants"
+
+    id: str = Field(primary_key=True, max_length=40)
+    name: str = Field(max_length=200, unique=True)
+    created_at: datetime = _timestamp(nullable=False)
+
+
+class ApiKey(SQLModel, table=True):
+    """An API key; only the SHA-256 of the secret is stored."""
+
+    __tablename__ = "api_keys"
+
+    id: str = Field(primary_key=True, max_length=40)
+    tenant_id: str = Field(foreign_key="tenants.id", index=True, max_length=40)
+    key_hash: str = Field(unique=True, max_length=64)
+    display_prefix: str = Field(max_length=16)
+    scopes: str = Field(max_length=100, description="Comma-separated: submit,read,admin")
+    name: str = Field(default="", max_length=200)
+    created_at: datetime = _timestamp(nullable=False)
+    revoked_at: datetime | None = _timestamp()
+
+
+class Job(SQLModel, table=True):
+    """One LLM call as a durable job."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (
+        Index("ix_jobs_tenant_created", "tenant_id", "created_at"),
+        Index("ix_jobs_status_lease", "status", "lease_expires_at"),
+    )
+
+    id: str = Field(primary_key=True, max_length=40)
+    tenant_id: str = Field(foreign_key="tenants.id", max_length=40)
+    tier: str = Field(max_length=64, index=True)
+    priority: str = Field(default="live", max_length=16)
+    cache_mode: str = Field(default="exact", max_length=16)
+    status: str = Field(default="queued", max_length=16)
+    request: dict[str, Any] = _json(nullable=False)
+    result: dict[str, Any] | None = _json()
+    model: str | None = Field(default=None, max_length=128)
+    provider: str | None = Field(default=None, max_length=64)
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float = 0.0
+    latency_ms: float | None = None
+    cache: dict[str, Any] | None = _json()
+    attempts: int = 0
+    attempt_log: list[dict[str, Any]] = _json(nullable=False)
+    error_code: str | None = Field(default=None, max_length=64)
+    error_message: str | None = Field(default=None, max_length=2000)
+    job_metadata: dict[str, Any] = Field(
+        default=None, sa_column=Column("metadata", JSONType, nullable=False)
+    )
+    callback_url: str | None = Field(default=None, max_length=2048)
+    lease_token: str | None = Field(default=None, max_length=40)
+    lease_expires_at: datetime | None = _timestamp()
+    not_before: datetime | None = _timestamp()
+    published_at: datetime | None = _timestamp()
+    created_at: datetime = _timestamp(nullable=False)
+    started_at: datetime | None = _timestamp()
+    finished_at: datetime | None = _timestamp()
+    updated_at: datetime = _timestamp(nullable=False)
+
+
+class Usage(SQLModel, table=True):
+    """One provider call: tokens, cost, latency and outcome, for billing and budgets."""
+
+    __tablename__ = "usage"
+    __table_args__ = (Index("ix_usage_tenant_created", "tenant_id", "created_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    job_id: str = Field(foreign_key="jobs.id", index=True, max_length=40)
+    tenant_id: str = Field(foreign_key="tenants.id", max_length=40)
+    tier: str = Field(max_length=64)
+    model: str = Field(max_length=128)
+    provider: str = Field(max_length=64)
+    attempt: int
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float = 0.0
+    latency_ms: float = 0.0
+    outcome: str = Field(max_length=64, description="ok or an error code")
+    created_at: datetime = _timestamp(nullable=False)
+
+
+class IdempotencyRecord(SQLModel, table=True):
+    """An ``Idempotency-Key`` seen from a tenant, kept until ``expires_at``."""
+
+    __tablename__ = "idempotency_keys"
+    __table_args__ = (UniqueConstraint("tenant_id", "key", name="uq_idempotency_tenant_key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    tenant_id: str = Field(foreign_key="tenants.id", max_length=40)
+    key: str = Field(max_length=255)
+    request_hash: str = Field(max_length=64)
+    job_id: str = Field(foreign_key="jobs.id", max_length=40)
+    created_at: datetime = _timestamp(nullable=False)
+    expires_at: datetime = _timestamp(nullable=False, index=True)

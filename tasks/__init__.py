@@ -1,0 +1,1 @@
+"""Celery task definitions, one module per verb; each is a thin shell over ``workers``."""

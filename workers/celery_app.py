@@ -1,0 +1,72 @@
+"""The Celery app factory: queues from config and the design's reliability settings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery
+from celery.signals import worker_ready
+from kombu import Queue
+
+from schemas.settings import Settings
+from workers.keys import RedisKeys
+
+TASK_MODULES = ["tasks.run_job", "tasks.reconcile"]
+
+
+class SwitchyardCelery(Celery):
+    """A Celery app that carries the Settings it was built from."""
+
+    settings: Settings
+
+
+def create_celery(settings: Settings) -> SwitchyardCelery:
+    """A Celery app with one queue per tier and priority, acks late, prefetch one."""
+    keys = RedisKeys(settings.key_prefix)
+    app = SwitchyardCelery("switchyard", broker=settings.redis_url, include=TASK_MODULES)
+    app.settings = settings
+    queues = [Queue(name, routing_key=name) for name in settings.queue_names()]
+    app.conf.update(
+        task_queues=[*queues, Queue(keys.maintenance_queue, routing_key=keys.maintenance_queue)],
+        task_default_queue=keys.maintenance_queue,
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_soft_time_limit=settings.task_soft_time_limit_s,
+        task_time_limit=settings.task_time_limit_s,
+        broker_transport_options={"visibility_timeout": settings.visibility_timeout_s},
+        worker_cancel_long_running_tasks_on_connection_loss=True,
+        broker_connection_retry_on_startup=True,
+        task_ignore_result=True,
+        worker_hijack_root_logger=False,
+        worker_send_task_events=True,
+        task_send_sent_event=True,
+        beat_schedule={
+            "reconcile": {
+                "task": "switchyard.reconcile",
+                "schedule": settings.reconcile_interval_s,
+                "options": {"queue": keys.maintenance_queue, "expires": settings.reconcile_interval_s},
+            }
+        },
+    )
+    return app
+
+
+def broker_visibility_timeout(app: Celery) -> float:
+    """The visibility timeout the broker channel actually uses."""
+    with app.connection_for_read() as connection:
+        return float(connection.default_channel.visibility_timeout)
+
+
+@worker_ready.connect
+def _assert_visibility_timeout(sender: Any = None, **_: Any) -> None:
+    app = sender.app if sender is not None else None
+    if not isinstance(app, SwitchyardCelery) or not app.conf.broker_url.startswith("redis"):
+        return
+    actual = broker_visibility_timeout(app)
+    expected = app.settings.visibility_timeout_s
+    if actual != expected or actual <= app.settings.task_time_limit_s:
+        raise RuntimeError(
+            f"Redis visibility timeout is {actual}s, expected {expected}s above the hard time "
+            f"limit {app.settings.task_time_limit_s}s; check broker_transport_options."
+        )

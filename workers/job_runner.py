@@ -1,0 +1,110 @@
+"""Runs one attempt of a job: claim, the policy chain around the call, then settle the row."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import structlog
+
+from schemas.errors import MaxAttemptsExceeded
+from schemas.openai import ChatRequest
+from schemas.tables import Job, Usage, utcnow
+from workers import store
+from workers.chain import CallContext
+from workers.dispatch import publish_job
+from workers.events import publish_job_event
+from workers.providers.base import ProviderResponse
+from workers.runtime import Runtime
+
+log = structlog.get_logger("switchyard.job")
+
+
+def run_job(rt: Runtime, job_id: str) -> None:
+    """Claim the job and run one attempt; a job someone else holds is left alone."""
+    job = store.claim_job(rt.engine, job_id, rt.settings.lease_s)
+    if job is None:
+        log.debug("job_not_claimable", job=job_id)
+        return
+    if job.attempts > rt.settings.max_attempts:
+        error = MaxAttemptsExceeded(f"The job used all {rt.settings.max_attempts} attempts.")
+        _end(rt, job, "failed", store.fail_job(rt.engine, job, error.code, error.message))
+        return
+    ctx = CallContext(job=job, settings=rt.settings, request=ChatRequest.model_validate(job.request))
+    rt.chain.run(ctx, lambda c: _call_provider(rt, c))
+    settle(rt, ctx)
+
+
+def _call_provider(rt: Runtime, ctx: CallContext) -> ProviderResponse:
+    assert ctx.route is not None
+    provider = rt.providers.get(ctx.route.provider)
+    timeout_s = min(rt.settings.provider_timeout_s, rt.settings.providers[ctx.route.provider].timeout_s)
+    return provider.complete(ctx.request, ctx.route.model, timeout_s)
+
+
+def settle(rt: Runtime, ctx: CallContext) -> None:
+    """Write the attempt's outcome: succeeded, handed back for a retry, or failed."""
+    job = ctx.job
+    attempt_log = [*(job.attempt_log or []), ctx.attempt_record] if ctx.attempt_record else job.attempt_log
+    usage = _usage_row(job, ctx) if ctx.attempt_record else None
+    common = {"attempt_log": attempt_log, "cost_usd": job.cost_usd + ctx.cost_usd}
+    if ctx.error is None and ctx.response is not None:
+        finished = store.finish_job(rt.engine, job, usage, **_success_fields(ctx), **common)
+        _end(rt, job, "succeeded", finished)
+    elif ctx.error is not None and ctx.retry_in is not None:
+        _retry_later(rt, ctx, usage, common)
+    elif ctx.error is not None:
+        failed = store.fail_job(rt.engine, job, ctx.error.code, ctx.error.message, usage=usage, **common)
+        _end(rt, job, "failed", failed)
+
+
+def _success_fields(ctx: CallContext) -> dict[str, object]:
+    assert ctx.response is not None and ctx.route is not None
+    completion = ctx.response.completion
+    return {
+        "status": "succeeded",
+        "result": completion.model_dump(mode="json"),
+        "model": ctx.route.alias,
+        "provider": ctx.route.provider,
+        "prompt_tokens": completion.usage.prompt_tokens,
+        "completion_tokens": completion.usage.completion_tokens,
+        "latency_ms": ctx.latency_ms,
+        "error_code": None,
+        "error_message": None,
+        "finished_at": utcnow(),
+    }
+
+
+def _retry_later(rt: Runtime, ctx: CallContext, usage: Usage | None, common: dict[str, object]) -> None:
+    # Short waits ride a Celery countdown; long ones wait on the row for the reconciler,
+    # because long ETAs on Redis outlive the visibility timeout and get redelivered.
+    assert ctx.retry_in is not None
+    job = ctx.job
+    not_before = utcnow() + timedelta(seconds=ctx.retry_in)
+    if not store.hand_back(rt.engine, job, not_before, published=False, usage=usage, **common):
+        return
+    if ctx.retry_in <= rt.settings.max_countdown_s:
+        publish_job(rt.celery, job.id, job.tier, job.priority, countdown=ctx.retry_in)
+        store.mark_published(rt.engine, [job.id])
+
+
+def _usage_row(job: Job, ctx: CallContext) -> Usage:
+    record = ctx.attempt_record
+    return Usage(
+        job_id=job.id,
+        tenant_id=job.tenant_id,
+        tier=job.tier,
+        model=str(record["model"]),
+        provider=str(record["provider"]),
+        attempt=job.attempts,
+        prompt_tokens=int(record["prompt_tokens"]),
+        completion_tokens=int(record["completion_tokens"]),
+        cost_usd=float(record["cost_usd"]),
+        latency_ms=float(record["latency_ms"]),
+        outcome=str(record["outcome"]),
+        created_at=utcnow(),
+    )
+
+
+def _end(rt: Runtime, job: Job, status: str, changed: bool) -> None:
+    if changed:
+        publish_job_event(rt.redis, rt.keys, job.id, job.tenant_id, status)

@@ -1,0 +1,24 @@
+"""Every Redis key and channel name Switchyard uses, in one place."""
+
+from __future__ import annotations
+
+
+class RedisKeys:
+    """Key names under one prefix, so deployments and test runs can share a Redis."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+
+    @property
+    def job_events(self) -> str:
+        """Pub/sub channel: one message per job reaching a final state."""
+        return f"{self.prefix}:events:jobs"
+
+    @property
+    def maintenance_queue(self) -> str:
+        """Celery queue of the reconciler and other housekeeping tasks."""
+        return f"{self.prefix}.maintenance"
+
+    def fault(self, name: str) -> str:
+        """A fault-injection flag, read only when the test setting enables faults."""
+        return f"{self.prefix}:fault:{name}"

@@ -1,0 +1,25 @@
+"""The worker policy chain, listed in one place.
+
+Order matters: ``before_call`` runs top to bottom, ``after_call`` bottom to top. Adding a
+policy is adding a module here and a line to :func:`default_chain`.
+"""
+
+from __future__ import annotations
+
+from workers.chain import PolicyChain
+from workers.middleware.call_log import CallLog
+from workers.middleware.retry import RetryWithBackoff
+from workers.middleware.routing import Routing
+from workers.middleware.usage import UsageRecording
+
+
+def default_chain() -> PolicyChain:
+    """The chain every job attempt runs through."""
+    return PolicyChain(
+        [
+            CallLog(),
+            RetryWithBackoff(),
+            UsageRecording(),
+            Routing(),
+        ]
+    )

@@ -1,0 +1,30 @@
+"""Retries: exponential backoff with jitter for errors that another try may fix."""
+
+from __future__ import annotations
+
+import random
+
+from workers.chain import CallContext, Middleware
+
+
+def backoff_seconds(attempt: int, base_s: float, max_s: float, rng: random.Random) -> float:
+    """Equal-jitter exponential backoff: half fixed, half random, capped at ``max_s``."""
+    ceiling = min(max_s, base_s * 2 ** max(0, attempt - 1))
+    return ceiling / 2 + rng.uniform(0, ceiling / 2)
+
+
+class RetryWithBackoff(Middleware):
+    """Sets ``ctx.retry_in`` when the failed attempt is retryable and attempts remain."""
+
+    def __init__(self, rng: random.Random | None = None) -> None:
+        self._rng = rng or random.Random()
+
+    def on_error(self, ctx: CallContext) -> None:
+        error = ctx.error
+        if error is None or not error.retryable or ctx.attempt >= ctx.settings.max_attempts:
+            return
+        delay = backoff_seconds(
+            ctx.attempt, ctx.settings.backoff_base_s, ctx.settings.backoff_max_s, self._rng
+        )
+        provider_asked = getattr(error, "retry_after", None) or 0.0
+        ctx.retry_in = max(delay, provider_asked)

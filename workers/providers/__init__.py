@@ -1,0 +1,1 @@
+"""Provider adapters behind one interface, chosen from a registry by ``kind``."""

@@ -1,0 +1,114 @@
+"""The ``openai`` adapter: any OpenAI-compatible endpoint through the official SDK.
+
+Request and response mapping are pure functions; errors map onto the typed tree.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import openai
+from pydantic import ValidationError
+
+from schemas import errors
+from schemas.openai import ChatCompletion, ChatRequest
+from schemas.settings import ModelConfig, ProviderConfig, Settings
+from workers.providers.base import ProviderResponse
+
+
+def to_openai_params(request: ChatRequest, model: ModelConfig) -> dict[str, Any]:
+    """The SDK keyword arguments for a request routed to ``model``."""
+    params = request.model_dump(exclude_none=True, exclude={"model", "stream"})
+    params["model"] = model.model
+    return params
+
+
+def from_openai_body(body: Any) -> ChatCompletion:
+    """A validated completion from a raw response body, or InvalidOutput."""
+    try:
+        return ChatCompletion.model_validate(body)
+    except ValidationError as exc:
+        raise errors.InvalidOutput(
+            f"The provider answered a malformed completion: {exc.error_count()} problems."
+        ) from exc
+
+
+def retry_after_seconds(headers: httpx.Headers) -> float | None:
+    """Seconds to wait from ``retry-after-ms`` or ``retry-after``, if the provider said."""
+    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+        value = headers.get(name)
+        if value is None:
+            continue
+        try:
+            return max(0.0, float(value) * scale)
+        except ValueError:
+            continue
+    return None
+
+
+def map_error(exc: openai.OpenAIError) -> errors.ProviderError:
+    """The typed error for an SDK exception."""
+    if isinstance(exc, openai.APITimeoutError):
+        return errors.ProviderTimeout("The provider did not answer in time.")
+    if isinstance(exc, openai.APIConnectionError):
+        return errors.ProviderConnectionError(f"Could not reach the provider: {exc}.")
+    if isinstance(exc, openai.APIStatusError):
+        return _map_status_error(exc)
+    return errors.InvalidOutput(f"The provider answered something unreadable: {exc}.")
+
+
+def _map_status_error(exc: openai.APIStatusError) -> errors.ProviderError:
+    status, message = exc.status_code, _provider_message(exc)
+    retry_after = retry_after_seconds(exc.response.headers)
+    if status == 429:
+        return errors.ProviderRateLimited(message, retry_after=retry_after)
+    if status in (401, 403):
+        return errors.ProviderAuthenticationFailed(message)
+    if status in (400, 404, 422):
+        code = _provider_code(exc)
+        if code == "context_length_exceeded":
+            return errors.ContextTooLong(message)
+        return errors.ProviderBadRequest(message, provider_status=status)
+    if status == 408:
+        return errors.ProviderTimeout(message)
+    return errors.ProviderUnavailable(message, retry_after=retry_after, provider_status=status)
+
+
+def _provider_code(exc: openai.APIStatusError) -> str | None:
+    body = exc.body if isinstance(exc.body, dict) else {}
+    error = body.get("error", body) if isinstance(body, dict) else {}
+    return error.get("code") if isinstance(error, dict) else None
+
+
+def _provider_message(exc: openai.APIStatusError) -> str:
+    return f"Provider answered {exc.status_code}: {exc.message}"[:500]
+
+
+class OpenAICompatibleProvider:
+    """Calls one OpenAI-compatible base URL; retries are Switchyard's, not the SDK's."""
+
+    def __init__(self, config: ProviderConfig, settings: Settings) -> None:
+        self._client = openai.OpenAI(
+            base_url=config.base_url,
+            api_key=config.api_key.get_secret_value(),
+            timeout=config.timeout_s,
+            max_retries=0,
+        )
+
+    def complete(self, request: ChatRequest, model: ModelConfig, timeout_s: float) -> ProviderResponse:
+        """One chat completion; raises only typed provider errors."""
+        try:
+            raw = self._client.chat.completions.with_raw_response.create(
+                **to_openai_params(request, model), timeout=timeout_s
+            )
+            body = raw.http_response.json()
+        except openai.OpenAIError as exc:
+            raise map_error(exc) from exc
+        except ValueError as exc:  # a body that is not JSON at all
+            raise errors.InvalidOutput("The provider answered a body that is not JSON.") from exc
+        return ProviderResponse(completion=from_openai_body(body), headers=dict(raw.headers))
+
+    def close(self) -> None:
+        """Close the HTTP connection pool."""
+        self._client.close()

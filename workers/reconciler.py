@@ -1,0 +1,123 @@
+"""The reconciler: repairs what crashes leave behind, so every accepted job ends.
+
+- ``queued`` rows with no message (a crash between commit and publish, or a long wait
+  whose ``not_before`` has come) are published;
+- ``queued`` rows whose message is long gone (a lost broker) are published again;
+- ``running`` rows whose lease expired (a dead worker) go back to ``queued``, or fail
+  with ``max_attempts`` once the attempts are used up;
+- expired ``Idempotency-Key`` records are deleted.
+Duplicate messages are harmless: a claim succeeds only once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import and_, delete, or_, update
+from sqlmodel import Session, col, select
+
+from schemas.tables import IdempotencyRecord, Job, utcnow
+from workers import store
+from workers.db import session_scope
+from workers.dispatch import publish_job
+from workers.events import publish_job_event
+from workers.runtime import Runtime
+
+SWEEP_LIMIT = 1000
+
+
+@dataclass
+class SweepReport:
+    """What one reconciler pass did."""
+
+    published: int = 0
+    requeued: int = 0
+    dead_lettered: int = 0
+    idempotency_purged: int = 0
+
+
+def reconcile(rt: Runtime) -> SweepReport:
+    """One full pass; safe to run concurrently with workers and other reconcilers."""
+    report = SweepReport()
+    report.requeued, report.dead_lettered = recover_expired_leases(rt)
+    report.published = publish_unsent(rt)
+    report.idempotency_purged = purge_idempotency_keys(rt)
+    return report
+
+
+def publish_unsent(rt: Runtime) -> int:
+    """Publish queued rows that have no live message."""
+    now = utcnow()
+    settings = rt.settings
+    due = or_(col(Job.not_before).is_(None), col(Job.not_before) <= now)
+    never_sent = and_(
+        col(Job.published_at).is_(None),
+        col(Job.updated_at) < now - timedelta(seconds=settings.orphan_grace_s),
+    )
+    lost = col(Job.published_at) < now - timedelta(seconds=settings.republish_after_s)
+    with Session(rt.engine) as session:
+        rows = session.exec(
+            select(Job.id, Job.tier, Job.priority)
+            .where(Job.status == "queued", due, or_(never_sent, lost))
+            .limit(SWEEP_LIMIT)
+        ).all()
+    for job_id, tier, priority in rows:
+        publish_job(rt.celery, job_id, tier, priority)
+    if rows:
+        store.mark_published(rt.engine, [row[0] for row in rows])
+    return len(rows)
+
+
+def recover_expired_leases(rt: Runtime) -> tuple[int, int]:
+    """Requeue jobs of dead workers; fail those out of attempts. Returns (requeued, failed)."""
+    now = utcnow()
+    expired = and_(Job.status == "running", col(Job.lease_expires_at) < now)
+    with Session(rt.engine) as session:
+        rows = session.exec(
+            select(Job.id, Job.tenant_id, Job.attempts).where(expired).limit(SWEEP_LIMIT)
+        ).all()
+    requeued = failed = 0
+    for job_id, tenant_id, attempts in rows:
+        if attempts >= rt.settings.max_attempts:
+            failed += _dead_letter(rt, job_id, tenant_id, attempts)
+        else:
+            requeued += _requeue(rt, job_id)
+    return requeued, failed
+
+
+def _requeue(rt: Runtime, job_id: str) -> int:
+    now = utcnow()
+    with session_scope(rt.engine) as session:
+        result = session.execute(
+            update(Job)
+            .where(Job.id == job_id, Job.status == "running", col(Job.lease_expires_at) < now)
+            .values(status="queued", lease_token=None, lease_expires_at=None, not_before=None,
+                    published_at=None, updated_at=now - timedelta(seconds=rt.settings.orphan_grace_s))
+        )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def _dead_letter(rt: Runtime, job_id: str, tenant_id: str, attempts: int) -> int:
+    now = utcnow()
+    message = f"The job's worker was lost {attempts} times; giving up (dead letter)."
+    with session_scope(rt.engine) as session:
+        result = session.execute(
+            update(Job)
+            .where(Job.id == job_id, Job.status == "running", col(Job.lease_expires_at) < now)
+            .values(status="failed", error_code="max_attempts", error_message=message,
+                    lease_token=None, lease_expires_at=None, finished_at=now, updated_at=now)
+        )
+    changed = int(result.rowcount)  # type: ignore[attr-defined]
+    if changed:
+        publish_job_event(rt.redis, rt.keys, job_id, tenant_id, "failed")
+    return changed
+
+
+def purge_idempotency_keys(rt: Runtime) -> int:
+    """Delete idempotency records past their expiry."""
+    with session_scope(rt.engine) as session:
+        result = session.execute(
+            delete(IdempotencyRecord).where(col(IdempotencyRecord.expires_at) < utcnow())
+        )
+    return int(result.rowcount)  # type: ignore[attr-defined]

@@ -1,0 +1,181 @@
+"""The job store: every state change of a job row, as conditional updates.
+
+A state change succeeds only from the state it expects, so duplicate deliveries, zombie
+workers and racing reconcilers cannot overwrite each other.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, or_, update
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
+
+from schemas.errors import JobNotCancelable, NotFound
+from schemas.tables import Job, Usage, utcnow
+from workers.db import session_scope
+from workers.ids import new_id
+
+
+def insert_job(session: Session, **fields: Any) -> Job:
+    """Add a new ``queued`` job to the session (the caller commits)."""
+    now = utcnow()
+    job = Job(
+        id=new_id("job"), status="queued", attempt_log=[], created_at=now, updated_at=now, **fields
+    )
+    session.add(job)
+    return job
+
+
+def get_job(session: Session, tenant_id: str, job_id: str) -> Job:
+    """The tenant's job, or NotFound: another tenant's job does not exist for the caller."""
+    job = session.get(Job, job_id)
+    if job is None or job.tenant_id != tenant_id:
+        raise NotFound(f"No job {job_id!r}.", param="job_id")
+    return job
+
+
+def load_job(engine: Engine, job_id: str) -> Job | None:
+    """A job by id, for workers (no tenant check)."""
+    with Session(engine, expire_on_commit=False) as session:
+        return session.get(Job, job_id)
+
+
+def list_jobs(
+    session: Session,
+    tenant_id: str,
+    *,
+    limit: int,
+    status: str | None = None,
+    tier: str | None = None,
+    cursor: Job | None = None,
+) -> list[Job]:
+    """The tenant's jobs, newest first, after ``cursor``; one extra to tell ``has_more``."""
+    query = select(Job).where(Job.tenant_id == tenant_id)
+    if status:
+        query = query.where(Job.status == status)
+    if tier:
+        query = query.where(Job.tier == tier)
+    if cursor is not None:
+        query = query.where(
+            or_(
+                col(Job.created_at) < cursor.created_at,
+                and_(col(Job.created_at) == cursor.created_at, col(Job.id) < cursor.id),
+            )
+        )
+    query = query.order_by(col(Job.created_at).desc(), col(Job.id).desc()).limit(limit + 1)
+    return list(session.exec(query))
+
+
+def cancel_job(engine: Engine, tenant_id: str, job_id: str) -> Job:
+    """Cancel a queued job; a job past ``queued`` cannot be canceled."""
+    now = utcnow()
+    with session_scope(engine) as session:
+        job = get_job(session, tenant_id, job_id)
+        changed = _transition(
+            session,
+            job_id,
+            Job.status == "queued",
+            status="canceled",
+            finished_at=now,
+            error_code="canceled",
+            error_message="Canceled by the client.",
+        )
+        if not changed:
+            session.refresh(job)
+            raise JobNotCancelable(
+                f"Job {job_id} is {job.status}; only queued jobs can be canceled.",
+                status=job.status,
+            )
+        session.refresh(job)
+        return job
+
+
+def mark_published(engine: Engine, job_ids: list[str]) -> None:
+    """Record that the jobs' messages are on the broker."""
+    with session_scope(engine) as session:
+        session.execute(
+            update(Job)
+            .where(col(Job.id).in_(job_ids), Job.status == "queued")
+            .values(published_at=utcnow())
+        )
+
+
+def claim_job(engine: Engine, job_id: str, lease_s: int) -> Job | None:
+    """Take the job for this worker with a lease; None if someone else holds it or it is done."""
+    now = utcnow()
+    token = new_id("lease")
+    claimable = or_(
+        and_(
+            Job.status == "queued",
+            or_(col(Job.not_before).is_(None), col(Job.not_before) <= now),
+        ),
+        and_(Job.status == "running", col(Job.lease_expires_at) < now),
+    )
+    with session_scope(engine) as session:
+        claimed = session.execute(
+            update(Job)
+            .where(Job.id == job_id, claimable)
+            .values(
+                status="running",
+                lease_token=token,
+                lease_expires_at=now + timedelta(seconds=lease_s),
+                attempts=Job.attempts + 1,
+                started_at=now,
+                updated_at=now,
+            )
+        )
+        if claimed.rowcount != 1:  # type: ignore[attr-defined]
+            return None
+        return session.get(Job, job_id)
+
+
+def finish_job(engine: Engine, job: Job, usage: Usage | None = None, **fields: Any) -> bool:
+    """Move the claimed job to its next state, if this worker's lease still holds."""
+    fields = {"lease_token": None, "lease_expires_at": None, **fields}
+    with session_scope(engine) as session:
+        held = and_(Job.status == "running", Job.lease_token == job.lease_token)
+        changed = _transition(session, job.id, held, **fields)
+        if changed and usage is not None:
+            session.add(usage)
+        return changed
+
+
+def fail_job(engine: Engine, job: Job, code: str, message: str, **fields: Any) -> bool:
+    """End a claimed job as ``failed`` with a typed error code."""
+    return finish_job(
+        engine,
+        job,
+        status="failed",
+        error_code=code,
+        error_message=message[:2000],
+        finished_at=utcnow(),
+        **fields,
+    )
+
+
+def hand_back(engine: Engine, job: Job, not_before: datetime, published: bool, **fields: Any) -> bool:
+    """Return a claimed job to ``queued``, runnable from ``not_before``."""
+    return finish_job(
+        engine,
+        job,
+        status="queued",
+        not_before=not_before,
+        published_at=utcnow() if published else None,
+        **fields,
+    )
+
+
+def record_usage(engine: Engine, usage: Usage) -> None:
+    """Write one provider call's usage row."""
+    with session_scope(engine) as session:
+        session.add(usage)
+
+
+def _transition(session: Session, job_id: str, condition: Any, **values: Any) -> bool:
+    result = session.execute(
+        update(Job).where(Job.id == job_id, condition).values(updated_at=utcnow(), **values)
+    )
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
