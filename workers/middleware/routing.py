@@ -1,6 +1,7 @@
 """Routing: pick the model for this attempt from the tier's fallback chain.
 
-Each model gets ``attempts_per_model`` tries; a model that failed with an error that
+Requests without ``max_tokens`` get the tier's default. Each model gets
+``attempts_per_model`` tries; a model that failed with an error that
 retrying cannot fix (a bad request, bad credentials) is skipped. The request's ``model``,
 if it names one of the tier's aliases, goes first.
 """
@@ -47,3 +48,5 @@ class Routing(Middleware):
                 models=tier.models,
             )
         ctx.route = Route(alias=alias, model=ctx.settings.models[alias])
+        if ctx.request.requested_max_tokens() is None:
+            ctx.request = ctx.request.model_copy(update={"max_tokens": tier.default_max_tokens})

@@ -1,0 +1,65 @@
+"""Shared fixtures: real Redis, real PostgreSQL and SQLite, settings, tenants and keys."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from redis import Redis
+from sqlalchemy.engine import Engine
+from tests_support import POSTGRES_ADMIN_URL, REDIS_TEST_URL, make_test_settings
+from tests_support import new_tenant_key as new_tenant_key
+
+from schemas.settings import Settings
+from workers.db import make_engine
+from workers.migrate import upgrade
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """A Redis database for this test run (db 9 by default)."""
+    Redis.from_url(REDIS_TEST_URL).ping()
+    return REDIS_TEST_URL
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for this test run, dropped afterwards."""
+    name = f"switchyard_test_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as connection:
+        connection.execute(f'CREATE DATABASE "{name}"')
+    base = POSTGRES_ADMIN_URL.rsplit("/", 1)[0]
+    yield f"{base}/{name}"
+    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as connection:
+        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Each store test runs on SQLite and on PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'store.db'}"
+    return str(request.getfixturevalue("postgres_url"))
+
+
+@pytest.fixture
+def settings(tmp_path: Path, redis_url: str, database_url: str) -> Settings:
+    """Test settings on the parametrised database, migrated."""
+    configured = make_test_settings(tmp_path, redis_url, database_url)
+    upgrade(configured)
+    return configured
+
+
+@pytest.fixture
+def engine(settings: Settings) -> Iterator[Engine]:
+    """An engine on the migrated test database."""
+    engine = make_engine(settings)
+    yield engine
+    engine.dispose()

