@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import timedelta
 
 import structlog
+from celery.exceptions import SoftTimeLimitExceeded
 
-from schemas.errors import MaxAttemptsExceeded
+from schemas.errors import MaxAttemptsExceeded, ProviderTimeout
 from schemas.openai import ChatRequest
 from schemas.tables import Job, Usage, utcnow
 from workers import store
@@ -38,7 +39,12 @@ def _call_provider(rt: Runtime, ctx: CallContext) -> ProviderResponse:
     assert ctx.route is not None
     provider = rt.providers.get(ctx.route.provider)
     timeout_s = min(rt.settings.provider_timeout_s, rt.settings.providers[ctx.route.provider].timeout_s)
-    return provider.complete(ctx.request, ctx.route.model, timeout_s)
+    try:
+        return provider.complete(ctx.request, ctx.route.model, timeout_s)
+    except SoftTimeLimitExceeded as exc:
+        # Turn Celery's soft limit into a typed, retryable timeout so the job is handed back
+        # now instead of waiting for its lease to expire.
+        raise ProviderTimeout("The call outran the task's soft time limit.") from exc
 
 
 def settle(rt: Runtime, ctx: CallContext) -> None:

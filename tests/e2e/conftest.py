@@ -149,9 +149,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterator[
         "orphan_grace_s": "2",
         "backoff_base_s": "0.05",
         "backoff_max_s": "0.5",
-        "task_soft_time_limit_s": "5",
-        "task_time_limit_s": "6",
-        "lease_s": "8",
+        "task_soft_time_limit_s": "8",
+        "task_time_limit_s": "10",
+        "lease_s": "12",
     }
     settings = make_test_settings(var_dir, redis_url)
     env = {

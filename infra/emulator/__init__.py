@@ -1,0 +1,12 @@
+"""A stand-in for a paid OpenAI-compatible provider: latency, rate limits with 429s, faults.
+
+Modules: app (ASGI routes), calls (request parsing), provider (one call's path), limits
+(RPM/TPM windows), faults (scripted and random), content (replies, embeddings, token counts),
+control (the /emulator API), server (uvicorn).
+"""
+
+from infra.emulator.app import create_app
+from infra.emulator.provider import EmulatorConfig
+from infra.emulator.server import serve
+
+__all__ = ["EmulatorConfig", "create_app", "serve"]

@@ -1,0 +1,133 @@
+"""The emulated provider: one model call's path through faults, rate limits and latency.
+
+Order of a call: a scripted fault (which spends no rate-limit capacity), then the RPM/TPM
+window (429 when over), then a random 500/503 at `fail_rate`, then latency, then the reply.
+Errors answer at once; latency applies to replies only, as slow generation would.
+"""
+
+import asyncio
+import json
+import math
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import Request, Response
+
+from infra.emulator.calls import BadRequest
+from infra.emulator.faults import Fault, FaultPlan, error_body
+from infra.emulator.limits import Decision, RateLimiter, format_duration
+
+Build = Callable[[], tuple[dict[str, Any], int]]
+
+
+@dataclass
+class EmulatorConfig:
+    """Limits, latency and faults of an emulator; None means no limit."""
+
+    rpm: int | None = None
+    tpm: int | None = None
+    latency_ms: float = 0.0
+    fail_rate: float = 0.0
+    seed: int = 0
+    window_s: float = 60.0
+
+
+@dataclass
+class Stats:
+    """Counters of the calls the emulator answered on its /v1 model routes."""
+
+    requests: int = 0
+    tokens: int = 0
+    by_status: Counter[str] = field(default_factory=Counter)
+    by_model: Counter[str] = field(default_factory=Counter)
+
+
+def retry_headers(seconds: float) -> dict[str, str]:
+    """Return retry-after (whole seconds, rounded up) and retry-after-ms headers."""
+    return {
+        "retry-after": str(math.ceil(seconds)),
+        "retry-after-ms": str(math.ceil(seconds * 1000)),
+    }
+
+
+class Emulator:
+    """The emulator's mutable state: config, rate limiter, fault plan and counters."""
+
+    def __init__(self, config: EmulatorConfig) -> None:
+        self.config = config
+        self.limiter = RateLimiter(config.rpm, config.tpm, config.window_s)
+        self.plan = FaultPlan(seed=config.seed)
+        self.stats = Stats()
+
+    def reconfigure(self) -> None:
+        """Apply a changed config to the rate limiter."""
+        self.limiter.configure(self.config.rpm, self.config.tpm, self.config.window_s)
+
+    def reset(self) -> None:
+        """Reset counters, rate-limit windows and faults."""
+        self.stats = Stats()
+        self.limiter.reset()
+        self.plan.clear()
+
+    def respond(self, status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
+        """Count and build a JSON response; body is JSON-ready data or raw bytes."""
+        self.stats.by_status[str(status)] += 1
+        raw = body if isinstance(body, bytes) else json.dumps(body, separators=(",", ":"))
+        merged = self.limiter.headers() if headers is None else headers
+        return Response(raw, status, merged, media_type="application/json")
+
+    def bad_request(self, error: BadRequest) -> Response:
+        """Answer a request the emulator could not parse."""
+        self.stats.requests += 1
+        return self.respond(400, error_body(400, str(error), error.param))
+
+    async def call(self, model: str, cost: int, build: Build) -> Response:
+        """Answer one model call: scripted fault, rate limit, random fault, latency, reply."""
+        self.stats.requests += 1
+        self.stats.by_model[model] += 1
+        fault = self.plan.next_scripted(model)
+        if fault and isinstance(fault.kind, int):
+            return self.scripted_error(fault.kind, fault)
+        if fault and fault.kind == "timeout":
+            await asyncio.sleep(fault.hang_s)
+        decision = self.limiter.acquire(cost)
+        if not decision.allowed:
+            return self.rate_limited(decision, model, cost)
+        status = self.plan.random_status(self.config.fail_rate)
+        if status:
+            return self.respond(status, error_body(status), decision.headers)
+        delay = self.config.latency_ms / 1000 + self.plan.extra_latency_s(model)
+        if delay > 0:
+            await asyncio.sleep(delay)
+        if fault and fault.kind == "malformed":
+            return self.respond(200, self.plan.malformed_body(), decision.headers)
+        payload, tokens = build()
+        self.stats.tokens += tokens
+        return self.respond(200, payload, decision.headers)
+
+    def scripted_error(self, status: int, fault: Fault) -> Response:
+        """Answer a scripted error status; a 429 carries retry-after headers."""
+        headers = self.limiter.headers()
+        if status == 429:
+            headers.update(retry_headers(fault.retry_after_s))
+        return self.respond(status, error_body(status), headers)
+
+    def rate_limited(self, decision: Decision, model: str, cost: int) -> Response:
+        """Answer 429 for a request the sliding window refused."""
+        window = self.limiter.windows[decision.exceeded]
+        asked = 1 if decision.exceeded == "requests" else cost
+        message = (
+            f"Rate limit reached for {model} on {decision.exceeded}: Limit {window.limit}, "
+            f"Used {window.used}, Requested {asked}. "
+            f"Please try again in {format_duration(decision.retry_after_s)}."
+        )
+        headers = {**decision.headers, **retry_headers(decision.retry_after_s)}
+        return self.respond(429, error_body(429, message), headers)
+
+
+def current_emulator(request: Request) -> Emulator:
+    """Return the emulator state of the app serving a request."""
+    emulator: Emulator = request.app.state.emulator
+    return emulator
