@@ -9,6 +9,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from e2e_stack import e2e, stack  # noqa: F401  (fixtures of the end-to-end tests)
 from redis import Redis
 from sqlalchemy.engine import Engine
 from tests_support import POSTGRES_ADMIN_URL, REDIS_TEST_URL, make_test_settings

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from conftest import Stack
+from e2e_stack import Stack
 from sqlmodel import Session, select
 
 from api.keys import find_principal
@@ -15,30 +15,30 @@ from schemas.tables import Job, Usage
 from workers.db import make_engine
 
 
-def _wait_for_calls(stack: Stack, model: str, count: int, timeout: float = 20) -> None:
+def _wait_for_calls(e2e: Stack, model: str, count: int, timeout: float = 20) -> None:
     deadline = time.monotonic() + timeout
-    while stack.emulator("GET", "/emulator/stats").get("by_model", {}).get(model, 0) < count:
+    while e2e.emulator("GET", "/emulator/stats").get("by_model", {}).get(model, 0) < count:
         assert time.monotonic() < deadline, "the worker never called the provider"
         time.sleep(0.05)
 
 
-def test_worker_killed_mid_call_is_recovered_with_one_result(stack: Stack) -> None:
-    stack.emulator("POST", "/emulator/reset")
-    stack.emulator(
+def test_worker_killed_mid_call_is_recovered_with_one_result(e2e: Stack) -> None:
+    e2e.emulator("POST", "/emulator/reset")
+    e2e.emulator(
         "POST",
         "/emulator/faults",
         json={"model": "emu-slow", "latency_ms": 1500, "responses": [], "mode": "sequence"},
     )
-    job = stack.submit("slow", "survive a crash")
-    _wait_for_calls(stack, "emu-slow", 1)
-    stack.kill("worker-emu")  # kill -9 the worker and its pool mid-call
-    stack.start_emulator_worker()
+    job = e2e.submit("slow", "survive a crash")
+    _wait_for_calls(e2e, "emu-slow", 1)
+    e2e.kill("worker-emu")  # kill -9 the worker and its pool mid-call
+    e2e.start_emulator_worker()
 
-    done = stack.wait_final(job["id"], timeout=60)
+    done = e2e.wait_final(job["id"], timeout=60)
 
     assert done["status"] == "succeeded", done
     assert done["attempts"] == 2, done["attempt_log"]  # the lost attempt, then one after the lease expired
-    engine = make_engine(stack.settings)
+    engine = make_engine(e2e.settings)
     with Session(engine) as session:
         outcomes = session.exec(select(Usage.outcome).where(Usage.job_id == job["id"])).all()
         row = session.get(Job, job["id"])
@@ -46,12 +46,12 @@ def test_worker_killed_mid_call_is_recovered_with_one_result(stack: Stack) -> No
     assert row is not None and row.lease_token is None
 
 
-def test_publish_lost_after_commit_is_repaired_by_the_reconciler(stack: Stack) -> None:
-    faulty = stack.settings.model_copy(update={"inject_faults": {"skip_publish_after_commit"}})
+def test_publish_lost_after_commit_is_repaired_by_the_reconciler(e2e: Stack) -> None:
+    faulty = e2e.settings.model_copy(update={"inject_faults": {"skip_publish_after_commit"}})
     services = Services.build(faulty)
     try:
         with Session(services.engine) as session:
-            principal = find_principal(session, stack.keys["a"])
+            principal = find_principal(session, e2e.keys["a"])
         assert principal is not None
         body = JobCreate.model_validate(
             {"tier": "small", "request": {"messages": [{"role": "user", "content": "orphan"}]}}
@@ -59,11 +59,11 @@ def test_publish_lost_after_commit_is_repaired_by_the_reconciler(stack: Stack) -
         accepted = submit_job(services, principal, body, None)
     finally:
         services.close()
-    with Session(make_engine(stack.settings)) as session:
+    with Session(make_engine(e2e.settings)) as session:
         row = session.get(Job, accepted.job.id)
     assert row is not None and row.status == "queued" and row.published_at is None
 
-    done = stack.wait_final(accepted.job.id, timeout=30)
+    done = e2e.wait_final(accepted.job.id, timeout=30)
 
     assert done["status"] == "succeeded", done
     assert done["attempts"] == 1

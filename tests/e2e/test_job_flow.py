@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from conftest import Stack
+from e2e_stack import Stack
 from sqlmodel import Session, select
 
 from infra.emulator.content import prompt_tokens
@@ -12,10 +12,10 @@ from schemas.tables import Usage
 from workers.db import make_engine
 
 
-def test_job_runs_on_emulator_and_records_content_usage_and_cost(stack: Stack) -> None:
-    job = stack.submit("small", "Summarise the plot of Hamlet in one line.", max_tokens=40)
+def test_job_runs_on_emulator_and_records_content_usage_and_cost(e2e: Stack) -> None:
+    job = e2e.submit("small", "Summarise the plot of Hamlet in one line.", max_tokens=40)
     assert job["status"] == "queued"
-    done = stack.wait_final(job["id"])
+    done = e2e.wait_final(job["id"])
     assert done["status"] == "succeeded", done
     content = done["result"]["choices"][0]["message"]["content"]
     assert "Hamlet" in content
@@ -30,17 +30,17 @@ def test_job_runs_on_emulator_and_records_content_usage_and_cost(stack: Stack) -
     assert done["latency_ms"] is not None and done["attempt_log"][0]["outcome"] == "ok"
 
 
-def test_same_prompt_gives_same_content(stack: Stack) -> None:
-    first = stack.wait_final(stack.submit("small", "Deterministic please")["id"])
-    second = stack.wait_final(stack.submit("small", "Deterministic please")["id"])
+def test_same_prompt_gives_same_content(e2e: Stack) -> None:
+    first = e2e.wait_final(e2e.submit("small", "Deterministic please")["id"])
+    second = e2e.wait_final(e2e.submit("small", "Deterministic please")["id"])
     assert first["result"]["choices"][0]["message"] == second["result"]["choices"][0]["message"]
 
 
-def test_retryable_503_twice_then_success_takes_three_attempts(stack: Stack) -> None:
-    stack.emulator(
+def test_retryable_503_twice_then_success_takes_three_attempts(e2e: Stack) -> None:
+    e2e.emulator(
         "POST", "/emulator/faults", json={"model": "emu-retry", "responses": [503, 503], "mode": "sequence"}
     )
-    done = stack.wait_final(stack.submit("retry", "retry me")["id"])
+    done = e2e.wait_final(e2e.submit("retry", "retry me")["id"])
     assert done["status"] == "succeeded", done
     assert done["attempts"] == 3
     assert [a["outcome"] for a in done["attempt_log"]] == [
@@ -50,9 +50,9 @@ def test_retryable_503_twice_then_success_takes_three_attempts(stack: Stack) -> 
     ]
 
 
-def test_primary_always_failing_falls_back_to_second_model(stack: Stack) -> None:
-    stack.emulator("POST", "/emulator/faults", json={"model": "emu-a", "responses": [503], "mode": "always"})
-    done = stack.wait_final(stack.submit("small", "fallback please")["id"])
+def test_primary_always_failing_falls_back_to_second_model(e2e: Stack) -> None:
+    e2e.emulator("POST", "/emulator/faults", json={"model": "emu-a", "responses": [503], "mode": "always"})
+    done = e2e.wait_final(e2e.submit("small", "fallback please")["id"])
     assert done["status"] == "succeeded", done
     assert done["model"] == "emu-b"
     assert [a["model"] for a in done["attempt_log"]] == ["emu-a", "emu-b"]
@@ -60,37 +60,35 @@ def test_primary_always_failing_falls_back_to_second_model(stack: Stack) -> None
     assert abs(done["cost_usd"] - expected_cost) < 1e-9
 
 
-def test_permanent_400_fails_at_once_with_its_code(stack: Stack) -> None:
-    stack.emulator(
-        "POST", "/emulator/faults", json={"model": "emu-bad", "responses": [400], "mode": "always"}
-    )
-    done = stack.wait_final(stack.submit("bad", "this request is rejected")["id"])
+def test_permanent_400_fails_at_once_with_its_code(e2e: Stack) -> None:
+    e2e.emulator("POST", "/emulator/faults", json={"model": "emu-bad", "responses": [400], "mode": "always"})
+    done = e2e.wait_final(e2e.submit("bad", "this request is rejected")["id"])
     assert done["status"] == "failed"
     assert done["error"]["code"] == "provider_bad_request"
     assert done["attempts"] == 1
 
 
-def test_every_provider_call_is_a_usage_row(stack: Stack) -> None:
-    stack.emulator(
+def test_every_provider_call_is_a_usage_row(e2e: Stack) -> None:
+    e2e.emulator(
         "POST", "/emulator/faults", json={"model": "emu-retry", "responses": [500], "mode": "sequence"}
     )
-    done = stack.wait_final(stack.submit("retry", "count my calls")["id"])
-    engine = make_engine(stack.settings)
+    done = e2e.wait_final(e2e.submit("retry", "count my calls")["id"])
+    engine = make_engine(e2e.settings)
     with Session(engine) as session:
         rows = session.exec(select(Usage).where(Usage.job_id == done["id"]).order_by(Usage.attempt)).all()
     assert [row.outcome for row in rows] == ["provider_unavailable", "ok"]
     assert rows[1].prompt_tokens == done["usage"]["prompt_tokens"]
 
 
-def test_long_poll_returns_when_the_job_finishes(stack: Stack) -> None:
-    stack.emulator(
+def test_long_poll_returns_when_the_job_finishes(e2e: Stack) -> None:
+    e2e.emulator(
         "POST",
         "/emulator/faults",
         json={"model": "emu-slow", "latency_ms": 1500, "responses": [], "mode": "sequence"},
     )
-    job = stack.submit("slow", "take your time")
+    job = e2e.submit("slow", "take your time")
     started = time.monotonic()
-    response = stack.get(f"/v1/jobs/{job['id']}", stack.keys["a"], params={"wait": 20})
+    response = e2e.get(f"/v1/jobs/{job['id']}", e2e.keys["a"], params={"wait": 20})
     elapsed = time.monotonic() - started
     assert response.json()["status"] == "succeeded"
     assert 1.0 < elapsed < 10.0

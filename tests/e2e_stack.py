@@ -29,7 +29,7 @@ from workers.db import make_engine
 from workers.keys import RedisKeys
 from workers.migrate import upgrade
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 EMULATOR_TIERS = ["small", "retry", "slow", "bad"]
 
 
@@ -221,8 +221,9 @@ def _tenants(settings: Settings) -> dict[str, str]:
     return keys
 
 
-@pytest.fixture(autouse=True)
-def _clean_emulator(stack: Stack) -> Iterator[None]:
+@pytest.fixture
+def e2e(stack: Stack) -> Iterator[Stack]:
+    """The running stack, with the emulator's faults cleared before and after the test."""
     stack.emulator("DELETE", "/emulator/faults")
-    yield
+    yield stack
     stack.emulator("DELETE", "/emulator/faults")
