@@ -48,9 +48,7 @@ def get_principal(
     with Session(services.engine) as session:
         principal = find_principal(session, secret)
     if principal is None:
-        raise AuthenticationFailed(
-            "Unknown or revoked API key; create one with `switchyard keys create`."
-        )
+        raise AuthenticationFailed("Unknown or revoked API key; create one with `switchyard keys create`.")
     services.principals.put(hash_key(secret), principal)
     return principal
 
@@ -60,9 +58,7 @@ def require(scope: str) -> Callable[[Principal], Principal]:
 
     def check(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
         if not principal.allows(scope):
-            raise PermissionDenied(
-                f"This API key lacks the {scope!r} scope; use a key with it.", scope=scope
-            )
+            raise PermissionDenied(f"This API key lacks the {scope!r} scope; use a key with it.", scope=scope)
         return principal
 
     return check

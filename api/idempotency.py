@@ -60,9 +60,7 @@ def find_replay(session: Session, tenant_id: str, key: str, request_hash: str) -
     return record.job_id
 
 
-def remember(
-    session: Session, tenant_id: str, key: str, request_hash: str, job_id: str, ttl_s: int
-) -> None:
+def remember(session: Session, tenant_id: str, key: str, request_hash: str, job_id: str, ttl_s: int) -> None:
     """Store the key for ``ttl_s`` seconds (the caller commits)."""
     now = utcnow()
     session.add(

@@ -49,8 +49,7 @@ def _check_messages(body: JobCreate, settings: Settings) -> None:
     total = sum(len(message.text()) for message in messages)
     if total > settings.max_content_chars:
         raise errors.ContentTooLong(
-            f"The messages hold {total} characters; at most {settings.max_content_chars} are "
-            "allowed.",
+            f"The messages hold {total} characters; at most {settings.max_content_chars} are allowed.",
             max_content_chars=settings.max_content_chars,
         )
 

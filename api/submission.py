@@ -39,8 +39,15 @@ def submit_job(services: Services, principal: Principal, body: JobCreate, key_he
                     return Accepted(store.get_job(session, principal.tenant_id, replay), True)
             job = _insert(session, principal, body)
             if key:
+                # No relationship() orders the inserts, so the job row must exist before the
+                # record whose foreign key points at it.
+                session.flush()
                 idempotency.remember(
-                    session, principal.tenant_id, key, request_hash, job.id,
+                    session,
+                    principal.tenant_id,
+                    key,
+                    request_hash,
+                    job.id,
                     services.settings.idempotency_ttl_s,
                 )
     except IntegrityError:

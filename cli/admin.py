@@ -12,6 +12,8 @@ from schemas.settings import load_settings
 from schemas.tables import Tenant
 from workers.db import make_engine, session_scope
 
+DEFAULT_SCOPES = ("submit", "read")
+SCOPE_HELP = f"Repeat for each scope: {', '.join(sorted(SCOPES))}. Default: submit and read."
 tenants_app = typer.Typer(help="Create and list tenants.", no_args_is_help=True)
 keys_app = typer.Typer(help="Create API keys and show the demo key.", no_args_is_help=True)
 
@@ -35,7 +37,7 @@ def tenants_list() -> None:
 @keys_app.command("create")
 def keys_create(
     tenant: Annotated[str, typer.Argument(help="Tenant id (ten_...) or name.")],
-    scope: Annotated[list[str], typer.Option(help=f"Repeat for each scope: {', '.join(sorted(SCOPES))}.")] = ["submit", "read"],  # noqa: B006
+    scope: Annotated[list[str] | None, typer.Option(help=SCOPE_HELP)] = None,
     name: Annotated[str, typer.Option(help="A label for the key.")] = "",
 ) -> None:
     """Create an API key and print it once; only its SHA-256 is stored."""
@@ -44,7 +46,7 @@ def keys_create(
         if found is None:
             raise typer.BadParameter(f"No tenant {tenant!r}; create it with `switchyard tenants create`.")
         try:
-            secret = create_key(session, found.id, set(scope), name)
+            secret = create_key(session, found.id, set(scope or DEFAULT_SCOPES), name)
         except ValueError as exc:
             raise typer.BadParameter(str(exc)) from exc
     typer.echo(secret)

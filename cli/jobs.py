@@ -15,7 +15,10 @@ from schemas.settings import load_settings
 
 console = Console()
 jobs_app = typer.Typer(help="Read jobs from a running API.", no_args_is_help=True)
-ApiKey = Annotated[str | None, typer.Option("--api-key", envvar="SWITCHYARD_API_KEY", help="sy_... key; defaults to the demo key.")]
+ApiKey = Annotated[
+    str | None,
+    typer.Option("--api-key", envvar="SWITCHYARD_API_KEY", help="sy_... key; defaults to the demo key."),
+]
 
 
 def submit(
@@ -30,7 +33,9 @@ def submit(
     """Submit one chat job and print it; with --wait, print the finished job and its answer."""
     settings = load_settings()
     key = api_key_or_demo(api_key, settings)
-    messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": prompt}]
+    messages = ([{"role": "system", "content": system}] if system else []) + [
+        {"role": "user", "content": prompt}
+    ]
     request: dict[str, object] = {"messages": messages}
     if max_tokens is not None:
         request["max_tokens"] = max_tokens
@@ -51,7 +56,9 @@ def show(
     """Print a job as JSON."""
     settings = load_settings()
     key = api_key_or_demo(api_key, settings)
-    console.print_json(json.dumps(call(settings, key, "GET", f"/v1/jobs/{job_id}", params={"wait": wait}, timeout=wait + 30)))
+    console.print_json(
+        json.dumps(call(settings, key, "GET", f"/v1/jobs/{job_id}", params={"wait": wait}, timeout=wait + 30))
+    )
 
 
 def _wait(settings: object, key: str, job_id: str, timeout: float) -> dict[str, object]:
@@ -59,6 +66,8 @@ def _wait(settings: object, key: str, job_id: str, timeout: float) -> dict[str, 
     with console.status(f"waiting for {job_id}..."):
         while True:
             remaining = max(0.0, deadline - time.monotonic())
-            job = call(settings, key, "GET", f"/v1/jobs/{job_id}", params={"wait": min(30.0, remaining)}, timeout=60)  # type: ignore[arg-type]
+            job = call(
+                settings, key, "GET", f"/v1/jobs/{job_id}", params={"wait": min(30.0, remaining)}, timeout=60
+            )  # type: ignore[arg-type]
             if job["status"] in FINAL_STATUSES or remaining <= 0:
                 return job

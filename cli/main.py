@@ -61,7 +61,9 @@ def migrate() -> None:
 @app.command()
 def worker(
     tier: Annotated[str, typer.Option(help="The tier whose queues to serve.")],
-    concurrency: Annotated[int | None, typer.Option(help="Worker processes (default: 1 for local models, else 4).")] = None,
+    concurrency: Annotated[
+        int | None, typer.Option(help="Worker processes (default: 1 for local models, else 4).")
+    ] = None,
 ) -> None:
     """Run a Celery worker for one tier (a thin wrapper over `celery worker`)."""
     from cli.processes import worker_argv
@@ -77,8 +79,12 @@ def worker(
 def emulator(
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8090,
     host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
-    rpm: Annotated[int | None, typer.Option(help="Requests per minute before 429s (default: no limit).")] = None,
-    tpm: Annotated[int | None, typer.Option(help="Tokens per minute before 429s (default: no limit).")] = None,
+    rpm: Annotated[
+        int | None, typer.Option(help="Requests per minute before 429s (default: no limit).")
+    ] = None,
+    tpm: Annotated[
+        int | None, typer.Option(help="Tokens per minute before 429s (default: no limit).")
+    ] = None,
     latency_ms: Annotated[float, typer.Option(help="Added latency of every completion.")] = 0.0,
     fail_rate: Annotated[float, typer.Option(help="Share of calls answered 500/503, 0..1.")] = 0.0,
 ) -> None:

@@ -53,9 +53,7 @@ class TierConfig(BaseModel):
 class Settings(BaseSettings):
     """Every setting of Switchyard, process-wide, passed in explicitly."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="SWITCHYARD_", env_nested_delimiter="__", extra="ignore"
-    )
+    model_config = SettingsConfigDict(env_prefix="SWITCHYARD_", env_nested_delimiter="__", extra="ignore")
 
     config_file: Path = DEFAULT_CONFIG_FILE
     var_dir: Path = PROJECT_ROOT / "var"

@@ -98,9 +98,7 @@ class Job(SQLModel, table=True):
     attempt_log: list[dict[str, Any]] = _json(nullable=False)
     error_code: str | None = Field(default=None, max_length=64)
     error_message: str | None = Field(default=None, max_length=2000)
-    job_metadata: dict[str, Any] = Field(
-        default=None, sa_column=Column("metadata", JSONType, nullable=False)
-    )
+    job_metadata: dict[str, Any] = Field(default=None, sa_column=Column("metadata", JSONType, nullable=False))
     callback_url: str | None = Field(default=None, max_length=2048)
     lease_token: str | None = Field(default=None, max_length=40)
     lease_expires_at: datetime | None = _timestamp()

@@ -59,7 +59,7 @@ def publish_unsent(rt: Runtime) -> int:
     with Session(rt.engine) as session:
         rows = session.exec(
             select(Job.id, Job.tier, Job.priority)
-            .where(Job.status == "queued", due, or_(never_sent, lost))
+            .where(col(Job.status) == "queued", due, or_(never_sent, lost))
             .limit(SWEEP_LIMIT)
         ).all()
     for job_id, tier, priority in rows:
@@ -72,7 +72,7 @@ def publish_unsent(rt: Runtime) -> int:
 def recover_expired_leases(rt: Runtime) -> tuple[int, int]:
     """Requeue jobs of dead workers; fail those out of attempts. Returns (requeued, failed)."""
     now = utcnow()
-    expired = and_(Job.status == "running", col(Job.lease_expires_at) < now)
+    expired = and_(col(Job.status) == "running", col(Job.lease_expires_at) < now)
     with Session(rt.engine) as session:
         rows = session.exec(
             select(Job.id, Job.tenant_id, Job.attempts).where(expired).limit(SWEEP_LIMIT)
@@ -91,9 +91,15 @@ def _requeue(rt: Runtime, job_id: str) -> int:
     with session_scope(rt.engine) as session:
         result = session.execute(
             update(Job)
-            .where(Job.id == job_id, Job.status == "running", col(Job.lease_expires_at) < now)
-            .values(status="queued", lease_token=None, lease_expires_at=None, not_before=None,
-                    published_at=None, updated_at=now - timedelta(seconds=rt.settings.orphan_grace_s))
+            .where(col(Job.id) == job_id, col(Job.status) == "running", col(Job.lease_expires_at) < now)
+            .values(
+                status="queued",
+                lease_token=None,
+                lease_expires_at=None,
+                not_before=None,
+                published_at=None,
+                updated_at=now - timedelta(seconds=rt.settings.orphan_grace_s),
+            )
         )
     return int(result.rowcount)  # type: ignore[attr-defined]
 
@@ -104,9 +110,16 @@ def _dead_letter(rt: Runtime, job_id: str, tenant_id: str, attempts: int) -> int
     with session_scope(rt.engine) as session:
         result = session.execute(
             update(Job)
-            .where(Job.id == job_id, Job.status == "running", col(Job.lease_expires_at) < now)
-            .values(status="failed", error_code="max_attempts", error_message=message,
-                    lease_token=None, lease_expires_at=None, finished_at=now, updated_at=now)
+            .where(col(Job.id) == job_id, col(Job.status) == "running", col(Job.lease_expires_at) < now)
+            .values(
+                status="failed",
+                error_code="max_attempts",
+                error_message=message,
+                lease_token=None,
+                lease_expires_at=None,
+                finished_at=now,
+                updated_at=now,
+            )
         )
     changed = int(result.rowcount)  # type: ignore[attr-defined]
     if changed:

@@ -22,9 +22,7 @@ from workers.ids import new_id
 def insert_job(session: Session, **fields: Any) -> Job:
     """Add a new ``queued`` job to the session (the caller commits)."""
     now = utcnow()
-    job = Job(
-        id=new_id("job"), status="queued", attempt_log=[], created_at=now, updated_at=now, **fields
-    )
+    job = Job(id=new_id("job"), status="queued", attempt_log=[], created_at=now, updated_at=now, **fields)
     session.add(job)
     return job
 
@@ -53,11 +51,11 @@ def list_jobs(
     cursor: Job | None = None,
 ) -> list[Job]:
     """The tenant's jobs, newest first, after ``cursor``; one extra to tell ``has_more``."""
-    query = select(Job).where(Job.tenant_id == tenant_id)
+    query = select(Job).where(col(Job.tenant_id) == tenant_id)
     if status:
-        query = query.where(Job.status == status)
+        query = query.where(col(Job.status) == status)
     if tier:
-        query = query.where(Job.tier == tier)
+        query = query.where(col(Job.tier) == tier)
     if cursor is not None:
         query = query.where(
             or_(
@@ -77,7 +75,7 @@ def cancel_job(engine: Engine, tenant_id: str, job_id: str) -> Job:
         changed = _transition(
             session,
             job_id,
-            Job.status == "queued",
+            col(Job.status) == "queued",
             status="canceled",
             finished_at=now,
             error_code="canceled",
@@ -98,7 +96,7 @@ def mark_published(engine: Engine, job_ids: list[str]) -> None:
     with session_scope(engine) as session:
         session.execute(
             update(Job)
-            .where(col(Job.id).in_(job_ids), Job.status == "queued")
+            .where(col(Job.id).in_(job_ids), col(Job.status) == "queued")
             .values(published_at=utcnow())
         )
 
@@ -109,15 +107,15 @@ def claim_job(engine: Engine, job_id: str, lease_s: int) -> Job | None:
     token = new_id("lease")
     claimable = or_(
         and_(
-            Job.status == "queued",
+            col(Job.status) == "queued",
             or_(col(Job.not_before).is_(None), col(Job.not_before) <= now),
         ),
-        and_(Job.status == "running", col(Job.lease_expires_at) < now),
+        and_(col(Job.status) == "running", col(Job.lease_expires_at) < now),
     )
     with session_scope(engine) as session:
         claimed = session.execute(
             update(Job)
-            .where(Job.id == job_id, claimable)
+            .where(col(Job.id) == job_id, claimable)
             .values(
                 status="running",
                 lease_token=token,
@@ -136,7 +134,7 @@ def finish_job(engine: Engine, job: Job, usage: Usage | None = None, **fields: A
     """Move the claimed job to its next state, if this worker's lease still holds."""
     fields = {"lease_token": None, "lease_expires_at": None, **fields}
     with session_scope(engine) as session:
-        held = and_(Job.status == "running", Job.lease_token == job.lease_token)
+        held = and_(col(Job.status) == "running", col(Job.lease_token) == job.lease_token)
         changed = _transition(session, job.id, held, **fields)
         if changed and usage is not None:
             session.add(usage)
@@ -176,6 +174,6 @@ def record_usage(engine: Engine, usage: Usage) -> None:
 
 def _transition(session: Session, job_id: str, condition: Any, **values: Any) -> bool:
     result = session.execute(
-        update(Job).where(Job.id == job_id, condition).values(updated_at=utcnow(), **values)
+        update(Job).where(col(Job.id) == job_id, condition).values(updated_at=utcnow(), **values)
     )
     return bool(result.rowcount == 1)  # type: ignore[attr-defined]

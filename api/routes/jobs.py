@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Path, Query, Response
 from fastapi.concurrency import run_in_threadpool
@@ -23,7 +23,7 @@ from workers.events import publish_job_event
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
 JobId = Annotated[str, Path(max_length=64, description="The job's id, `job_...`.")]
-ERRORS = {
+ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"description": "Invalid input; `error.code` says which limit."},
     401: {"description": "Missing or unknown API key."},
     404: {"description": "No such job for this tenant."},
@@ -54,7 +54,9 @@ def list_jobs(
     status: Literal["queued", "running", "succeeded", "failed", "canceled"] | None = None,
     tier: Annotated[str | None, Query(max_length=64)] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    cursor: Annotated[str | None, Query(max_length=64, description="`next_cursor` of the previous page.")] = None,
+    cursor: Annotated[
+        str | None, Query(max_length=64, description="`next_cursor` of the previous page.")
+    ] = None,
 ) -> JobList:
     """The caller's jobs, newest first."""
     after = store.get_job(session, principal.tenant_id, cursor) if cursor else None
@@ -73,7 +75,9 @@ async def get_job(
     job_id: JobId,
     services: ServicesDep,
     principal: Reader,
-    wait: Annotated[float, Query(ge=0, le=60, description="Long-poll up to this many seconds for a final state.")] = 0,
+    wait: Annotated[
+        float, Query(ge=0, le=60, description="Long-poll up to this many seconds for a final state.")
+    ] = 0,
 ) -> JobPublic:
     """The job; with ``wait``, holds the request until the job ends or the time is up."""
     job = await run_in_threadpool(_read, services, principal, job_id)
@@ -82,7 +86,12 @@ async def get_job(
     return JobPublic.from_row(job)
 
 
-@router.post("/{job_id}/cancel", response_model=JobPublic, responses={**ERRORS, 409: {"description": "The job is past `queued`."}}, summary="Cancel a queued job")
+@router.post(
+    "/{job_id}/cancel",
+    response_model=JobPublic,
+    responses={**ERRORS, 409: {"description": "The job is past `queued`."}},
+    summary="Cancel a queued job",
+)
 def cancel_job(job_id: JobId, services: ServicesDep, principal: Submitter) -> JobPublic:
     """Cancel a job that has not started; running and finished jobs answer 409."""
     job = store.cancel_job(services.engine, principal.tenant_id, job_id)

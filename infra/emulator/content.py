@@ -92,9 +92,7 @@ def truncate_tokens(text: str, max_tokens: int | None) -> tuple[str, bool]:
     return text, False
 
 
-def chat_completion(
-    model: str, content: str, finish: str, usage: tuple[int, int]
-) -> dict[str, Any]:
+def chat_completion(model: str, content: str, finish: str, usage: tuple[int, int]) -> dict[str, Any]:
     """Build an OpenAI `chat.completion` object."""
     prompt, completion = usage
     return {
@@ -137,9 +135,7 @@ def encode_vector(vector: tuple[float, ...], encoding_format: str) -> list[float
     return base64.b64encode(packed.tobytes()).decode()
 
 
-def embeddings_list(
-    model: str, texts: list[str], dimension: int, encoding_format: str
-) -> dict[str, Any]:
+def embeddings_list(model: str, texts: list[str], dimension: int, encoding_format: str) -> dict[str, Any]:
     """Build an OpenAI embeddings `list` object for the given texts."""
     tokens = sum(count_tokens(t) for t in texts)
     data = [

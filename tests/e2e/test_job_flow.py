@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from e2e_stack import Stack
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from infra.emulator.content import prompt_tokens
 from schemas.tables import Usage
@@ -75,7 +75,9 @@ def test_every_provider_call_is_a_usage_row(e2e: Stack) -> None:
     done = e2e.wait_final(e2e.submit("retry", "count my calls")["id"])
     engine = make_engine(e2e.settings)
     with Session(engine) as session:
-        rows = session.exec(select(Usage).where(Usage.job_id == done["id"]).order_by(Usage.attempt)).all()
+        rows = session.exec(
+            select(Usage).where(Usage.job_id == done["id"]).order_by(col(Usage.attempt))
+        ).all()
     assert [row.outcome for row in rows] == ["provider_unavailable", "ok"]
     assert rows[1].prompt_tokens == done["usage"]["prompt_tokens"]
 

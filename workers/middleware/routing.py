@@ -43,8 +43,7 @@ class Routing(Middleware):
         if alias is None:
             last = (ctx.job.attempt_log or [{}])[-1]
             raise MaxAttemptsExceeded(
-                f"Every model of tier {ctx.job.tier!r} failed; last error: "
-                f"{last.get('outcome', 'unknown')}.",
+                f"Every model of tier {ctx.job.tier!r} failed; last error: {last.get('outcome', 'unknown')}.",
                 models=tier.models,
             )
         ctx.route = Route(alias=alias, model=ctx.settings.models[alias])

@@ -10,8 +10,7 @@ from workers.chain import CallContext, Middleware
 def call_cost_usd(model: ModelConfig, usage: CompletionUsage) -> float:
     """The price of one call: tokens times the per-million-token prices."""
     return (
-        usage.prompt_tokens * model.input_usd_per_mtok
-        + usage.completion_tokens * model.output_usd_per_mtok
+        usage.prompt_tokens * model.input_usd_per_mtok + usage.completion_tokens * model.output_usd_per_mtok
     ) / 1_000_000
 
 

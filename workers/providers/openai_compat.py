@@ -5,9 +5,9 @@ Request and response mapping are pure functions; errors map onto the typed tree.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
-import httpx
 import openai
 from pydantic import ValidationError
 
@@ -34,7 +34,7 @@ def from_openai_body(body: Any) -> ChatCompletion:
         ) from exc
 
 
-def retry_after_seconds(headers: httpx.Headers) -> float | None:
+def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
     """Seconds to wait from ``retry-after-ms`` or ``retry-after``, if the provider said."""
     for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
         value = headers.get(name)
