@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 
 from cli.api_client import api_key_or_demo, call
 from schemas.jobs import FINAL_STATUSES
-from schemas.settings import load_settings
+from schemas.settings import Settings, load_settings
 
 console = Console()
 jobs_app = typer.Typer(help="Read jobs from a running API.", no_args_is_help=True)
@@ -61,13 +61,13 @@ def show(
     )
 
 
-def _wait(settings: object, key: str, job_id: str, timeout: float) -> dict[str, object]:
+def _wait(settings: Settings, key: str, job_id: str, timeout: float) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     with console.status(f"waiting for {job_id}..."):
         while True:
             remaining = max(0.0, deadline - time.monotonic())
             job = call(
                 settings, key, "GET", f"/v1/jobs/{job_id}", params={"wait": min(30.0, remaining)}, timeout=60
-            )  # type: ignore[arg-type]
+            )
             if job["status"] in FINAL_STATUSES or remaining <= 0:
                 return job
