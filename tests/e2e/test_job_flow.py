@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 from e2e_stack import Stack
@@ -94,3 +95,32 @@ def test_long_poll_returns_when_the_job_finishes(e2e: Stack) -> None:
     elapsed = time.monotonic() - started
     assert response.json()["status"] == "succeeded"
     assert 1.0 < elapsed < 10.0
+
+
+def test_each_provider_call_writes_one_structured_log_line_without_message_text(e2e: Stack) -> None:
+    secret_text = "my private question about zebras"
+    done = e2e.wait_final(e2e.submit("small", secret_text)["id"])
+    lines = [
+        json.loads(line)
+        for line in (e2e.log_dir / "worker-emu.log").read_text().splitlines()
+        if line.startswith("{") and done["id"] in line
+    ]
+    calls = [line for line in lines if line.get("event") == "provider_call"]
+    assert len(calls) == 1
+    fields = {
+        "job",
+        "tenant",
+        "tier",
+        "model",
+        "provider",
+        "latency_ms",
+        "prompt_tokens",
+        "completion_tokens",
+        "cost_usd",
+        "cache",
+        "attempt",
+        "outcome",
+    }
+    assert fields <= calls[0].keys()
+    assert calls[0]["outcome"] == "ok" and calls[0]["model"] == "emu-a"
+    assert "zebras" not in "\n".join(json.dumps(line) for line in lines)
