@@ -19,8 +19,7 @@ def check_job(body: JobCreate, settings: Settings) -> None:
     if body.callback_url is not None:
         check_callback_url(body.callback_url)
     _check_metadata(body.metadata, settings)
-    if _has_nul(body.request.model_dump(mode="json")) or _has_nul(body.metadata):
-        raise errors.InvalidRequest("Text may not contain NUL characters (\\u0000).")
+    _check_storable(body)
 
 
 def _check_tier_and_model(body: JobCreate, settings: Settings) -> None:
@@ -96,5 +95,15 @@ def _check_metadata(metadata: dict[str, Any], settings: Settings) -> None:
         )
 
 
-def _has_nul(value: Any) -> bool:
-    return "\\u0000" in json.dumps(value)
+def _check_storable(body: JobCreate) -> None:
+    # Python's JSON parser lets through what the database (PostgreSQL JSONB above all) and
+    # providers refuse: NaN/Infinity, lone UTF-16 surrogates, NUL characters.
+    try:
+        text = json.dumps(body.model_dump(), allow_nan=False, ensure_ascii=False, default=str)
+        text.encode("utf-8")
+    except ValueError as exc:  # UnicodeEncodeError is a ValueError
+        raise errors.InvalidRequest(
+            "The body must hold only finite numbers and valid Unicode text (no lone surrogates)."
+        ) from exc
+    if "\\u0000" in text:
+        raise errors.InvalidRequest("Text may not contain NUL characters (\\u0000).")

@@ -78,9 +78,23 @@ def ensure_demo_key(settings: Settings) -> tuple[str, bool]:
     return secret, True
 
 
+def serves_local_model(settings: Settings) -> bool:
+    """Whether any configured provider runs a model in the worker process."""
+    return any(provider.kind == "local" for provider in settings.providers.values())
+
+
+def ensure_local_weights(settings: Settings) -> bool:
+    """Convert the local model's GGUF once, before workers start (a first job would wait)."""
+    from workers.providers.local_weights import cache_dir, ensure_cached
+
+    return ensure_cached(cache_dir(settings))
+
+
 def prepare(settings: Settings) -> tuple[subprocess.Popen[bytes] | None, str, bool]:
-    """Redis up, schema migrated, demo key present."""
+    """Redis up, schema migrated, demo key present, local weights converted."""
     redis_process = ensure_redis(settings)
     upgrade(settings)
     key, created = ensure_demo_key(settings)
+    if serves_local_model(settings):
+        ensure_local_weights(settings)
     return redis_process, key, created

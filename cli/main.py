@@ -33,6 +33,7 @@ def up() -> None:
     from cli.processes import process_table
 
     settings = load_settings()
+    typer.echo("Preparing: Redis, migrations, demo key, local model weights (first run ~30 s)...")
     redis_process, key, created = prepare(settings)
     if created:
         typer.secho(f"Demo API key (shown once; `switchyard keys demo` prints it again): {key}", fg="green")

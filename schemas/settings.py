@@ -57,6 +57,7 @@ class Settings(BaseSettings):
 
     config_file: Path = DEFAULT_CONFIG_FILE
     var_dir: Path = PROJECT_ROOT / "var"
+    model_dir: Path | None = Field(None, description="Converted local weights; default <var_dir>/models.")
     database_url: str = Field(
         "",
         validation_alias=AliasChoices("SWITCHYARD_DATABASE_URL", "DATABASE_URL", "database_url"),

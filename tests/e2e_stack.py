@@ -30,6 +30,8 @@ from workers.keys import RedisKeys
 from workers.migrate import upgrade
 
 ROOT = Path(__file__).resolve().parents[1]
+# Converted local weights are shared with `make run` (var/models), so they convert once per clone.
+MODEL_DIR = ROOT / "var" / "models"
 EMULATOR_TIERS = ["small", "retry", "slow", "bad"]
 
 
@@ -162,11 +164,12 @@ def stack(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterator[
         "SWITCHYARD_DATABASE_URL": "",
         "SWITCHYARD_KEY_PREFIX": settings.key_prefix,
         "SWITCHYARD_PROVIDERS__EMULATOR__BASE_URL": f"{emulator_url}/v1",
+        "SWITCHYARD_MODEL_DIR": str(MODEL_DIR),
         "HF_HUB_OFFLINE": "1",
         "TRANSFORMERS_OFFLINE": "1",
         **{f"SWITCHYARD_{k.upper()}": v for k, v in timing.items()},
     }
-    settings = make_test_settings(var_dir, redis_url, key_prefix=settings.key_prefix)
+    settings = make_test_settings(var_dir, redis_url, key_prefix=settings.key_prefix, model_dir=MODEL_DIR)
     upgrade(settings)
     stack = Stack(settings, env, f"http://127.0.0.1:{api_port}", emulator_url, var_dir)
     stack.keys = _tenants(settings)

@@ -22,7 +22,9 @@ from workers.events import publish_job_event
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
-JobId = Annotated[str, Path(max_length=64, description="The job's id, `job_...`.")]
+# Ids are `job_<hex>`; the pattern also keeps NUL and other bytes PostgreSQL refuses out of queries.
+JOB_ID_PATTERN = r"^[A-Za-z0-9_-]+$"
+JobId = Annotated[str, Path(max_length=64, pattern=JOB_ID_PATTERN, description="The job's id, `job_...`.")]
 ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"description": "Invalid input; `error.code` says which limit."},
     401: {"description": "Missing or unknown API key."},
@@ -52,10 +54,11 @@ def list_jobs(
     session: SessionDep,
     principal: Reader,
     status: Literal["queued", "running", "succeeded", "failed", "canceled"] | None = None,
-    tier: Annotated[str | None, Query(max_length=64)] = None,
+    tier: Annotated[str | None, Query(max_length=64, pattern=r"^[^\x00]*$")] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     cursor: Annotated[
-        str | None, Query(max_length=64, description="`next_cursor` of the previous page.")
+        str | None,
+        Query(max_length=64, pattern=JOB_ID_PATTERN, description="`next_cursor` of the previous page."),
     ] = None,
 ) -> JobList:
     """The caller's jobs, newest first."""

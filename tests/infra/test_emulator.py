@@ -253,9 +253,7 @@ def test_models_are_listed() -> None:
     assert models["object"] == "list" and "gpt-4o-mini" in [m["id"] for m in models["data"]]
 
 
-@pytest.mark.parametrize(
-    ("seconds", "text"), [(0.25, "250ms"), (1, "1s"), (360, "6m0s"), (90.5, "1m30.5s")]
-)
+@pytest.mark.parametrize(("seconds", "text"), [(0.25, "250ms"), (1, "1s"), (360, "6m0s"), (90.5, "1m30.5s")])
 def test_durations_use_openai_header_format(seconds: float, text: str) -> None:
     assert format_duration(seconds) == text
 
@@ -321,6 +319,4 @@ def test_official_openai_sdk_talks_to_the_served_emulator(served_emulator: str) 
     fault = {"model": "gpt-4o-mini", "responses": ["timeout"], "hang_s": 1}
     httpx.post(f"{served_emulator}/emulator/faults", json=fault)
     with pytest.raises(openai.APITimeoutError):
-        sdk.with_options(timeout=0.3).chat.completions.create(
-            model="gpt-4o-mini", messages=messages
-        )
+        sdk.with_options(timeout=0.3).chat.completions.create(model="gpt-4o-mini", messages=messages)

