@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import and_, delete, or_, update
+from sqlalchemy import and_, delete, or_
 from sqlmodel import Session, col, select
 
 from schemas.tables import IdempotencyRecord, Job, utcnow
@@ -87,44 +87,17 @@ def recover_expired_leases(rt: Runtime) -> tuple[int, int]:
 
 
 def _requeue(rt: Runtime, job_id: str) -> int:
-    now = utcnow()
-    with session_scope(rt.engine) as session:
-        result = session.execute(
-            update(Job)
-            .where(col(Job.id) == job_id, col(Job.status) == "running", col(Job.lease_expires_at) < now)
-            .values(
-                status="queued",
-                lease_token=None,
-                lease_expires_at=None,
-                not_before=None,
-                published_at=None,
-                updated_at=now - timedelta(seconds=rt.settings.orphan_grace_s),
-            )
-        )
-    return int(result.rowcount)  # type: ignore[attr-defined]
+    # Backdated so that publish_unsent, later in the same pass, publishes it at once.
+    backdated = utcnow() - timedelta(seconds=rt.settings.orphan_grace_s)
+    return int(store.requeue_expired(rt.engine, job_id, updated_at=backdated))
 
 
 def _dead_letter(rt: Runtime, job_id: str, tenant_id: str, attempts: int) -> int:
-    now = utcnow()
     message = f"The job's worker was lost {attempts} times; giving up (dead letter)."
-    with session_scope(rt.engine) as session:
-        result = session.execute(
-            update(Job)
-            .where(col(Job.id) == job_id, col(Job.status) == "running", col(Job.lease_expires_at) < now)
-            .values(
-                status="failed",
-                error_code="max_attempts",
-                error_message=message,
-                lease_token=None,
-                lease_expires_at=None,
-                finished_at=now,
-                updated_at=now,
-            )
-        )
-    changed = int(result.rowcount)  # type: ignore[attr-defined]
+    changed = store.fail_expired(rt.engine, job_id, "max_attempts", message)
     if changed:
         publish_job_event(rt.redis, rt.keys, job_id, tenant_id, "failed")
-    return changed
+    return int(changed)
 
 
 def purge_idempotency_keys(rt: Runtime) -> int:

@@ -166,6 +166,26 @@ def hand_back(engine: Engine, job: Job, not_before: datetime, published: bool, *
     )
 
 
+def requeue_expired(engine: Engine, job_id: str, updated_at: datetime) -> bool:
+    """Return a job whose worker's lease expired to ``queued``, unpublished."""
+    return _change_expired(
+        engine, job_id, status="queued", not_before=None, published_at=None, updated_at=updated_at
+    )
+
+
+def fail_expired(engine: Engine, job_id: str, code: str, message: str) -> bool:
+    """Fail a job whose worker's lease expired (the dead letter)."""
+    return _change_expired(
+        engine, job_id, status="failed", error_code=code, error_message=message, finished_at=utcnow()
+    )
+
+
+def _change_expired(engine: Engine, job_id: str, **values: Any) -> bool:
+    expired = and_(col(Job.status) == "running", col(Job.lease_expires_at) < utcnow())
+    with session_scope(engine) as session:
+        return _transition(session, job_id, expired, lease_token=None, lease_expires_at=None, **values)
+
+
 def record_usage(engine: Engine, usage: Usage) -> None:
     """Write one provider call's usage row."""
     with session_scope(engine) as session:
@@ -173,7 +193,6 @@ def record_usage(engine: Engine, usage: Usage) -> None:
 
 
 def _transition(session: Session, job_id: str, condition: Any, **values: Any) -> bool:
-    result = session.execute(
-        update(Job).where(col(Job.id) == job_id, condition).values(updated_at=utcnow(), **values)
-    )
+    values.setdefault("updated_at", utcnow())
+    result = session.execute(update(Job).where(col(Job.id) == job_id, condition).values(**values))
     return bool(result.rowcount == 1)  # type: ignore[attr-defined]
