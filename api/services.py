@@ -10,6 +10,7 @@ from sqlalchemy.engine import Engine
 
 from api.job_waiter import JobWaiter
 from api.keys import Principal
+from api.publish_marks import PublishMarks
 from schemas.settings import Settings
 from workers.celery_app import SwitchyardCelery, create_celery
 from workers.db import make_engine
@@ -50,20 +51,24 @@ class Services:
     keys: RedisKeys
     waiter: JobWaiter
     principals: PrincipalCache
+    publish_marks: PublishMarks
 
     @classmethod
     def build(cls, settings: Settings) -> Services:
         keys = RedisKeys(settings.key_prefix)
+        engine = make_engine(settings)
         return cls(
             settings=settings,
-            engine=make_engine(settings),
+            engine=engine,
             celery=create_celery(settings),
             redis=Redis.from_url(settings.redis_url, socket_timeout=5),
             keys=keys,
             waiter=JobWaiter(settings.redis_url, keys.job_events),
             principals=PrincipalCache(),
+            publish_marks=PublishMarks(engine),
         )
 
     def close(self) -> None:
+        self.publish_marks.close()
         self.engine.dispose()
         self.redis.close()

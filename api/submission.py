@@ -38,10 +38,7 @@ def submit_job(services: Services, principal: Principal, body: JobCreate, key_he
                 if replay is not None:
                     return Accepted(store.get_job(session, principal.tenant_id, replay), True)
             job = _insert(session, principal, body)
-            if key:
-                # No relationship() orders the inserts, so the job row must exist before the
-                # record whose foreign key points at it.
-                session.flush()
+            if key:  # the job row is already inserted, so the record's foreign key holds
                 idempotency.remember(
                     session,
                     principal.tenant_id,
@@ -76,7 +73,7 @@ def _publish(services: Services, job: Job) -> None:
     if "skip_publish_after_commit" in services.settings.inject_faults:
         return  # test-only: behave as if the process died between commit and publish
     publish_job(services.celery, job.id, job.tier, job.priority)
-    store.mark_published(services.engine, [job.id])
+    services.publish_marks.add(job.id)
 
 
 def _replay_after_race(services: Services, principal: Principal, key: str, request_hash: str) -> Accepted:

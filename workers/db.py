@@ -21,7 +21,10 @@ def make_engine(settings: Settings) -> Engine:
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
         event.listen(engine, "connect", _tune_sqlite)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    # No pre-ping: it costs a round trip per checkout. Connections are recycled instead; one
+    # broken by a database restart fails that attempt, the pool reconnects, and the
+    # reconciler retries the job once its lease expires.
+    return create_engine(url, pool_recycle=300, pool_size=10, max_overflow=20)
 
 
 def _tune_sqlite(connection: Any, _record: Any) -> None:

@@ -44,6 +44,14 @@ class Runtime:
     def chain(self) -> PolicyChain:
         return default_chain()
 
+    def warm_up(self) -> None:
+        """Connect and build every adapter now, so no job pays for first-use imports."""
+        with self.engine.connect():
+            pass
+        self.redis.ping()
+        for name in self.settings.providers:
+            self.providers.get(name)
+
 
 _runtimes: dict[int, Runtime] = {}
 

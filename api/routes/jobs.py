@@ -37,16 +37,14 @@ FALLBACK_POLL_S = 1.0
 @router.post("", status_code=202, response_model=JobPublic, responses=ERRORS, summary="Submit a job")
 def create_job(
     body: JobCreate,
-    response: Response,
     services: ServicesDep,
     principal: Submitter,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
-) -> JobPublic:
+) -> Response:
     """Queue an LLM call on a tier; answers 202 with the queued job."""
     accepted = submit_job(services, principal, body, idempotency_key)
-    if accepted.replayed:
-        response.headers["Idempotent-Replayed"] = "true"
-    return JobPublic.from_row(accepted.job)
+    headers = {"Idempotent-Replayed": "true"} if accepted.replayed else None
+    return job_response(accepted.job, status_code=202, headers=headers)
 
 
 @router.get("", response_model=JobList, responses=ERRORS, summary="List jobs")
@@ -81,12 +79,13 @@ async def get_job(
     wait: Annotated[
         float, Query(ge=0, le=60, description="Long-poll up to this many seconds for a final state.")
     ] = 0,
-) -> JobPublic:
+) -> Response:
     """The job; with ``wait``, holds the request until the job ends or the time is up."""
-    job = await run_in_threadpool(_read, services, principal, job_id)
-    if wait and job.status not in FINAL_STATUSES:
+    if wait:
         job = await _wait_for_final(services, principal, job_id, min(wait, services.settings.max_wait_s))
-    return JobPublic.from_row(job)
+    else:
+        job = await run_in_threadpool(_read, services, principal, job_id)
+    return job_response(job)
 
 
 @router.post(
@@ -95,11 +94,17 @@ async def get_job(
     responses={**ERRORS, 409: {"description": "The job is past `queued`."}},
     summary="Cancel a queued job",
 )
-def cancel_job(job_id: JobId, services: ServicesDep, principal: Submitter) -> JobPublic:
+def cancel_job(job_id: JobId, services: ServicesDep, principal: Submitter) -> Response:
     """Cancel a job that has not started; running and finished jobs answer 409."""
     job = store.cancel_job(services.engine, principal.tenant_id, job_id)
     publish_job_event(services.redis, services.keys, job.id, job.tenant_id, job.status)
-    return JobPublic.from_row(job)
+    return job_response(job)
+
+
+def job_response(job: Job, status_code: int = 200, headers: dict[str, str] | None = None) -> Response:
+    """The job as JSON, serialised once (a returned model would be validated again)."""
+    body = JobPublic.from_row(job).model_dump_json()
+    return Response(body, status_code=status_code, headers=headers, media_type="application/json")
 
 
 def _read(services: Services, principal: Principal, job_id: str) -> Job:
@@ -108,7 +113,7 @@ def _read(services: Services, principal: Principal, job_id: str) -> Job:
 
 
 async def _wait_for_final(services: Services, principal: Principal, job_id: str, wait_s: float) -> Job:
-    # Register before re-reading, so an event between the read and the wait is not missed.
+    # Register before reading, so an event between the read and the wait is not missed.
     deadline = time.monotonic() + wait_s
     waiter = services.waiter
     while True:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import httpx
 import openai
 from pydantic import ValidationError
 
@@ -99,10 +100,15 @@ class OpenAICompatibleProvider:
     def complete(self, request: ChatRequest, model: ModelConfig, timeout_s: float) -> ProviderResponse:
         """One chat completion; raises only typed provider errors."""
         try:
-            raw = self._client.chat.completions.with_raw_response.create(
-                **to_openai_params(request, model), timeout=timeout_s
+            # The raw response skips the SDK's own model parsing; the body is validated once,
+            # against our schema, below. Error statuses still raise the SDK's typed errors.
+            raw = self._client.post(
+                "/chat/completions",
+                cast_to=httpx.Response,
+                body=to_openai_params(request, model),
+                options={"timeout": timeout_s},
             )
-            body = raw.http_response.json()
+            body = raw.json()
         except openai.OpenAIError as exc:
             raise map_error(exc) from exc
         except ValueError as exc:  # a body that is not JSON at all
