@@ -18,14 +18,12 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -46,8 +44,10 @@ if str(BENCH_DIR) not in sys.path:
     sys.path.insert(0, str(BENCH_DIR))
 
 from bare_celery_app import BARE_QUEUE, BARE_TASK, REDIS_URL_ENV, make_bare_app  # noqa: E402
+from cpu_usage import cpu_delta, cpu_snapshot  # noqa: E402
 
 from api.keys import create_key, create_tenant  # noqa: E402
+from infra.launch import ProcessGroup, api_argv, emulator_argv, free_port, wait_http, worker_argv  # noqa: E402
 from schemas.settings import PRIORITIES, Settings, load_settings, queue_name  # noqa: E402
 from workers.db import make_engine  # noqa: E402
 from workers.keys import RedisKeys  # noqa: E402
@@ -107,127 +107,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 # --- processes -----------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_http(url: str, timeout: float = 60.0, alive: Callable[[], None] | None = None) -> None:
-    """Wait until ``url`` answers below 500; ``alive`` raises if a process it needs died."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if alive is not None:
-            alive()
-        try:
-            if httpx.get(url, timeout=1).status_code < 500:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise TimeoutError(f"{url} did not come up in {timeout}s")
-
-
-@dataclass
-class Processes:
-    """Subprocesses in their own process groups, logging to files, stopped together."""
-
-    log_dir: Path
-    env: dict[str, str]
-    running: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
-
-    def start(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> None:
-        with open(self.log_dir / f"{name}.log", "ab") as log:
-            self.running[name] = subprocess.Popen(
-                argv,
-                cwd=ROOT,
-                env={**self.env, **(env or {})},
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-
-    def check_alive(self) -> None:
-        for name, process in self.running.items():
-            if process.poll() is not None:
-                raise RuntimeError(f"{name} exited with {process.returncode}; see {self.log_dir}/{name}.log")
-
-    def stop(self, name: str) -> None:
-        process = self.running.pop(name)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            process.wait(timeout=10)
-        # The group may still hold children (prefork pool processes) after the parent left.
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            process.wait(timeout=5)
-
-    def stop_all(self) -> None:
-        for name in reversed(list(self.running)):
-            self.stop(name)
-
-
-def celery_worker(app: str, queues: list[str], name: str) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "celery",
-        "-A",
-        app,
-        "worker",
-        "-P",
-        "prefork",
-        "-c",
-        "2",
-        "-Q",
-        ",".join(queues),
-        "-n",
-        f"{name}@%h",
-        "--loglevel",
-        "WARNING",
-    ]
-
-
-# --- CPU accounting ----------------------------------------------------------------------
-
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-SHARED_SERVERS = {"redis-server": "Redis server", "postgres": "PostgreSQL server"}
-
-
-def _process_table() -> list[tuple[int, int, str, float]]:
-    """(pid, process group, command name, CPU seconds) of every process, from /proc."""
-    rows = []
-    for entry in os.listdir("/proc") if os.path.isdir("/proc") else []:
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        name = stat[stat.index("(") + 1 : stat.rindex(")")]
-        fields = stat[stat.rindex(")") + 2 :].split()
-        cpu = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-        rows.append((int(entry), int(fields[2]), name, cpu))
-    return rows
-
-
-def cpu_snapshot(procs: Processes) -> dict[str, float]:
-    """CPU seconds used so far by this process, each started process group and the servers."""
-    groups = {process.pid: name for name, process in procs.running.items()}
-    totals: dict[str, float] = {"benchmark client": time.process_time()}
-    for _pid, pgid, name, cpu in _process_table():
-        label = groups.get(pgid) or SHARED_SERVERS.get(name)
-        if label is not None:
-            totals[label] = totals.get(label, 0.0) + cpu
-    return totals
-
-
-def cpu_delta(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
-    return {name: after[name] - before.get(name, 0.0) for name in after}
-
-
 # --- statistics ----------------------------------------------------------------------------
 
 
@@ -269,11 +148,11 @@ class SideResult:
 # --- bare Celery ---------------------------------------------------------------------------
 
 
-def run_bare(procs: Processes, redis_url: str, args: argparse.Namespace) -> SideResult:
+def run_bare(procs: ProcessGroup, redis_url: str, args: argparse.Namespace) -> SideResult:
     console.print("[bold]bare Celery[/]: starting the worker (prefork, -c 2)")
     procs.start(
         "bare-worker",
-        celery_worker("bare_celery_app", [BARE_QUEUE], "bare"),
+        worker_argv([BARE_QUEUE], 2, "bare", app="bare_celery_app", log_level="WARNING"),
         env={REDIS_URL_ENV: redis_url},
     )
     client = make_bare_app(redis_url)
@@ -342,7 +221,9 @@ def tenant_key(settings: Settings) -> str:
     return key
 
 
-def start_switchyard(procs: Processes, var_dir: Path, redis_url: str, database_url: str) -> SwitchyardStack:
+def start_switchyard(
+    procs: ProcessGroup, var_dir: Path, redis_url: str, database_url: str
+) -> SwitchyardStack:
     api_port, emulator_port = free_port(), free_port()
     emulator_url = f"http://127.0.0.1:{emulator_port}"
     config_file = var_dir / "switchyard-bench.toml"
@@ -367,27 +248,12 @@ def start_switchyard(procs: Processes, var_dir: Path, redis_url: str, database_u
             "SWITCHYARD_PROVIDERS__EMULATOR__BASE_URL": f"{emulator_url}/v1",
         }
     )
-    procs.start("emulator", [sys.executable, "-m", "infra.emulator", "--port", str(emulator_port)])
+    procs.start("emulator", emulator_argv(emulator_port))
     api_url = f"http://127.0.0.1:{api_port}"
-    procs.start(
-        "api",
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "--factory",
-            "api.main:create_app",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(api_port),
-            "--log-level",
-            "warning",
-        ],
-    )
+    procs.start("api", api_argv(api_port, log_level="warning"))
     queues = [queue_name(TIER, priority) for priority in PRIORITIES]
     queues.append(RedisKeys(key_prefix).maintenance_queue)
-    procs.start("switchyard-worker", celery_worker("workers.app", queues, "switchyard"))
+    procs.start("switchyard-worker", worker_argv(queues, 2, "switchyard", log_level="WARNING"))
     wait_http(f"{emulator_url}/emulator/stats", alive=procs.check_alive)
     wait_http(f"{api_url}/readyz", alive=procs.check_alive)
     procs.check_alive()
@@ -537,7 +403,9 @@ def run_switchyard_throughput(stack: SwitchyardStack, args: argparse.Namespace) 
     return max(last_final) - min(first_submit), failures
 
 
-def run_switchyard(procs: Processes, var_dir: Path, redis_url: str, args: argparse.Namespace) -> SideResult:
+def run_switchyard(
+    procs: ProcessGroup, var_dir: Path, redis_url: str, args: argparse.Namespace
+) -> SideResult:
     database = "PostgreSQL" if args.database_url else "SQLite"
     console.print(f"[bold]Switchyard[/] ({database}): starting emulator, API and worker (prefork, -c 2)")
     database_url = create_database(args.database_url) if args.database_url else ""
@@ -643,7 +511,7 @@ def main(argv: list[str] | None = None) -> int:
             filter(None, [str(ROOT), str(BENCH_DIR), os.environ.get("PYTHONPATH")])
         ),
     }
-    procs = Processes(work_dir, env)
+    procs = ProcessGroup(work_dir, env)
     ok = False
     try:
         with sigterm_as_exit():

@@ -67,12 +67,12 @@ def worker(
     ] = None,
 ) -> None:
     """Run a Celery worker for one tier (a thin wrapper over `celery worker`)."""
-    from cli.processes import worker_argv
+    from cli.processes import tier_worker_argv
 
     settings = load_settings()
     if tier not in settings.tiers:
         raise typer.BadParameter(f"Unknown tier {tier!r}; known: {', '.join(settings.tiers)}.")
-    argv = worker_argv(settings, tier, concurrency)
+    argv = tier_worker_argv(settings, tier, concurrency)
     os.execv(argv[0], argv)
 
 

@@ -90,7 +90,7 @@ class Settings(BaseSettings):
     backoff_base_s: float = 1.0
     backoff_max_s: float = 60.0
     max_countdown_s: float = 30.0
-    task_events: bool = Field(False, description="Celery task events from the start (Flower enables them anyway).")
+    task_events: bool = Field(False, description="Send Celery task events (Flower turns them on anyway).")
     reconcile_interval_s: float = 10.0
     orphan_grace_s: float = 15.0
     republish_after_s: float = 3_600.0

@@ -6,10 +6,6 @@ Every process is a subprocess on loopback, sharing one SQLite file and the test 
 from __future__ import annotations
 
 import os
-import signal
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -23,6 +19,7 @@ from sqlmodel import Session
 from tests_support import TEST_CONFIG, make_test_settings
 
 from api.keys import create_key, create_tenant
+from infra.launch import ProcessGroup, api_argv, celery_argv, emulator_argv, free_port, wait_http, worker_argv
 from schemas.jobs import FINAL_STATUSES
 from schemas.settings import PRIORITIES, Settings, queue_name
 from workers.db import make_engine
@@ -32,25 +29,8 @@ from workers.migrate import upgrade
 ROOT = Path(__file__).resolve().parents[1]
 # Converted local weights are shared with `make run` (var/models), so they convert once per clone.
 MODEL_DIR = ROOT / "var" / "models"
+LOCAL_QUEUES = [queue_name("local", priority) for priority in PRIORITIES]
 EMULATOR_TIERS = ["small", "retry", "slow", "bad"]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_http(url: str, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url, timeout=1).status_code < 500:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise TimeoutError(f"{url} did not come up in {timeout}s")
 
 
 @dataclass
@@ -58,43 +38,23 @@ class Stack:
     """The running deployment and helpers to drive it."""
 
     settings: Settings
-    env: dict[str, str]
     api_url: str
     emulator_url: str
-    log_dir: Path
-    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    processes: ProcessGroup
     keys: dict[str, str] = field(default_factory=dict)
 
-    def start(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> None:
-        log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115
-        self.processes[name] = subprocess.Popen(
-            argv,
-            cwd=ROOT,
-            env={**self.env, **(env or {})},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    @property
+    def log_dir(self) -> Path:
+        return self.processes.log_dir
 
     def kill(self, name: str) -> None:
-        """SIGKILL the process and its children, as a machine crash would."""
-        process = self.processes.pop(name)
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=10)
-
-    def stop_all(self) -> None:
-        for name in list(self.processes):
-            process = self.processes.pop(name)
-            with _quiet():
-                os.killpg(process.pid, signal.SIGTERM)
-                process.wait(timeout=10)
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGKILL)
+        """kill -9 a process and its children, as a machine crash would."""
+        self.processes.kill(name)
 
     def start_emulator_worker(self) -> None:
         queues = [queue_name(tier, p) for tier in EMULATOR_TIERS for p in PRIORITIES]
         queues.append(RedisKeys(self.settings.key_prefix).maintenance_queue)
-        self.start("worker-emu", _celery("worker", "-Q", ",".join(queues), "-c", "2", "-n", "emu@%h"))
+        self.processes.start("worker-emu", worker_argv(queues, 2, "emu"))
 
     def post(self, path: str, key: str, **kwargs: Any) -> httpx.Response:
         return httpx.post(
@@ -128,18 +88,6 @@ class Stack:
         return dict(response.json())
 
 
-class _quiet:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> bool:
-        return True
-
-
-def _celery(*args: str) -> list[str]:
-    return [sys.executable, "-m", "celery", "-A", "workers.app", *args, "--loglevel", "INFO"]
-
-
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterator[Stack]:
     """Start every process once per test run; stop them all at the end."""
@@ -171,7 +119,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterator[
     }
     settings = make_test_settings(var_dir, redis_url, key_prefix=settings.key_prefix, model_dir=MODEL_DIR)
     upgrade(settings)
-    stack = Stack(settings, env, f"http://127.0.0.1:{api_port}", emulator_url, var_dir)
+    processes = ProcessGroup(log_dir=var_dir, env=env)
+    stack = Stack(settings, f"http://127.0.0.1:{api_port}", emulator_url, processes)
     stack.keys = _tenants(settings)
     local_limits = {
         "SWITCHYARD_TASK_SOFT_TIME_LIMIT_S": "100",
@@ -179,35 +128,16 @@ def stack(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterator[
         "SWITCHYARD_LEASE_S": "150",
     }
     try:
-        stack.start("emulator", [sys.executable, "-m", "infra.emulator", "--port", str(emulator_port)])
-        stack.start(
-            "api",
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "--factory",
-                "api.main:create_app",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(api_port),
-                "--log-level",
-                "warning",
-            ],
-        )
+        processes.start("emulator", emulator_argv(emulator_port))
+        processes.start("api", api_argv(api_port, log_level="warning"))
         stack.start_emulator_worker()
-        stack.start(
-            "worker-local",
-            _celery("worker", "-Q", "tier.local.live,tier.local.batch", "-c", "1", "-n", "local@%h"),
-            env=local_limits,
-        )
-        stack.start("beat", _celery("beat", "-s", str(var_dir / "beat-schedule")))
-        wait_http(f"{emulator_url}/emulator/stats")
-        wait_http(f"{stack.api_url}/readyz")
+        processes.start("worker-local", worker_argv(LOCAL_QUEUES, 1, "local"), env=local_limits)
+        processes.start("beat", celery_argv("beat", "-s", str(var_dir / "beat-schedule")))
+        wait_http(f"{emulator_url}/emulator/stats", alive=processes.check_alive)
+        wait_http(f"{stack.api_url}/readyz", alive=processes.check_alive)
         yield stack
     finally:
-        stack.stop_all()
+        processes.stop_all()
         Redis.from_url(redis_url).flushdb()
 
 
