@@ -12,8 +12,7 @@ import pytest
 from e2e_stack import e2e, stack  # noqa: F401  (fixtures of the end-to-end tests)
 from redis import Redis
 from sqlalchemy.engine import Engine
-from tests_support import POSTGRES_ADMIN_URL, REDIS_TEST_URL, make_test_settings
-from tests_support import new_tenant_key as new_tenant_key
+from tests_support import POSTGRES_ADMIN_URL, REDIS_TEST_URL, database_url_for, make_test_settings
 
 from schemas.settings import Settings
 from workers.db import make_engine
@@ -45,9 +44,7 @@ def postgres_url() -> Iterator[str]:
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """Each store test runs on SQLite and on PostgreSQL."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'store.db'}"
-    return str(request.getfixturevalue("postgres_url"))
+    return database_url_for(request, tmp_path)
 
 
 @pytest.fixture

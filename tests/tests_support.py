@@ -7,6 +7,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
@@ -16,6 +17,13 @@ from schemas.settings import Settings, load_settings
 TEST_CONFIG = Path(__file__).parent / "switchyard-test.toml"
 POSTGRES_ADMIN_URL = os.environ.get("SWITCHYARD_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_TEST_URL = os.environ.get("SWITCHYARD_TEST_REDIS", "redis://127.0.0.1:6379/9")
+
+
+def database_url_for(request: pytest.FixtureRequest, tmp: Path) -> str:
+    """SQLite under ``tmp``, or this run's PostgreSQL database, by the fixture's param."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp / 'switchyard.db'}"
+    return str(request.getfixturevalue("postgres_url"))
 
 
 def make_test_settings(tmp: Path, redis_url: str, database_url: str = "", **overrides: Any) -> Settings:

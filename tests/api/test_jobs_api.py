@@ -16,12 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import make_test_settings, new_tenant_key
 from fastapi.testclient import TestClient
 from redis import Redis
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
+from tests_support import database_url_for, make_test_settings, new_tenant_key
 
 from api.main import create_app
 from schemas.settings import Settings
@@ -93,10 +93,7 @@ def api(
 ) -> Iterator[Api]:
     """One API per database for the module; every test makes its own tenants."""
     tmp = tmp_path_factory.mktemp("api")
-    if request.param == "sqlite":
-        database_url = f"sqlite:///{tmp / 'api.db'}"
-    else:
-        database_url = str(request.getfixturevalue("postgres_url"))
+    database_url = database_url_for(request, tmp)
     with open_api(tmp, redis_url, database_url) as opened:
         yield opened
 

@@ -16,11 +16,11 @@ from typing import Any
 
 import pytest
 import schemathesis
-from conftest import make_test_settings, new_tenant_key
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, reject, settings
 from hypothesis import strategies as st
 from redis import Redis
+from tests_support import database_url_for, make_test_settings, new_tenant_key
 
 from api.main import create_app
 from workers.migrate import upgrade
@@ -43,10 +43,7 @@ def target(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, redis_url: str
 ) -> Iterator[Target]:
     tmp = tmp_path_factory.mktemp("fuzz")
-    if request.param == "sqlite":
-        database_url = f"sqlite:///{tmp / 'fuzz.db'}"
-    else:
-        database_url = str(request.getfixturevalue("postgres_url"))
+    database_url = database_url_for(request, tmp)
     tier = f"fuzz{uuid.uuid4().hex[:8]}"
     configured = make_test_settings(
         tmp,

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import make_test_settings
+from tests_support import make_test_settings
 
 from schemas.errors import (
     MaxAttemptsExceeded,

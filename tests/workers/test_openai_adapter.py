@@ -16,7 +16,7 @@ import httpx
 import httpx2
 import openai
 import pytest
-from conftest import make_test_settings
+from tests_support import make_test_settings
 
 from schemas import errors
 from schemas.openai import ChatCompletion, ChatRequest

@@ -12,9 +12,9 @@ from typing import Any
 
 import psycopg
 import pytest
-from conftest import POSTGRES_ADMIN_URL, make_test_settings, new_tenant_key
 from sqlalchemy import update
 from sqlmodel import Session, col, select
+from tests_support import POSTGRES_ADMIN_URL, make_test_settings, new_tenant_key
 
 from schemas.settings import queue_name
 from schemas.tables import IdempotencyRecord, Job, utcnow

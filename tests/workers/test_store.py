@@ -7,10 +7,10 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from conftest import new_tenant_key
 from sqlalchemy import delete, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col
+from tests_support import new_tenant_key
 
 from schemas.errors import JobNotCancelable, NotFound
 from schemas.tables import Job, utcnow
