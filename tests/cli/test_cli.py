@@ -27,6 +27,8 @@ runner = CliRunner()
 def plain(output: str) -> str:
     """The output without rich's box drawing and line wrapping."""
     return " ".join(output.replace("│", " ").split())
+
+
 COMMANDS = [[], ["up"], ["migrate"], ["worker"], ["emulator"], ["submit"], ["jobs", "show"],
             ["tenants", "create"], ["tenants", "list"], ["keys", "create"], ["keys", "demo"]]  # fmt: skip
 
