@@ -11,6 +11,7 @@ from tests_support import make_test_settings
 
 from schemas.errors import (
     MaxAttemptsExceeded,
+    NoModelAvailable,
     ProviderBadRequest,
     ProviderRateLimited,
     ProviderUnavailable,
@@ -389,3 +390,10 @@ def test_usage_records_nothing_when_no_model_was_routed(settings: Settings) -> N
     UsageRecording().on_error(ctx)
 
     assert ctx.attempt_record == {}
+
+
+def test_routing_fails_a_job_whose_tier_left_the_config(settings: Settings) -> None:
+    ctx = make_ctx(settings, make_job(tier="retired"))
+
+    with pytest.raises(NoModelAvailable, match="no longer configured"):
+        Routing().before_call(ctx)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from schemas.errors import MaxAttemptsExceeded
+from schemas.errors import MaxAttemptsExceeded, NoModelAvailable
 from schemas.settings import TierConfig
 from workers.chain import CallContext, Middleware, Route
 
@@ -38,7 +38,9 @@ class Routing(Middleware):
     """Sets ``ctx.route``; raises ``max_attempts`` when every model is used up."""
 
     def before_call(self, ctx: CallContext) -> None:
-        tier = ctx.settings.tiers[ctx.job.tier]
+        tier = ctx.settings.tiers.get(ctx.job.tier)
+        if tier is None:  # the tier left the config after the job was accepted
+            raise NoModelAvailable(f"Tier {ctx.job.tier!r} is no longer configured.")
         alias = next_model(tier, ctx.request.model, ctx.job.attempt_log or [])
         if alias is None:
             last = (ctx.job.attempt_log or [{}])[-1]
