@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+from typing import Any
 
 import structlog
 from redis.asyncio import Redis
@@ -22,7 +23,7 @@ class JobWaiter:
     def __init__(self, redis_url: str, channel: str) -> None:
         self._redis_url = redis_url
         self._channel = channel
-        self._waiting: dict[str, set[asyncio.Future[None]]] = {}
+        self._waiting: dict[str, set[asyncio.Future[dict[str, Any]]]] = {}
         self._task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
 
@@ -39,13 +40,13 @@ class JobWaiter:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
 
-    def register(self, job_id: str) -> asyncio.Future[None]:
-        """A future that resolves when the job's event arrives; register before re-reading."""
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    def register(self, job_id: str) -> asyncio.Future[dict[str, Any]]:
+        """A future resolved with the job's event when it arrives; register before reading."""
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._waiting.setdefault(job_id, set()).add(future)
         return future
 
-    def unregister(self, job_id: str, future: asyncio.Future[None]) -> None:
+    def unregister(self, job_id: str, future: asyncio.Future[dict[str, Any]]) -> None:
         """Forget a future whose request is over."""
         futures = self._waiting.get(job_id)
         if futures is not None:
@@ -58,10 +59,10 @@ class JobWaiter:
         """Whether the subscription is up; callers fall back to slow polling otherwise."""
         return self._ready.is_set()
 
-    def _wake(self, job_id: str) -> None:
-        for future in self._waiting.get(job_id, ()):
+    def _wake(self, event: dict[str, Any]) -> None:
+        for future in self._waiting.get(event["job_id"], ()):
             if not future.done():
-                future.set_result(None)
+                future.set_result(event)
 
     async def _listen_forever(self) -> None:
         while True:
@@ -78,4 +79,4 @@ class JobWaiter:
             self._ready.set()
             async for message in pubsub.listen():
                 if message.get("type") == "message":
-                    self._wake(json.loads(message["data"])["job_id"])
+                    self._wake(json.loads(message["data"]))

@@ -3,17 +3,24 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from redis import Redis
 
+from schemas.jobs import JobPublic
 from workers.keys import RedisKeys
 
 
-def event_payload(job_id: str, tenant_id: str, status: str) -> str:
-    """The message published when a job reaches a final state."""
-    return json.dumps({"job_id": job_id, "tenant_id": tenant_id, "status": status})
+def event_payload(job_id: str, tenant_id: str, status: str, job: JobPublic | None = None) -> str:
+    """The message published when a job reaches a final state; with the job when known."""
+    payload: dict[str, Any] = {"job_id": job_id, "tenant_id": tenant_id, "status": status}
+    if job is not None:
+        payload["job"] = job.model_dump(mode="json")
+    return json.dumps(payload)
 
 
-def publish_job_event(redis: Redis, keys: RedisKeys, job_id: str, tenant_id: str, status: str) -> None:
+def publish_job_event(
+    redis: Redis, keys: RedisKeys, job_id: str, tenant_id: str, status: str, job: JobPublic | None = None
+) -> None:
     """Tell every waiting API process that the job changed."""
-    redis.publish(keys.job_events, event_payload(job_id, tenant_id, status))
+    redis.publish(keys.job_events, event_payload(job_id, tenant_id, status, job))

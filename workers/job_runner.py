@@ -8,6 +8,7 @@ import structlog
 from celery.exceptions import SoftTimeLimitExceeded
 
 from schemas.errors import MaxAttemptsExceeded, ProviderTimeout
+from schemas.jobs import JobPublic
 from schemas.openai import ChatRequest
 from schemas.tables import Job, Usage, utcnow
 from workers import store
@@ -28,7 +29,7 @@ def run_job(rt: Runtime, job_id: str) -> None:
         return
     if job.attempts > rt.settings.max_attempts:
         error = MaxAttemptsExceeded(f"The job used all {rt.settings.max_attempts} attempts.")
-        _end(rt, job, "failed", store.fail_job(rt.engine, job, error.code, error.message))
+        _end(rt, store.fail_job(rt.engine, job, error.code, error.message))
         return
     ctx = CallContext(job=job, settings=rt.settings, request=ChatRequest.model_validate(job.request))
     rt.chain.run(ctx, lambda c: _call_provider(rt, c))
@@ -54,13 +55,11 @@ def settle(rt: Runtime, ctx: CallContext) -> None:
     usage = _usage_row(job, ctx) if ctx.attempt_record else None
     common = {"attempt_log": attempt_log, "cost_usd": job.cost_usd + ctx.cost_usd}
     if ctx.error is None and ctx.response is not None:
-        finished = store.finish_job(rt.engine, job, usage, **_success_fields(ctx), **common)
-        _end(rt, job, "succeeded", finished)
+        _end(rt, store.finish_job(rt.engine, job, usage, **_success_fields(ctx), **common))
     elif ctx.error is not None and ctx.retry_in is not None:
         _retry_later(rt, ctx, usage, common)
     elif ctx.error is not None:
-        failed = store.fail_job(rt.engine, job, ctx.error.code, ctx.error.message, usage=usage, **common)
-        _end(rt, job, "failed", failed)
+        _end(rt, store.fail_job(rt.engine, job, ctx.error.code, ctx.error.message, usage=usage, **common))
 
 
 def _success_fields(ctx: CallContext) -> dict[str, object]:
@@ -111,6 +110,9 @@ def _usage_row(job: Job, ctx: CallContext) -> Usage:
     )
 
 
-def _end(rt: Runtime, job: Job, status: str, changed: bool) -> None:
-    if changed:
-        publish_job_event(rt.redis, rt.keys, job.id, job.tenant_id, status)
+def _end(rt: Runtime, final: Job | None) -> None:
+    # The event carries the finished job, so a waiting API answers without reading the row.
+    if final is not None:
+        publish_job_event(
+            rt.redis, rt.keys, final.id, final.tenant_id, final.status, job=JobPublic.from_row(final)
+        )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
 from typing import Annotated, Any, Literal
 
@@ -101,9 +102,14 @@ def cancel_job(job_id: JobId, services: ServicesDep, principal: Submitter) -> Re
     return job_response(job)
 
 
-def job_response(job: Job, status_code: int = 200, headers: dict[str, str] | None = None) -> Response:
-    """The job as JSON, serialised once (a returned model would be validated again)."""
-    body = JobPublic.from_row(job).model_dump_json()
+def job_response(
+    job: Job | dict[str, Any], status_code: int = 200, headers: dict[str, str] | None = None
+) -> Response:
+    """The job as JSON, serialised once (a returned model would be validated again).
+
+    A dict is a public job the worker already serialised (see ``_wait_for_final``).
+    """
+    body = json.dumps(job) if isinstance(job, dict) else JobPublic.from_row(job).model_dump_json()
     return Response(body, status_code=status_code, headers=headers, media_type="application/json")
 
 
@@ -112,7 +118,10 @@ def _read(services: Services, principal: Principal, job_id: str) -> Job:
         return store.get_job(session, principal.tenant_id, job_id)
 
 
-async def _wait_for_final(services: Services, principal: Principal, job_id: str, wait_s: float) -> Job:
+async def _wait_for_final(
+    services: Services, principal: Principal, job_id: str, wait_s: float
+) -> Job | dict[str, Any]:
+    """The job once final (or at the deadline); the worker's event may carry it ready-made."""
     # Register before reading, so an event between the read and the wait is not missed.
     deadline = time.monotonic() + wait_s
     waiter = services.waiter
@@ -125,6 +134,8 @@ async def _wait_for_final(services: Services, principal: Principal, job_id: str,
                 return job
             timeout = remaining if waiter.live else min(remaining, FALLBACK_POLL_S)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(future), timeout=timeout)
+                event = await asyncio.wait_for(asyncio.shield(future), timeout=timeout)
+                if "job" in event and event.get("tenant_id") == principal.tenant_id:
+                    return dict(event["job"])
         finally:
             waiter.unregister(job_id, future)

@@ -25,7 +25,8 @@ from tests_support import database_url_for, make_test_settings, new_tenant_key
 
 from api.main import create_app
 from schemas.settings import Settings
-from schemas.tables import IdempotencyRecord, utcnow
+from schemas.tables import IdempotencyRecord, Job, utcnow
+from workers.keys import RedisKeys
 from workers.migrate import upgrade
 
 MESSAGES = [{"role": "user", "content": "Summarise the attached memo."}]
@@ -200,6 +201,62 @@ def test_get_with_wait_wakes_when_job_ends(api: Api, auth: dict[str, str]) -> No
 
     assert time.monotonic() - started < 5
     assert answers and answers[0].json()["status"] == "canceled"
+
+
+def _poll_in_background(
+    api: Api, job_id: str, auth: dict[str, str], wait: float
+) -> tuple[threading.Thread, list[Any]]:
+    answers: list[Any] = []
+    poller = threading.Thread(
+        target=lambda: answers.append(
+            api.client.get(f"/v1/jobs/{job_id}", params={"wait": wait}, headers=auth)
+        )
+    )
+    poller.start()
+    time.sleep(0.3)
+    return poller, answers
+
+
+def test_waiting_poll_answers_with_the_finished_job_the_worker_event_carries(
+    api: Api, auth: dict[str, str]
+) -> None:
+    queued = api.submit(auth).json()
+    poller, answers = _poll_in_background(api, queued["id"], auth, wait=20)
+    finished = {**queued, "status": "succeeded", "model": "from-the-event"}
+    event = {
+        "job_id": queued["id"],
+        "tenant_id": _tenant_of(api, queued["id"]),
+        "status": "succeeded",
+        "job": finished,
+    }
+
+    api.redis.publish(RedisKeys(api.settings.key_prefix).job_events, json.dumps(event))
+    poller.join(timeout=10)
+
+    assert answers and answers[0].json()["model"] == "from-the-event"  # not re-read from the row
+
+
+def test_waiting_poll_ignores_an_event_of_another_tenant(api: Api, auth: dict[str, str]) -> None:
+    queued = api.submit(auth).json()
+    poller, answers = _poll_in_background(api, queued["id"], auth, wait=1.5)
+    forged = {
+        "job_id": queued["id"],
+        "tenant_id": "ten_other",
+        "status": "succeeded",
+        "job": {"model": "forged"},
+    }
+
+    api.redis.publish(RedisKeys(api.settings.key_prefix).job_events, json.dumps(forged))
+    poller.join(timeout=10)
+
+    assert answers and answers[0].json()["status"] == "queued"  # read from the row instead
+
+
+def _tenant_of(api: Api, job_id: str) -> str:
+    with Session(api.engine) as session:
+        job = session.get(Job, job_id)
+        assert job is not None
+        return job.tenant_id
 
 
 # List

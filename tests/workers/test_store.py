@@ -13,6 +13,7 @@ from sqlmodel import Session, col
 from tests_support import new_tenant_key
 
 from schemas.errors import JobNotCancelable, NotFound
+from schemas.jobs import JobPublic
 from schemas.tables import Job, utcnow
 from workers import store
 from workers.db import session_scope
@@ -152,13 +153,14 @@ def test_finish_with_stale_lease_token_changes_nothing(engine: Engine, tenant: s
     successor = store.claim_job(engine, job_id, LEASE_S)
     assert successor is not None
 
-    assert store.finish_job(engine, zombie, status="succeeded", result={"zombie": True}) is False
-    assert store.fail_job(engine, zombie, "provider_error", "zombie says no") is False
+    assert store.finish_job(engine, zombie, status="succeeded", result={"zombie": True}) is None
+    assert store.fail_job(engine, zombie, "provider_error", "zombie says no") is None
     stored = read(engine, job_id)
     assert (stored.status, stored.result, stored.error_code) == ("running", None, None)
     assert stored.lease_token == successor.lease_token
 
-    assert store.finish_job(engine, successor, status="succeeded", result={"ok": True}) is True
+    finished = store.finish_job(engine, successor, status="succeeded", result={"ok": True})
+    assert finished is not None and finished.status == "succeeded" and finished.result == {"ok": True}
     finished = read(engine, job_id)
     assert (finished.status, finished.result, finished.lease_token) == ("succeeded", {"ok": True}, None)
 
@@ -167,9 +169,10 @@ def test_finish_does_nothing_once_job_is_final(engine: Engine, tenant: str) -> N
     job_id = add_job(engine, tenant)
     job = store.claim_job(engine, job_id, LEASE_S)
     assert job is not None
-    assert store.fail_job(engine, job, "provider_bad_request", "bad") is True
+    failed = store.fail_job(engine, job, "provider_bad_request", "bad")
+    assert failed is not None and failed.error_code == "provider_bad_request"
 
-    assert store.finish_job(engine, job, status="succeeded") is False
+    assert store.finish_job(engine, job, status="succeeded") is None
     assert read(engine, job_id).status == "failed"
 
 
@@ -301,3 +304,17 @@ def test_non_utc_timestamps_are_stored_as_the_same_instant(engine: Engine, tenan
     assert stored == instant
     assert stored is not None and stored.utcoffset() == timedelta(0)
     assert stored.hour == 10
+
+
+def test_finish_returns_the_row_as_stored_so_events_can_carry_it(engine: Engine, tenant: str) -> None:
+    job_id = add_job(engine, tenant)
+    job = store.claim_job(engine, job_id, LEASE_S)
+    assert job is not None
+
+    finished = store.finish_job(
+        engine, job, status="succeeded", result={"id": "x"}, model="emu-a", prompt_tokens=3,
+        completion_tokens=4, cost_usd=0.25, finished_at=utcnow(),
+    )  # fmt: skip
+
+    assert finished is not None
+    assert JobPublic.from_row(finished) == JobPublic.from_row(read(engine, job_id))
