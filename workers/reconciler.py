@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy import and_, delete, or_
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from schemas.tables import IdempotencyRecord, Job, utcnow
@@ -41,7 +42,7 @@ def reconcile(rt: Runtime) -> SweepReport:
     """One full pass; safe to run concurrently with workers and other reconcilers."""
     report = SweepReport()
     report.requeued, report.dead_lettered = recover_expired_leases(rt)
-    report.published = publish_unsent(rt)
+    report.published = report.requeued + publish_unsent(rt)
     report.idempotency_purged = purge_idempotency_keys(rt)
     return report
 
@@ -74,22 +75,27 @@ def recover_expired_leases(rt: Runtime) -> tuple[int, int]:
     now = utcnow()
     expired = and_(col(Job.status) == "running", col(Job.lease_expires_at) < now)
     with Session(rt.engine) as session:
-        rows = session.exec(
-            select(Job.id, Job.tenant_id, Job.attempts).where(expired).limit(SWEEP_LIMIT)
-        ).all()
+        # Core columns: sqlmodel's typed select overloads stop at four.
+        jobs = store.JOBS.c
+        columns = (jobs.id, jobs.tenant_id, jobs.tier, jobs.priority, jobs.attempts)
+        rows = session.execute(sa_select(*columns).where(expired).limit(SWEEP_LIMIT)).all()
     requeued = failed = 0
-    for job_id, tenant_id, attempts in rows:
+    for job_id, tenant_id, tier, priority, attempts in rows:
         if attempts >= rt.settings.max_attempts:
             failed += _dead_letter(rt, job_id, tenant_id, attempts)
         else:
-            requeued += _requeue(rt, job_id)
+            requeued += _requeue(rt, job_id, tier, priority)
     return requeued, failed
 
 
-def _requeue(rt: Runtime, job_id: str) -> int:
-    # Backdated so that publish_unsent, later in the same pass, publishes it at once.
-    backdated = utcnow() - timedelta(seconds=rt.settings.orphan_grace_s)
-    return int(store.requeue_expired(rt.engine, job_id, updated_at=backdated))
+def _requeue(rt: Runtime, job_id: str, tier: str, priority: str) -> int:
+    # Commit, publish, mark: the order the API uses, so a crash in between leaves an orphan
+    # that publish_unsent repairs on a later pass.
+    if not store.requeue_expired(rt.engine, job_id):
+        return 0
+    publish_job(rt.celery, job_id, tier, priority)
+    store.mark_published(rt.engine, [job_id])
+    return 1
 
 
 def _dead_letter(rt: Runtime, job_id: str, tenant_id: str, attempts: int) -> int:

@@ -193,11 +193,9 @@ def hand_back(engine: Engine, job: Job, not_before: datetime, published: bool, *
     )
 
 
-def requeue_expired(engine: Engine, job_id: str, updated_at: datetime) -> bool:
+def requeue_expired(engine: Engine, job_id: str) -> bool:
     """Return a job whose worker's lease expired to ``queued``, unpublished."""
-    return _change_expired(
-        engine, job_id, status="queued", not_before=None, published_at=None, updated_at=updated_at
-    )
+    return _change_expired(engine, job_id, status="queued", not_before=None, published_at=None)
 
 
 def fail_expired(engine: Engine, job_id: str, code: str, message: str) -> bool:
