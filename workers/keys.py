@@ -22,3 +22,11 @@ class RedisKeys:
     def fault(self, name: str) -> str:
         """A fault-injection flag, read only when the test setting enables faults."""
         return f"{self.prefix}:fault:{name}"
+
+    def limit_bucket(self, bucket: str) -> list[str]:
+        """The six keys of a rate-limit bucket (see workers/ratelimit/common.lua).
+
+        The ``{...}`` hash tag keeps a bucket's keys on one Redis Cluster slot, as a script needs.
+        """
+        base = f"{self.prefix}:rl:{{{bucket}}}"
+        return [f"{base}:req", f"{base}:req:amt", f"{base}:tok", f"{base}:tok:amt", f"{base}:state", f"{base}:inflight"]

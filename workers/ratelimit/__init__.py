@@ -1,0 +1,1 @@
+"""Global rate limits: atomic sliding windows in Redis, shared by every worker process."""

@@ -1,0 +1,200 @@
+"""The limiter: Lua scripts over weighted sliding windows in Redis, one bucket per name.
+
+A bucket holds a requests window, a tokens window and the calls in flight. Every worker
+process on every machine runs the same scripts on the same keys, so the limit is global, and
+each script runs atomically, so two workers can never both take the last unit. The windows
+are exact: in any span of ``window_s`` seconds the granted amounts never exceed the limit in
+force. See docs/rate-limits.md.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+from redis import Redis
+from redis.commands.core import Script
+
+from workers.keys import RedisKeys
+
+SCRIPT_DIR = Path(__file__).resolve().parent
+
+
+@cache
+def _source(name: str) -> str:
+    common = (SCRIPT_DIR / "common.lua").read_text()
+    return common + "\n" + (SCRIPT_DIR / f"{name}.lua").read_text()
+
+
+@dataclass(frozen=True)
+class BucketLimits:
+    """What a bucket allows per window; None means no such limit."""
+
+    window_s: float
+    rpm: int | None = None
+    tpm: int | None = None
+    concurrency: int | None = None
+
+    @property
+    def limited(self) -> bool:
+        return bool(self.rpm or self.tpm or self.concurrency)
+
+
+@dataclass(frozen=True)
+class AdaptivePolicy:
+    """AIMD on bare 429s: multiply the limits in force by ``decrease``, recover linearly."""
+
+    enabled: bool = True
+    decrease: float = 0.5
+    min_factor: float = 0.1
+    recovery_per_window: float = 0.1
+    cooldown_s: float = 1.0
+
+
+@dataclass(frozen=True)
+class Grant:
+    """Capacity taken for one call; settle it when the call ends."""
+
+    bucket: str
+    grant_id: str
+    tokens: int
+
+
+@dataclass(frozen=True)
+class Decision:
+    """A granted call, or the reason and the seconds to wait before asking again."""
+
+    grant: Grant | None
+    wait_s: float
+    reason: str
+    remaining_requests: int | None
+    remaining_tokens: int | None
+
+    @property
+    def granted(self) -> bool:
+        return self.grant is not None
+
+
+@dataclass(frozen=True)
+class BucketState:
+    """A bucket's use right now, for ``GET /v1/limits`` and metrics."""
+
+    requests_used: int
+    tokens_used: int
+    in_flight: int
+    paused_s: float
+    factor: float
+
+
+class Limiter:
+    """Acquire, settle and signal on Redis buckets named by the caller."""
+
+    def __init__(
+        self,
+        redis: Redis,
+        keys: RedisKeys,
+        lease_s: float,
+        adaptive: AdaptivePolicy | None = None,
+    ) -> None:
+        self.redis = redis
+        self.keys = keys
+        self.lease_s = lease_s
+        self.adaptive = adaptive or AdaptivePolicy()
+        self._scripts: dict[str, Script] = {
+            name: redis.register_script(_source(name))
+            for name in ("acquire", "settle", "signal", "snapshot")
+        }
+
+    def acquire(
+        self, bucket: str, limits: BucketLimits, tokens: int, reserve: float = 0.0, now: float | None = None
+    ) -> Decision:
+        """Take one request and ``tokens`` if they fit while leaving ``reserve`` of each limit."""
+        grant_id = uuid.uuid4().hex
+        granted, wait_ms, reason, left_requests, left_tokens = self._run(
+            "acquire",
+            bucket,
+            now,
+            limits.window_s,
+            limits.rpm or 0,
+            limits.tpm or 0,
+            limits.concurrency or 0,
+            tokens,
+            reserve,
+            grant_id,
+            self.lease_s,
+            self.adaptive.recovery_per_window,
+        )
+        return Decision(
+            grant=Grant(bucket, grant_id, tokens) if granted else None,
+            wait_s=int(wait_ms) / 1000,
+            reason=reason.decode() if isinstance(reason, bytes) else str(reason),
+            remaining_requests=None if int(left_requests) < 0 else int(left_requests),
+            remaining_tokens=None if int(left_tokens) < 0 else int(left_tokens),
+        )
+
+    def settle(self, grant: Grant, actual_tokens: int | None) -> None:
+        """Free the call's in-flight slot; correct its tokens to ``actual_tokens`` if known."""
+        self._scripts["settle"](
+            keys=self.keys.limit_bucket(grant.bucket),
+            args=[grant.grant_id, -1 if actual_tokens is None else max(0, actual_tokens)],
+        )
+
+    def pause(self, bucket: str, seconds: float, now: float | None = None) -> float:
+        """Stop every worker from calling this bucket for ``seconds`` (a provider's retry-after)."""
+        return float(self._signal(bucket, now, "pause", seconds))
+
+    def resync(
+        self,
+        bucket: str,
+        limits: BucketLimits,
+        kind: str,
+        remaining: int,
+        reset_s: float,
+        now: float | None = None,
+    ) -> int:
+        """Count as used what the provider says is gone and we did not know; the amount added."""
+        limit = limits.rpm if kind == "requests" else limits.tpm
+        if not limit:
+            return 0
+        added = self._signal(
+            bucket, now, "resync", kind, limit, remaining, reset_s, limits.window_s, f"sync:{uuid.uuid4().hex}"
+        )
+        return int(added)
+
+    def penalize(self, bucket: str, limits: BucketLimits, now: float | None = None) -> float:
+        """AIMD decrease after a 429 that said nothing; the share of the limits now in force."""
+        policy = self.adaptive
+        if not policy.enabled:
+            return 1.0
+        return float(
+            self._signal(
+                bucket,
+                now,
+                "penalize",
+                limits.window_s,
+                policy.decrease,
+                policy.min_factor,
+                policy.cooldown_s,
+                policy.recovery_per_window,
+            )
+        )
+
+    def snapshot(self, bucket: str, limits: BucketLimits, now: float | None = None) -> BucketState:
+        """The bucket's use in the current window."""
+        requests, tokens, in_flight, paused, factor = self._run(
+            "snapshot", bucket, now, limits.window_s, self.adaptive.recovery_per_window
+        )
+        return BucketState(int(requests), int(tokens), int(in_flight), float(paused), float(factor))
+
+    def _signal(self, bucket: str, now: float | None, *args: object) -> bytes:
+        result: bytes = self._run("signal", bucket, now, *args)
+        return result
+
+    def _run(self, script: str, bucket: str, now: float | None, *args: object) -> list:  # type: ignore[type-arg]
+        clock = "" if now is None else repr(now)
+        return self._scripts[script](  # type: ignore[no-any-return]
+            keys=self.keys.limit_bucket(bucket), args=[clock, *args]
+        )
+
