@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import structlog
@@ -11,7 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from schemas.errors import RequestValidationFailed, SwitchyardError
+from schemas.errors import RequestValidationFailed, SwitchyardError, TooManyRequests
 
 log = structlog.get_logger("switchyard.api")
 
@@ -32,6 +33,11 @@ def error_response(error: SwitchyardError, headers: dict[str, str] | None = None
     return JSONResponse(error.to_body(), status_code=error.status_code, headers=headers)
 
 
+def retry_after_header(seconds: float) -> str:
+    """Whole seconds, at least 1, for a Retry-After header."""
+    return str(max(1, math.ceil(seconds)))
+
+
 def _validation_details(exc: RequestValidationError) -> list[dict[str, Any]]:
     return [
         {"loc": list(err.get("loc", ())), "msg": err.get("msg", ""), "type": err.get("type", "")}
@@ -41,7 +47,10 @@ def _validation_details(exc: RequestValidationError) -> list[dict[str, Any]]:
 
 async def _on_switchyard_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, SwitchyardError)
-    return error_response(exc)
+    headers = None
+    if isinstance(exc, TooManyRequests):
+        headers = {"Retry-After": retry_after_header(exc.retry_after)}
+    return error_response(exc, headers)
 
 
 async def _on_validation_error(_: Request, exc: Exception) -> JSONResponse:

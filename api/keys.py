@@ -22,6 +22,7 @@ class Principal:
     tenant_id: str
     key_id: str
     scopes: frozenset[str]
+    rpm_limit: int | None = None
 
     def allows(self, scope: str) -> bool:
         """Admin keys may do everything."""
@@ -33,9 +34,17 @@ def hash_key(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def create_tenant(session: Session, name: str) -> Tenant:
-    """Add a tenant (the caller commits)."""
-    tenant = Tenant(id=new_id("ten"), name=name, created_at=utcnow())
+def create_tenant(
+    session: Session, name: str, rpm_limit: int | None = None, max_running_jobs: int | None = None
+) -> Tenant:
+    """Add a tenant (the caller commits); limits left None follow the config defaults."""
+    tenant = Tenant(
+        id=new_id("ten"),
+        name=name,
+        created_at=utcnow(),
+        rpm_limit=rpm_limit,
+        max_running_jobs=max_running_jobs,
+    )
     session.add(tenant)
     return tenant
 
@@ -64,7 +73,15 @@ def find_principal(session: Session, secret: str) -> Principal | None:
     """The principal of a presented key, or None if it is unknown or revoked."""
     if not secret.startswith(KEY_PREFIX):
         return None
-    key = session.exec(select(ApiKey).where(ApiKey.key_hash == hash_key(secret))).first()
-    if key is None or key.revoked_at is not None:
+    found = session.exec(
+        select(ApiKey, Tenant).join(Tenant).where(ApiKey.key_hash == hash_key(secret))  # type: ignore[arg-type]
+    ).first()
+    if found is None or found[0].revoked_at is not None:
         return None
-    return Principal(tenant_id=key.tenant_id, key_id=key.id, scopes=frozenset(key.scopes.split(",")))
+    key, tenant = found
+    return Principal(
+        tenant_id=key.tenant_id,
+        key_id=key.id,
+        scopes=frozenset(key.scopes.split(",")),
+        rpm_limit=tenant.rpm_limit,
+    )

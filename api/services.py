@@ -8,13 +8,17 @@ from dataclasses import dataclass, field
 from redis import Redis
 from sqlalchemy.engine import Engine
 
+from api.admission import Admission
 from api.job_waiter import JobWaiter
 from api.keys import Principal
 from api.publish_marks import PublishMarks
 from schemas.settings import Settings
 from workers.celery_app import SwitchyardCelery, create_celery
 from workers.db import make_engine
+from workers.dispatch import Dispatcher
 from workers.keys import RedisKeys
+from workers.ratelimit.limiter import Limiter
+from workers.ratelimit.policy import TenantLimits, build_limiter
 
 PRINCIPAL_CACHE_S = 30.0
 
@@ -52,20 +56,32 @@ class Services:
     waiter: JobWaiter
     principals: PrincipalCache
     publish_marks: PublishMarks
+    limiter: Limiter
+    dispatcher: Dispatcher
+    admission: Admission
+    tenant_limits: TenantLimits
 
     @classmethod
     def build(cls, settings: Settings) -> Services:
         keys = RedisKeys(settings.key_prefix)
         engine = make_engine(settings)
+        celery = create_celery(settings)
+        redis = Redis.from_url(settings.redis_url, socket_timeout=5)
+        limiter = build_limiter(settings, redis, keys)
+        dispatcher = Dispatcher(celery, redis, keys)
         return cls(
             settings=settings,
             engine=engine,
-            celery=create_celery(settings),
-            redis=Redis.from_url(settings.redis_url, socket_timeout=5),
+            celery=celery,
+            redis=redis,
             keys=keys,
             waiter=JobWaiter(settings.redis_url, keys.job_events),
             principals=PrincipalCache(),
             publish_marks=PublishMarks(engine),
+            limiter=limiter,
+            dispatcher=dispatcher,
+            admission=Admission(settings, limiter, dispatcher),
+            tenant_limits=TenantLimits(engine, settings.rate_limits),
         )
 
     def close(self) -> None:

@@ -15,7 +15,6 @@ from schemas.jobs import JobCreate
 from schemas.tables import Job
 from workers import store
 from workers.db import session_scope
-from workers.dispatch import publish_job
 
 
 @dataclass(frozen=True)
@@ -37,6 +36,8 @@ def submit_job(services: Services, principal: Principal, body: JobCreate, key_he
                 replay = idempotency.find_replay(session, principal.tenant_id, key, request_hash)
                 if replay is not None:
                     return Accepted(store.get_job(session, principal.tenant_id, replay), True)
+            # After the replay check: a retried submission of an accepted job is never refused.
+            services.admission.admit(principal, body.tier, body.priority)
             job = _insert(session, principal, body)
             if key:  # the job row is already inserted, so the record's foreign key holds
                 idempotency.remember(
@@ -72,7 +73,7 @@ def _insert(session: Session, principal: Principal, body: JobCreate) -> Job:
 def _publish(services: Services, job: Job) -> None:
     if "skip_publish_after_commit" in services.settings.inject_faults:
         return  # test-only: behave as if the process died between commit and publish
-    publish_job(services.celery, job.id, job.tier, job.priority)
+    services.dispatcher.publish(job.id, job.tier, job.priority, job.tenant_id)
     services.publish_marks.add(job.id)
 
 

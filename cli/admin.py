@@ -19,10 +19,19 @@ keys_app = typer.Typer(help="Create API keys and show the demo key.", no_args_is
 
 
 @tenants_app.command("create")
-def tenants_create(name: Annotated[str, typer.Argument(help="A unique tenant name.")]) -> None:
+def tenants_create(
+    name: Annotated[str, typer.Argument(help="A unique tenant name.")],
+    rpm: Annotated[
+        int | None, typer.Option(min=1, help="Job submissions per minute (default: rate_limits.tenant_rpm).")
+    ] = None,
+    max_running: Annotated[
+        int | None,
+        typer.Option(min=1, help="Jobs running at once (default: rate_limits.tenant_max_running)."),
+    ] = None,
+) -> None:
     """Create a tenant and print its id."""
     with session_scope(make_engine(load_settings())) as session:
-        tenant = create_tenant(session, name)
+        tenant = create_tenant(session, name, rpm_limit=rpm, max_running_jobs=max_running)
     typer.echo(tenant.id)
 
 

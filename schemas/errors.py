@@ -20,6 +20,13 @@ Every error carries an HTTP status, a stable ``code`` and whether retrying may h
     ├── NotFound (404 not_found)
     ├── JobNotCancelable (409 job_not_cancelable)
     ├── ServiceUnavailable (503 service_unavailable, retryable)
+    ├── TooManyRequests (429 too_many_requests, retryable; answered with Retry-After)
+    │   ├── TenantRateLimited (429 tenant_rate_limited)
+    │   ├── TierSaturated (429 tier_saturated)
+    │   └── QueueFull (429 queue_full)
+    ├── CapacityExhausted (429 capacity_exhausted, retryable, not an attempt)
+    │   └── TenantBusy (429 tenant_busy)
+    ├── ExceedsRateLimit (400 exceeds_rate_limit)
     ├── MaxAttemptsExceeded (500 max_attempts)
     ├── NoModelAvailable (503 no_model_available)
     └── ProviderError (502 provider_error)
@@ -44,6 +51,8 @@ class SwitchyardError(Exception):
     status_code: ClassVar[int] = 500
     code: ClassVar[str] = "internal_error"
     retryable: ClassVar[bool] = False
+    # False for a job handed back before any provider call: it does not use up an attempt.
+    counts_as_attempt: ClassVar[bool] = True
 
     def __init__(self, message: str, **details: Any) -> None:
         super().__init__(message)
@@ -133,6 +142,56 @@ class ServiceUnavailable(SwitchyardError):
     retryable = True
 
 
+class TooManyRequests(SwitchyardError):
+    """The API will not take this now; ``retry_after`` seconds is when to try again."""
+
+    status_code = 429
+    code = "too_many_requests"
+    retryable = True
+
+    def __init__(self, message: str, *, retry_after: float, **details: Any) -> None:
+        super().__init__(message, retry_after_s=round(retry_after, 3), **details)
+        self.retry_after = retry_after
+
+
+class TenantRateLimited(TooManyRequests):
+    code = "tenant_rate_limited"
+
+
+class TierSaturated(TooManyRequests):
+    code = "tier_saturated"
+
+
+class QueueFull(TooManyRequests):
+    code = "queue_full"
+
+
+class CapacityExhausted(SwitchyardError):
+    """No model of the job's chain has rate-limit capacity soon; the job goes back to wait."""
+
+    status_code = 429
+    code = "capacity_exhausted"
+    retryable = True
+    counts_as_attempt = False
+
+    def __init__(self, message: str, *, retry_after: float, **details: Any) -> None:
+        super().__init__(message, **details)
+        self.retry_after = retry_after
+
+
+class TenantBusy(CapacityExhausted):
+    """The job's tenant has its maximum of jobs running; the job waits its turn."""
+
+    code = "tenant_busy"
+
+
+class ExceedsRateLimit(SwitchyardError):
+    """The call alone needs more tokens than a window of every model of its chain allows."""
+
+    status_code = 400
+    code = "exceeds_rate_limit"
+
+
 class MaxAttemptsExceeded(SwitchyardError):
     code = "max_attempts"
 
@@ -148,9 +207,17 @@ class ProviderError(SwitchyardError):
     status_code = 502
     code = "provider_error"
 
-    def __init__(self, message: str, *, retry_after: float | None = None, **details: Any) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after: float | None = None,
+        headers: dict[str, str] | None = None,
+        **details: Any,
+    ) -> None:
         super().__init__(message, **details)
         self.retry_after = retry_after
+        self.headers = headers or {}  # the provider's x-ratelimit-* headers, for the limiter
 
 
 class ProviderRateLimited(ProviderError):

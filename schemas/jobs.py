@@ -23,7 +23,11 @@ class JobCreate(BaseModel):
     request: ChatRequest
     callback_url: str | None = Field(None, description="Called with the job when it ends.")
     cache: Literal["exact", "semantic", "off"] = "exact"
-    priority: Literal["live", "batch"] = "live"
+    priority: Literal["live", "batch", "precompute"] = Field(
+        "live",
+        description="live: first in line; batch: leaves a reserve of each limit for live; "
+        "precompute: only spare capacity.",
+    )
     metadata: dict[str, Any] = Field(default_factory=dict)
 
 

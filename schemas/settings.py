@@ -20,7 +20,8 @@ from pydantic_settings import (
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG_FILE = PROJECT_ROOT / "infra" / "switchyard.toml"
-PRIORITIES = ("live", "batch")
+# Priority classes, highest first. Each has its own queue per tier; live is consumed first.
+PRIORITIES = ("live", "batch", "precompute")
 
 
 class ProviderConfig(BaseModel):
@@ -40,6 +41,14 @@ class ModelConfig(BaseModel):
     input_usd_per_mtok: float = Field(0.0, ge=0)
     output_usd_per_mtok: float = Field(0.0, ge=0)
     context_window: int = Field(8192, gt=0)
+    rpm: int | None = Field(None, gt=0, description="Requests per rate-limit window; none = unlimited.")
+    tpm: int | None = Field(None, gt=0, description="Tokens per rate-limit window; none = unlimited.")
+    max_concurrency: int | None = Field(None, gt=0, description="Calls in flight at once.")
+
+    @property
+    def bucket(self) -> str:
+        """The rate-limit bucket: aliases of one provider model share its limits."""
+        return f"{self.provider}/{self.model}"
 
 
 class TierConfig(BaseModel):
@@ -48,6 +57,39 @@ class TierConfig(BaseModel):
     models: list[str] = Field(min_length=1)
     default_max_tokens: int = Field(256, gt=0)
     attempts_per_model: int = Field(2, ge=1)
+    max_queue_seconds: float = Field(
+        300.0, gt=0, description="Refuse new live jobs while the live queue needs longer to drain."
+    )
+    max_queue_depth: int = Field(100_000, gt=0, description="Refuse every job once this many are queued.")
+    fallback_on_exhaustion: bool = Field(
+        True, description="Move a job to the next model of the chain when its model has no capacity."
+    )
+
+
+class RateLimitSettings(BaseModel):
+    """How workers share provider limits and how the API admits work (docs/rate-limits.md)."""
+
+    window_s: float = Field(60.0, gt=0, description="Length of every limit window; tests compress it.")
+    acquire_wait_s: float = Field(
+        2.0, ge=0, description="Longest a worker waits for capacity before it hands the job back."
+    )
+    batch_reserve: float = Field(0.2, ge=0, lt=1, description="Share of each limit batch leaves for live.")
+    precompute_reserve: float = Field(
+        0.5, ge=0, lt=1, description="Share of each limit precompute leaves for the other classes."
+    )
+    adaptive: bool = Field(True, description="AIMD: a 429 without headers shrinks the limits in force.")
+    aimd_decrease: float = Field(0.5, gt=0, lt=1)
+    aimd_min_factor: float = Field(0.1, gt=0, le=1)
+    aimd_recovery_per_window: float = Field(0.1, gt=0, le=1)
+    aimd_cooldown_s: float = Field(1.0, ge=0, description="One decrease per burst of 429s.")
+    tenant_rpm: int = Field(600, gt=0, description="Job submissions per tenant per tenant window.")
+    tenant_window_s: float = Field(60.0, gt=0)
+    tenant_max_running: int = Field(32, gt=0, description="Running jobs per tenant at once.")
+    tenant_retry_s: float = Field(1.0, gt=0, description="Hand-back delay of a job over its tenant's cap.")
+
+    def reserve(self, priority: str) -> float:
+        """The share of each limit a call of this priority class must leave unused."""
+        return {"live": 0.0, "batch": self.batch_reserve, "precompute": self.precompute_reserve}[priority]
 
 
 class Settings(BaseSettings):
@@ -99,6 +141,7 @@ class Settings(BaseSettings):
         description="Test-only fault injection, e.g. {'skip_publish_after_commit'}; empty in production.",
     )
 
+    rate_limits: RateLimitSettings = Field(default_factory=lambda: RateLimitSettings.model_validate({}))
     providers: dict[str, ProviderConfig] = Field(default_factory=dict)
     models: dict[str, ModelConfig] = Field(default_factory=dict)
     tiers: dict[str, TierConfig] = Field(default_factory=dict)
@@ -129,6 +172,8 @@ class Settings(BaseSettings):
             raise ValueError("need task_soft_time_limit_s < task_time_limit_s < visibility_timeout_s")
         if self.lease_s <= self.task_time_limit_s:
             raise ValueError("lease_s must exceed task_time_limit_s so a live task keeps its lease")
+        if self.rate_limits.precompute_reserve < self.rate_limits.batch_reserve:
+            raise ValueError("rate_limits.precompute_reserve must be at least batch_reserve")
         return self
 
     @property

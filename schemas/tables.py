@@ -53,6 +53,8 @@ class Tenant(SQLModel, table=True):
     id: str = Field(primary_key=True, max_length=40)
     name: str = Field(max_length=200, unique=True)
     created_at: datetime = _timestamp(nullable=False)
+    rpm_limit: int | None = Field(default=None, description="Submissions per minute; none = config default.")
+    max_running_jobs: int | None = Field(default=None, description="Running jobs at once; none = default.")
 
 
 class ApiKey(SQLModel, table=True):

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
+from redis import Redis
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from api.keys import create_key, create_tenant
-from schemas.settings import Settings, load_settings
+from schemas.settings import PRIORITIES, Settings, load_settings, queue_name
+from workers.dispatch import priority_keys
 
 TEST_CONFIG = Path(__file__).parent / "switchyard-test.toml"
 POSTGRES_ADMIN_URL = os.environ.get("SWITCHYARD_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
@@ -46,3 +50,24 @@ def new_tenant_key(engine: Engine, scopes: set[str] | None = None) -> tuple[str,
         secret = create_key(session, tenant.id, scopes or {"submit", "read"})
         session.commit()
         return tenant.id, secret
+
+
+def queued_job_ids(redis: Redis, queue: str) -> list[str]:
+    """The job ids on a kombu Redis queue, every priority level, in the order workers take them.
+
+    Each message is a JSON envelope whose base64 body holds the task's args.
+    """
+    ids = []
+    for key in priority_keys(queue):
+        for raw in reversed(redis.lrange(key, 0, -1)):  # LPUSH in, BRPOP out
+            envelope = json.loads(raw)
+            assert envelope["headers"]["task"] == "switchyard.run_job"
+            args, _kwargs, _embed = json.loads(base64.b64decode(envelope["body"]))
+            ids.extend(args)
+    return ids
+
+
+def delete_tier_queues(redis: Redis, tiers: list[str], key_prefix: str) -> None:
+    """Drop the tiers' queues (every priority level) and every key under ``key_prefix``."""
+    queues = [key for tier in tiers for p in PRIORITIES for key in priority_keys(queue_name(tier, p))]
+    redis.delete(*queues, *redis.keys(f"*{key_prefix}*"))

@@ -12,6 +12,7 @@ from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 
 from schemas.settings import Settings
+from workers.dispatch import PRIORITY_STEPS
 from workers.keys import RedisKeys
 
 TASK_MODULES = ["tasks.run_job", "tasks.reconcile"]
@@ -37,7 +38,11 @@ def create_celery(settings: Settings) -> SwitchyardCelery:
         worker_prefetch_multiplier=1,
         task_soft_time_limit=settings.task_soft_time_limit_s,
         task_time_limit=settings.task_time_limit_s,
-        broker_transport_options={"visibility_timeout": settings.visibility_timeout_s},
+        # One Redis list per priority step, so fair lanes (workers/dispatch.py) are exact.
+        broker_transport_options={
+            "visibility_timeout": settings.visibility_timeout_s,
+            "priority_steps": PRIORITY_STEPS,
+        },
         worker_cancel_long_running_tasks_on_connection_loss=True,
         broker_connection_retry_on_startup=True,
         task_ignore_result=True,

@@ -17,6 +17,7 @@ from schemas.openai import ChatRequest
 from schemas.settings import ModelConfig, Settings
 from schemas.tables import Job
 from workers.providers.base import ProviderResponse
+from workers.ratelimit.limiter import Grant
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,8 @@ class CallContext:
     cost_usd: float = 0.0
     retry_in: float | None = None
     attempt_record: dict[str, Any] = field(default_factory=dict)
+    called: bool = False  # the provider was called (a hand-back for capacity calls nothing)
+    grant: Grant | None = None  # rate-limit capacity taken for this call
 
     @property
     def attempt(self) -> int:
@@ -95,6 +98,7 @@ class PolicyChain:
     @staticmethod
     def _timed(ctx: CallContext, call: ProviderCall) -> ProviderResponse:
         started = time.perf_counter()
+        ctx.called = True
         try:
             return call(ctx)
         finally:

@@ -1,21 +1,91 @@
-"""Publishing jobs to their tier queues; the message is only the job id."""
+"""Publishing jobs to their tier queues; the message is only the job id.
+
+Queue order is fair between tenants. Each message gets a broker priority (kombu's Redis
+transport keeps one list per priority and pops the lowest number first) from two parts:
+
+- its class lane: live 0-3, batch 4-7, precompute 8-9, so a worker always takes live work
+  first, whatever the tenants;
+- its tenant's backlog in the tier: the tenant's 1st queued job goes in the lane's first
+  level, the 2nd in the next, the 3rd and 4th in the next, every later one in the last.
+
+A tenant that queues 10,000 jobs therefore puts all but its first few in the last level, and
+a job of a tenant with little queued overtakes them. Within a level, order is first in,
+first out. The backlog is a Redis counter per tier and tenant: up on publish, down when a
+worker takes the job, and reset from the database by every reconciler pass. See
+docs/rate-limits.md.
+"""
 
 from __future__ import annotations
 
-from celery import Celery
+from collections.abc import Mapping
+from typing import Any
 
-from schemas.settings import queue_name
+from celery import Celery
+from kombu.transport.redis import Channel
+from redis import Redis
+
+from schemas.settings import PRIORITIES, queue_name
+from workers.keys import RedisKeys
 
 RUN_JOB_TASK = "switchyard.run_job"
+PRIORITY_STEPS = list(range(10))
+CLASS_LANES: dict[str, tuple[int, int]] = {"live": (0, 4), "batch": (4, 4), "precompute": (8, 2)}
 
 
-def publish_job(
-    celery_app: Celery, job_id: str, tier: str, priority: str, countdown: float | None = None
-) -> None:
-    """Put the job's id on ``tier.<tier>.<priority>``."""
-    celery_app.send_task(
-        RUN_JOB_TASK,
-        args=[job_id],
-        queue=queue_name(tier, priority),
-        countdown=countdown if countdown else None,
-    )
+def message_priority(priority: str, backlog: int) -> int:
+    """The broker priority (0 first) of a job of class ``priority`` whose tenant has
+    ``backlog`` jobs queued in the tier, this one included."""
+    base, levels = CLASS_LANES[priority]
+    return base + min(levels - 1, max(0, backlog - 1).bit_length())
+
+
+def priority_keys(queue: str) -> list[str]:
+    """The Redis lists kombu keeps for one queue, one per priority step."""
+    return [queue if step == 0 else f"{queue}{Channel.sep}{step}" for step in PRIORITY_STEPS]
+
+
+class Dispatcher:
+    """Publishes job ids in fair order and reads queue depths."""
+
+    def __init__(self, celery: Celery, redis: Redis, keys: RedisKeys) -> None:
+        self.celery = celery
+        self.redis = redis
+        self.keys = keys
+
+    def publish(
+        self, job_id: str, tier: str, priority: str, tenant_id: str, countdown: float | None = None
+    ) -> None:
+        """Put the job's id on ``tier.<tier>.<priority>`` at its tenant's fair level."""
+        backlog = int(self.redis.hincrby(self.keys.tenant_backlog(tier), tenant_id, 1))
+        self.celery.send_task(
+            RUN_JOB_TASK,
+            args=[job_id],
+            queue=queue_name(tier, priority),
+            priority=message_priority(priority, backlog),
+            countdown=countdown if countdown else None,
+        )
+
+    def taken(self, tier: str, tenant_id: str) -> None:
+        """A worker took one of the tenant's jobs off the queue."""
+        self.redis.hincrby(self.keys.tenant_backlog(tier), tenant_id, -1)
+
+    def reset_backlogs(self, tiers: list[str], counts: Mapping[tuple[str, str], int]) -> None:
+        """Replace every tier's backlog counters with ``counts`` ((tier, tenant) -> queued)."""
+        with self.redis.pipeline() as pipe:
+            for tier in tiers:
+                key = self.keys.tenant_backlog(tier)
+                pipe.delete(key)
+                mapping: dict[Any, Any] = {tenant: n for (t, tenant), n in counts.items() if t == tier}
+                if mapping:
+                    pipe.hset(key, mapping=mapping)
+            pipe.execute()
+
+    def queue_depths(self, tier: str) -> dict[str, int]:
+        """Messages waiting on each of the tier's queues (all priority levels), by class."""
+        with self.redis.pipeline(transaction=False) as pipe:
+            for priority in PRIORITIES:
+                for key in priority_keys(queue_name(tier, priority)):
+                    pipe.llen(key)
+            lengths = pipe.execute()
+        steps = len(PRIORITY_STEPS)
+        return {p: sum(lengths[i * steps : (i + 1) * steps]) for i, p in enumerate(PRIORITIES)}

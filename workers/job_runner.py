@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
+import random
 from datetime import timedelta
 
 import structlog
 from celery.exceptions import SoftTimeLimitExceeded
 
-from schemas.errors import MaxAttemptsExceeded, ProviderTimeout
+from schemas.errors import MaxAttemptsExceeded, ProviderTimeout, TenantBusy
 from schemas.jobs import JobPublic
 from schemas.openai import ChatRequest
 from schemas.tables import Job, Usage, utcnow
 from workers import store
 from workers.chain import CallContext
-from workers.dispatch import publish_job
 from workers.events import publish_job_event
 from workers.providers.base import ProviderResponse
+from workers.ratelimit.limiter import Grant
+from workers.ratelimit.policy import tenant_running_bucket
 from workers.runtime import Runtime
 
 log = structlog.get_logger("switchyard.job")
@@ -27,13 +29,29 @@ def run_job(rt: Runtime, job_id: str) -> None:
     if job is None:
         log.debug("job_not_claimable", job=job_id)
         return
+    rt.dispatcher.taken(job.tier, job.tenant_id)
     if job.attempts > rt.settings.max_attempts:
         error = MaxAttemptsExceeded(f"The job used all {rt.settings.max_attempts} attempts.")
         _end(rt, store.fail_job(rt.engine, job, error.code, error.message))
         return
     ctx = CallContext(job=job, settings=rt.settings, request=ChatRequest.model_validate(job.request))
-    rt.chain.run(ctx, lambda c: _call_provider(rt, c))
+    slot = _tenant_slot(rt, job)
+    if slot is None:
+        # The tenant has its maximum of jobs running: other tenants go first, this job soon.
+        wait = rt.settings.rate_limits.tenant_retry_s
+        ctx.error = TenantBusy("The tenant is at its running-jobs limit.", retry_after=wait)
+        ctx.retry_in = wait * (1 + random.uniform(0, 0.5))
+    else:
+        try:
+            rt.chain.run(ctx, lambda c: _call_provider(rt, c))
+        finally:
+            rt.limiter.settle(slot, None)
     settle(rt, ctx)
+
+
+def _tenant_slot(rt: Runtime, job: Job) -> Grant | None:
+    limits = rt.tenant_limits.running(job.tenant_id)
+    return rt.limiter.acquire(tenant_running_bucket(job.tenant_id), limits, 0).grant
 
 
 def _call_provider(rt: Runtime, ctx: CallContext) -> ProviderResponse:
@@ -56,6 +74,9 @@ def settle(rt: Runtime, ctx: CallContext) -> None:
     common = {"attempt_log": attempt_log, "cost_usd": job.cost_usd + ctx.cost_usd}
     if ctx.error is None and ctx.response is not None:
         _end(rt, store.finish_job(rt.engine, job, usage, **_success_fields(ctx), **common))
+    elif ctx.error is not None and not ctx.error.counts_as_attempt:
+        common["attempts"] = job.attempts - 1  # handed back before any call: not an attempt
+        _retry_later(rt, ctx, usage, common)
     elif ctx.error is not None and ctx.retry_in is not None:
         _retry_later(rt, ctx, usage, common)
     elif ctx.error is not None:
@@ -88,7 +109,7 @@ def _retry_later(rt: Runtime, ctx: CallContext, usage: Usage | None, common: dic
     if not store.hand_back(rt.engine, job, not_before, published=False, usage=usage, **common):
         return
     if ctx.retry_in <= rt.settings.max_countdown_s:
-        publish_job(rt.celery, job.id, job.tier, job.priority, countdown=ctx.retry_in)
+        rt.dispatcher.publish(job.id, job.tier, job.priority, job.tenant_id, countdown=ctx.retry_in)
         store.mark_published(rt.engine, [job.id])
 
 

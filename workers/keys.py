@@ -19,6 +19,10 @@ class RedisKeys:
         """Celery queue of the reconciler and other housekeeping tasks."""
         return f"{self.prefix}.maintenance"
 
+    def tenant_backlog(self, tier: str) -> str:
+        """HASH tenant -> jobs queued in the tier, for fair queue order (workers/dispatch.py)."""
+        return f"{self.prefix}:backlog:{tier}"
+
     def fault(self, name: str) -> str:
         """A fault-injection flag, read only when the test setting enables faults."""
         return f"{self.prefix}:fault:{name}"
@@ -29,4 +33,11 @@ class RedisKeys:
         The ``{...}`` hash tag keeps a bucket's keys on one Redis Cluster slot, as a script needs.
         """
         base = f"{self.prefix}:rl:{{{bucket}}}"
-        return [f"{base}:req", f"{base}:req:amt", f"{base}:tok", f"{base}:tok:amt", f"{base}:state", f"{base}:inflight"]
+        return [
+            f"{base}:req",
+            f"{base}:req:amt",
+            f"{base}:tok",
+            f"{base}:tok:amt",
+            f"{base}:state",
+            f"{base}:inflight",
+        ]

@@ -5,7 +5,8 @@
 - ``queued`` rows whose message is long gone (a lost broker) are published again;
 - ``running`` rows whose lease expired (a dead worker) go back to ``queued``, or fail
   with ``max_attempts`` once the attempts are used up;
-- expired ``Idempotency-Key`` records are deleted.
+- expired ``Idempotency-Key`` records are deleted;
+- the fair-order backlog counters are reset from the queued rows.
 Duplicate messages are harmless: a claim succeeds only once.
 """
 
@@ -14,14 +15,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import and_, delete, or_
+from sqlalchemy import and_, delete, func, or_
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from schemas.tables import IdempotencyRecord, Job, utcnow
 from workers import store
 from workers.db import session_scope
-from workers.dispatch import publish_job
 from workers.events import publish_job_event
 from workers.runtime import Runtime
 
@@ -44,6 +44,7 @@ def reconcile(rt: Runtime) -> SweepReport:
     report.requeued, report.dead_lettered = recover_expired_leases(rt)
     report.published = report.requeued + publish_unsent(rt)
     report.idempotency_purged = purge_idempotency_keys(rt)
+    recount_backlogs(rt)
     return report
 
 
@@ -59,12 +60,12 @@ def publish_unsent(rt: Runtime) -> int:
     lost = col(Job.published_at) < now - timedelta(seconds=settings.republish_after_s)
     with Session(rt.engine) as session:
         rows = session.exec(
-            select(Job.id, Job.tier, Job.priority)
+            select(Job.id, Job.tier, Job.priority, Job.tenant_id)
             .where(col(Job.status) == "queued", due, or_(never_sent, lost))
             .limit(SWEEP_LIMIT)
         ).all()
-    for job_id, tier, priority in rows:
-        publish_job(rt.celery, job_id, tier, priority)
+    for job_id, tier, priority, tenant_id in rows:
+        rt.dispatcher.publish(job_id, tier, priority, tenant_id)
     if rows:
         store.mark_published(rt.engine, [row[0] for row in rows])
     return len(rows)
@@ -84,16 +85,16 @@ def recover_expired_leases(rt: Runtime) -> tuple[int, int]:
         if attempts >= rt.settings.max_attempts:
             failed += _dead_letter(rt, job_id, tenant_id, attempts)
         else:
-            requeued += _requeue(rt, job_id, tier, priority)
+            requeued += _requeue(rt, job_id, tenant_id, tier, priority)
     return requeued, failed
 
 
-def _requeue(rt: Runtime, job_id: str, tier: str, priority: str) -> int:
+def _requeue(rt: Runtime, job_id: str, tenant_id: str, tier: str, priority: str) -> int:
     # Commit, publish, mark: the order the API uses, so a crash in between leaves an orphan
     # that publish_unsent repairs on a later pass.
     if not store.requeue_expired(rt.engine, job_id):
         return 0
-    publish_job(rt.celery, job_id, tier, priority)
+    rt.dispatcher.publish(job_id, tier, priority, tenant_id)
     store.mark_published(rt.engine, [job_id])
     return 1
 
@@ -104,6 +105,18 @@ def _dead_letter(rt: Runtime, job_id: str, tenant_id: str, attempts: int) -> int
     if changed:
         publish_job_event(rt.redis, rt.keys, job_id, tenant_id, "failed")
     return int(changed)
+
+
+def recount_backlogs(rt: Runtime) -> None:
+    """Reset the fair-order backlog counters from the queued rows, repairing any drift."""
+    jobs = store.JOBS.c
+    with Session(rt.engine) as session:
+        rows = session.execute(
+            sa_select(jobs.tier, jobs.tenant_id, func.count())
+            .where(jobs.status == "queued")
+            .group_by(jobs.tier, jobs.tenant_id)
+        ).all()
+    rt.dispatcher.reset_backlogs(list(rt.settings.tiers), {(tier, tenant): n for tier, tenant, n in rows})
 
 
 def purge_idempotency_keys(rt: Runtime) -> int:

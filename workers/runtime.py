@@ -12,9 +12,12 @@ from sqlalchemy.engine import Engine
 from schemas.settings import Settings
 from workers.chain import PolicyChain
 from workers.db import make_engine
+from workers.dispatch import Dispatcher
 from workers.keys import RedisKeys
 from workers.middleware import default_chain
 from workers.providers.registry import ProviderRegistry
+from workers.ratelimit.limiter import Limiter
+from workers.ratelimit.policy import TenantLimits, build_limiter
 
 
 @dataclass
@@ -41,8 +44,20 @@ class Runtime:
         return ProviderRegistry(self.settings)
 
     @cached_property
+    def limiter(self) -> Limiter:
+        return build_limiter(self.settings, self.redis, self.keys)
+
+    @cached_property
+    def dispatcher(self) -> Dispatcher:
+        return Dispatcher(self.celery, self.redis, self.keys)
+
+    @cached_property
+    def tenant_limits(self) -> TenantLimits:
+        return TenantLimits(self.engine, self.settings.rate_limits)
+
+    @cached_property
     def chain(self) -> PolicyChain:
-        return default_chain()
+        return default_chain(self.limiter, self.providers)
 
     def warm_up(self) -> None:
         """Connect and build every adapter now, so no job pays for first-use imports."""

@@ -1,8 +1,8 @@
 """A stand-in for a paid OpenAI-compatible provider: latency, rate limits with 429s, faults.
 
 Modules: app (ASGI routes), calls (request parsing), provider (one call's path), limits
-(RPM/TPM windows), faults (scripted and random), content (replies, embeddings, token counts),
-control (the /emulator API), server (uvicorn).
+(RPM/TPM windows, one set per model), faults (scripted and random), content (replies,
+embeddings, token counts), control (the /emulator API), server (uvicorn).
 """
 
 from infra.emulator.app import create_app

@@ -3,6 +3,16 @@
 Order of a call: a scripted fault (which spends no rate-limit capacity), then the RPM/TPM
 window (429 when over), then a random 500/503 at `fail_rate`, then latency, then the reply.
 Errors answer at once; latency applies to replies only, as slow generation would.
+
+Rate limits are per model, as OpenAI's are: each model name gets its own RPM/TPM windows on
+first use, all with the configured limits, and a response's x-ratelimit-* headers come from
+its model's windows (a 400 for a body that could not be parsed carries none).
+
+Token accounting: admission spends the call's estimated cost (prompt plus max_tokens) in the
+model's TPM window; once the reply is built, that spend is corrected to the tokens the reply
+used (see limits.py). The reply's own headers are taken at admission, so the correction shows
+from the next response on. Errors after admission (random 500/503, malformed bodies) keep the
+estimate.
 """
 
 import asyncio
@@ -53,33 +63,42 @@ def retry_headers(seconds: float) -> dict[str, str]:
 
 
 class Emulator:
-    """The emulator's mutable state: config, rate limiter, fault plan and counters."""
+    """The emulator's mutable state: config, per-model rate limiters, fault plan and counters."""
 
     def __init__(self, config: EmulatorConfig) -> None:
         self.config = config
-        self.limiter = RateLimiter(config.rpm, config.tpm, config.window_s)
+        self.limiters: dict[str, RateLimiter] = {}
         self.plan = FaultPlan(seed=config.seed)
         self.stats = Stats()
 
+    def limiter(self, model: str) -> RateLimiter:
+        """Return a model's rate limiter, created with the configured limits on first use."""
+        limiter = self.limiters.get(model)
+        if limiter is None:
+            limiter = RateLimiter(self.config.rpm, self.config.tpm, self.config.window_s)
+            self.limiters[model] = limiter
+        return limiter
+
     def reconfigure(self) -> None:
-        """Apply a changed config to the rate limiter."""
-        self.limiter.configure(self.config.rpm, self.config.tpm, self.config.window_s)
+        """Apply a changed config to every model's rate limiter."""
+        for limiter in self.limiters.values():
+            limiter.configure(self.config.rpm, self.config.tpm, self.config.window_s)
 
     def reset(self) -> None:
-        """Reset counters, rate-limit windows and faults."""
+        """Reset counters, every model's rate-limit windows and faults."""
         self.stats = Stats()
-        self.limiter.reset()
+        for limiter in self.limiters.values():
+            limiter.reset()
         self.plan.clear()
 
     def respond(self, status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
         """Count and build a JSON response; body is JSON-ready data or raw bytes."""
         self.stats.by_status[str(status)] += 1
         raw = body if isinstance(body, bytes) else json.dumps(body, separators=(",", ":"))
-        merged = self.limiter.headers() if headers is None else headers
-        return Response(raw, status, merged, media_type="application/json")
+        return Response(raw, status, headers, media_type="application/json")
 
     def bad_request(self, error: BadRequest) -> Response:
-        """Answer a request the emulator could not parse."""
+        """Answer a request the emulator could not parse; its model is unknown, so no limit headers."""
         self.stats.requests += 1
         return self.respond(400, error_body(400, str(error), error.param))
 
@@ -88,13 +107,14 @@ class Emulator:
         self.stats.requests += 1
         self.stats.by_model[model] += 1
         fault = self.plan.next_scripted(model)
+        limiter = self.limiter(model)
         if fault and isinstance(fault.kind, int):
-            return self.scripted_error(fault.kind, fault)
+            return self.scripted_error(fault.kind, fault, limiter)
         if fault and fault.kind == "timeout":
             await asyncio.sleep(fault.hang_s)
-        decision = self.limiter.acquire(cost)
+        decision = limiter.acquire(cost)
         if not decision.allowed:
-            return self.rate_limited(decision, model, cost)
+            return self.rate_limited(decision, limiter, model, cost)
         status = self.plan.random_status(self.config.fail_rate)
         if status:
             return self.respond(status, error_body(status), decision.headers)
@@ -104,19 +124,20 @@ class Emulator:
         if fault and fault.kind == "malformed":
             return self.respond(200, self.plan.malformed_body(), decision.headers)
         payload, tokens = build()
+        limiter.settle(decision, tokens)
         self.stats.tokens += tokens
         return self.respond(200, payload, decision.headers)
 
-    def scripted_error(self, status: int, fault: Fault) -> Response:
-        """Answer a scripted error status; a 429 carries retry-after headers."""
-        headers = self.limiter.headers()
+    def scripted_error(self, status: int, fault: Fault, limiter: RateLimiter) -> Response:
+        """Answer a scripted error status with the model's limit headers; a 429 adds retry-after."""
+        headers = limiter.headers()
         if status == 429:
             headers.update(retry_headers(fault.retry_after_s))
         return self.respond(status, error_body(status), headers)
 
-    def rate_limited(self, decision: Decision, model: str, cost: int) -> Response:
-        """Answer 429 for a request the sliding window refused."""
-        window = self.limiter.windows[decision.exceeded]
+    def rate_limited(self, decision: Decision, limiter: RateLimiter, model: str, cost: int) -> Response:
+        """Answer 429 for a request the model's sliding window refused."""
+        window = limiter.windows[decision.exceeded]
         asked = 1 if decision.exceeded == "requests" else cost
         message = (
             f"Rate limit reached for {model} on {decision.exceeded}: Limit {window.limit}, "

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import threading
@@ -21,7 +20,13 @@ from redis import Redis
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
-from tests_support import database_url_for, make_test_settings, new_tenant_key
+from tests_support import (
+    database_url_for,
+    delete_tier_queues,
+    make_test_settings,
+    new_tenant_key,
+    queued_job_ids,
+)
 
 from api.main import create_app
 from schemas.settings import Settings
@@ -64,12 +69,8 @@ class Api:
         return self.client.post("/v1/jobs", json=self.body(**fields), headers=headers)
 
     def queued_ids(self, tier: str, priority: str = "live") -> list[str]:
-        """Job ids on the tier's queue: kombu LPUSHes JSON envelopes with a base64 body."""
-        ids = []
-        for raw in self.redis.lrange(f"tier.{tier}.{priority}", 0, -1):
-            args, _kwargs, _embed = json.loads(base64.b64decode(json.loads(raw)["body"]))
-            ids.extend(args)
-        return ids
+        """Job ids on the tier's queue, every priority level."""
+        return queued_job_ids(self.redis, f"tier.{tier}.{priority}")
 
 
 @contextmanager
@@ -84,8 +85,7 @@ def open_api(tmp: Path, redis_url: str, database_url: str, **overrides: Any) -> 
         try:
             yield api
         finally:
-            queues = [f"tier.{name}.{p}" for name in (tier, other_tier) for p in ("live", "batch")]
-            api.redis.delete(*queues, *api.redis.keys(f"*{settings.key_prefix}*"))
+            delete_tier_queues(api.redis, [tier, other_tier], settings.key_prefix)
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])

@@ -20,7 +20,7 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, reject, settings
 from hypothesis import strategies as st
 from redis import Redis
-from tests_support import database_url_for, make_test_settings, new_tenant_key
+from tests_support import database_url_for, delete_tier_queues, make_test_settings, new_tenant_key
 
 from api.main import create_app
 from workers.migrate import upgrade
@@ -61,8 +61,7 @@ def target(
         client.post(f"/v1/jobs/{job_ids[1]}/cancel", headers=headers)
         yield Target(client=client, headers=headers, tier=tier, job_ids=job_ids)
     redis = Redis.from_url(redis_url)
-    queues = [f"tier.{tier}.{priority}" for priority in ("live", "batch")]
-    redis.delete(*queues, *redis.keys(f"*{configured.key_prefix}*"))
+    delete_tier_queues(redis, [tier], configured.key_prefix)
     redis.close()
 
 

@@ -124,13 +124,54 @@ def test_rpm_over_the_window_answers_429_until_the_window_slides() -> None:
 
 def test_tpm_limit_counts_prompt_plus_max_tokens() -> None:
     client = make_client(tpm=100, window_s=60)
-    first = chat(client, "hi", max_tokens=50)
+    first = chat(client, "hi", max_tokens=60)
     assert first.status_code == 200
-    assert first.headers["x-ratelimit-remaining-tokens"] == str(100 - (3 + 7 + 5) - 50)
+    assert first.headers["x-ratelimit-remaining-tokens"] == str(100 - (3 + 7 + 5) - 60)
     assert "x-ratelimit-limit-requests" not in first.headers
-    refused = chat(client, "hi", max_tokens=50)
+    used = first.json()["usage"]["total_tokens"]
+    refused = chat(client, "hi", max_tokens=60)
     assert refused.status_code == 429 and "tokens" in refused.json()["error"]["message"]
+    assert f"Used {used}, Requested {15 + 60}." in refused.json()["error"]["message"]
     assert re.fullmatch(r"59\.\d+s|1m0s", refused.headers["x-ratelimit-reset-tokens"])
+
+
+def test_each_model_has_its_own_rate_limit_window() -> None:
+    client = make_client(rpm=2, window_s=60)
+    first, second, third = (chat(client, "hi", model="a") for _ in range(3))
+    assert [first.status_code, second.status_code, third.status_code] == [200, 200, 429]
+    assert [r.headers["x-ratelimit-remaining-requests"] for r in (first, second, third)] == ["1", "0", "0"]
+    other = chat(client, "hi", model="b")
+    assert other.status_code == 200 and other.headers["x-ratelimit-remaining-requests"] == "1"
+    assert other.headers["x-ratelimit-limit-requests"] == "2"
+    script(client, model="a", responses=[503])
+    assert chat(client, "hi", model="a").headers["x-ratelimit-remaining-requests"] == "0"
+    unparsed = client.post("/v1/chat/completions", json={"model": "a", "messages": []})
+    assert unparsed.status_code == 400 and not any(name in unparsed.headers for name in RATE_HEADERS)
+    client.post("/emulator/config", json={"rpm": 3})
+    assert chat(client, "hi", model="a").headers["x-ratelimit-remaining-requests"] == "0"
+    assert chat(client, "hi", model="b").headers["x-ratelimit-remaining-requests"] == "1"
+    client.post("/emulator/reset")
+    assert chat(client, "hi", model="a").headers["x-ratelimit-remaining-requests"] == "2"
+
+
+def test_tpm_window_keeps_the_tokens_a_reply_used_not_its_max_tokens() -> None:
+    client = make_client(tpm=1000, window_s=60)
+    first = chat(client, "hi", max_tokens=500)
+    assert first.headers["x-ratelimit-remaining-tokens"] == str(1000 - 15 - 500)
+    used = first.json()["usage"]["total_tokens"]
+    assert first.json()["choices"][0]["finish_reason"] == "stop" and used < 15 + 500
+    script(client, model="gpt-4o-mini", responses=[503])
+    assert chat(client, "hi").headers["x-ratelimit-remaining-tokens"] == str(1000 - used)
+    second = chat(client, "hi", max_tokens=500)
+    assert second.headers["x-ratelimit-remaining-tokens"] == str(1000 - used - 15 - 500)
+
+
+def test_errors_after_admission_keep_the_estimated_tokens() -> None:
+    client = make_client(tpm=1000, window_s=60)
+    script(client, model="m", responses=["malformed"])
+    assert chat(client, "hi", model="m", max_tokens=500).status_code == 200
+    script(client, model="m", responses=[503])
+    assert chat(client, "hi", model="m").headers["x-ratelimit-remaining-tokens"] == str(1000 - 15 - 500)
 
 
 def test_scripted_sequence_answers_in_order_then_normal() -> None:
@@ -224,18 +265,19 @@ def test_embeddings_are_deterministic_unit_vectors() -> None:
 
 def test_stats_count_requests_statuses_models_tokens_until_reset() -> None:
     client = make_client(rpm=1)
-    ok = chat(client, "hi", model="a")
-    chat(client, "hi", model="b")
+    ok_a = chat(client, "hi", model="a")
+    chat(client, "hi", model="a")
+    ok_b = chat(client, "hi there", model="b")
     stats = client.get("/emulator/stats").json()
     assert stats == {
-        "requests": 2,
-        "by_status": {"200": 1, "429": 1},
-        "by_model": {"a": 1, "b": 1},
-        "tokens": ok.json()["usage"]["total_tokens"],
+        "requests": 3,
+        "by_status": {"200": 2, "429": 1},
+        "by_model": {"a": 2, "b": 1},
+        "tokens": ok_a.json()["usage"]["total_tokens"] + ok_b.json()["usage"]["total_tokens"],
     }
     client.post("/emulator/reset")
     assert client.get("/emulator/stats").json()["requests"] == 0
-    assert chat(client, "hi").status_code == 200
+    assert chat(client, "hi", model="a").status_code == 200
 
 
 def test_config_endpoint_changes_limits_at_run_time() -> None:
@@ -270,6 +312,22 @@ def test_limiter_retry_after_is_when_enough_tokens_leave_the_window() -> None:
     assert refused.headers["x-ratelimit-reset-tokens"] == "50s"
     now[0] = 160.0
     assert limiter.acquire(30).allowed
+
+
+def test_limiter_settle_corrects_a_spend_only_while_it_is_in_the_window() -> None:
+    now = [100.0]
+    limiter = RateLimiter(rpm=None, tpm=100, window_s=60, clock=lambda: now[0])
+    admitted = limiter.acquire(80)
+    limiter.settle(admitted, 30)
+    assert limiter.windows["tokens"].used == 30
+    now[0] = 130.0
+    assert limiter.acquire(70).allowed and not limiter.acquire(1).allowed
+    now[0] = 161.0
+    limiter.settle(admitted, 90)
+    assert limiter.windows["tokens"].used == 70
+    limiter.reset()
+    limiter.settle(limiter.acquire(40), 10)
+    assert limiter.windows["tokens"].used == 10
 
 
 def free_port() -> int:

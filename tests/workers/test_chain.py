@@ -10,6 +10,7 @@ import pytest
 from tests_support import make_test_settings
 
 from schemas.errors import (
+    CapacityExhausted,
     MaxAttemptsExceeded,
     NoModelAvailable,
     ProviderBadRequest,
@@ -343,6 +344,16 @@ def test_backoff_treats_attempt_zero_as_first_attempt() -> None:
 # UsageRecording
 
 
+def test_usage_records_nothing_when_no_call_was_made(settings: Settings) -> None:
+    ctx = make_ctx(settings)
+    ctx.route = Route(alias="emu-a", model=settings.models["emu-a"])
+    ctx.error = CapacityExhausted("no capacity", retry_after=3.0)
+
+    UsageRecording().on_error(ctx)
+
+    assert ctx.attempt_record == {}
+
+
 def test_usage_cost_is_tokens_times_prices_per_million(settings: Settings) -> None:
     model = settings.models["emu-b"]  # 1.0 in, 2.0 out per million tokens
     ctx = make_ctx(settings, make_job(attempts=2))
@@ -374,6 +385,7 @@ def test_call_cost_of_free_model_is_zero(settings: Settings) -> None:
 def test_usage_records_failed_attempt_with_error_code_and_no_tokens(settings: Settings) -> None:
     ctx = make_ctx(settings)
     ctx.route = Route(alias="emu-a", model=settings.models["emu-a"])
+    ctx.called = True
     ctx.error = ProviderRateLimited("slow down")
 
     UsageRecording().on_error(ctx)

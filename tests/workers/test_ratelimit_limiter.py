@@ -99,7 +99,9 @@ def test_grants_never_exceed_the_limits_in_any_window(
     tpm=st.integers(40, 120),
     sizes=st.lists(st.integers(1, 40), min_size=1, max_size=30),
 )
-def test_a_refused_call_fits_after_the_wait_it_was_told(limiter: Limiter, rpm: int, tpm: int, sizes: list[int]) -> None:
+def test_a_refused_call_fits_after_the_wait_it_was_told(
+    limiter: Limiter, rpm: int, tpm: int, sizes: list[int]
+) -> None:
     bucket, limits = fresh_bucket(), BucketLimits(window_s=2.0, rpm=rpm, tpm=tpm)
     now = 500.0
     for tokens in sizes:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import json
 import uuid
 from collections.abc import Iterator
@@ -14,7 +13,7 @@ import psycopg
 import pytest
 from sqlalchemy import update
 from sqlmodel import Session, col, select
-from tests_support import POSTGRES_ADMIN_URL, make_test_settings, new_tenant_key
+from tests_support import POSTGRES_ADMIN_URL, make_test_settings, new_tenant_key, queued_job_ids
 
 from schemas.settings import queue_name
 from schemas.tables import IdempotencyRecord, Job, utcnow
@@ -62,14 +61,7 @@ def runtime(tmp_path: Path, redis_url: str, database_url: str, tier: str) -> Ite
 
 
 def queued_ids(rt: Runtime, queue: str) -> list[str]:
-    """The job ids of the messages on a kombu Redis queue (a list of JSON envelopes)."""
-    ids = []
-    for raw in rt.redis.lrange(queue, 0, -1):
-        envelope = json.loads(raw)
-        assert envelope["headers"]["task"] == "switchyard.run_job"
-        args, _kwargs, _embed = json.loads(base64.b64decode(envelope["body"]))
-        ids.extend(args)
-    return ids
+    return queued_job_ids(rt.redis, queue)
 
 
 def add_job(rt: Runtime, tier: str, **fields: Any) -> str:

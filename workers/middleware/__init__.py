@@ -8,12 +8,15 @@ from __future__ import annotations
 
 from workers.chain import PolicyChain
 from workers.middleware.call_log import CallLog
+from workers.middleware.rate_limit import RateLimiting
 from workers.middleware.retry import RetryWithBackoff
 from workers.middleware.routing import Routing
 from workers.middleware.usage import UsageRecording
+from workers.providers.registry import ProviderRegistry
+from workers.ratelimit.limiter import Limiter
 
 
-def default_chain() -> PolicyChain:
+def default_chain(limiter: Limiter, providers: ProviderRegistry) -> PolicyChain:
     """The chain every job attempt runs through."""
     return PolicyChain(
         [
@@ -21,5 +24,6 @@ def default_chain() -> PolicyChain:
             RetryWithBackoff(),
             UsageRecording(),
             Routing(),
+            RateLimiting(limiter, providers),
         ]
     )

@@ -20,7 +20,7 @@ class CallLog(Middleware):
 
     @staticmethod
     def _write(ctx: CallContext, outcome: str) -> None:
-        if ctx.route is None:  # no provider was called
+        if not ctx.called or ctx.route is None:
             return
         usage = ctx.response.completion.usage if ctx.response is not None else None
         log.info(

@@ -21,6 +21,12 @@ class RetryWithBackoff(Middleware):
 
     def on_error(self, ctx: CallContext) -> None:
         error = ctx.error
+        if error is not None and not error.counts_as_attempt:
+            # No call was made (no capacity): come back when capacity is due, spread by up to
+            # 10 % so the waiting jobs do not all return at the same instant.
+            wait = getattr(error, "retry_after", None) or ctx.settings.backoff_base_s
+            ctx.retry_in = wait * (1 + self._rng.uniform(0, 0.1))
+            return
         if error is None or not error.retryable or ctx.attempt >= ctx.settings.max_attempts:
             return
         delay = backoff_seconds(

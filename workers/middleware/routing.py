@@ -24,14 +24,21 @@ def model_order(tier: TierConfig, requested: str | None) -> list[str]:
     return list(tier.models)
 
 
-def next_model(tier: TierConfig, requested: str | None, history: list[dict[str, object]]) -> str | None:
-    """The first model of the chain still worth a try, given earlier attempts."""
+def candidate_models(tier: TierConfig, requested: str | None, history: list[dict[str, object]]) -> list[str]:
+    """The models of the chain still worth a try, in order, given earlier attempts."""
     failures = Counter(str(entry["model"]) for entry in history if entry.get("outcome") != "ok")
     fatal = {str(entry["model"]) for entry in history if entry.get("outcome") in FATAL_FOR_MODEL}
-    for alias in model_order(tier, requested):
-        if alias not in fatal and failures[alias] < tier.attempts_per_model:
-            return alias
-    return None
+    return [
+        alias
+        for alias in model_order(tier, requested)
+        if alias not in fatal and failures[alias] < tier.attempts_per_model
+    ]
+
+
+def next_model(tier: TierConfig, requested: str | None, history: list[dict[str, object]]) -> str | None:
+    """The first model of the chain still worth a try, given earlier attempts."""
+    candidates = candidate_models(tier, requested, history)
+    return candidates[0] if candidates else None
 
 
 class Routing(Middleware):

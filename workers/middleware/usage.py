@@ -25,7 +25,7 @@ class UsageRecording(Middleware):
         self._record(ctx, "ok", usage.prompt_tokens, usage.completion_tokens)
 
     def on_error(self, ctx: CallContext) -> None:
-        if ctx.route is None or ctx.error is None:
+        if not ctx.called or ctx.error is None:
             return
         self._record(ctx, ctx.error.code, 0, 0)
 

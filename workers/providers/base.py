@@ -23,6 +23,10 @@ class Provider(Protocol):
     Implementations raise only :class:`schemas.errors.ProviderError` subclasses.
     """
 
+    def estimate_prompt_tokens(self, request: ChatRequest) -> int:
+        """The request's prompt tokens, before the call, for the rate limiter."""
+        ...
+
     def complete(self, request: ChatRequest, model: ModelConfig, timeout_s: float) -> ProviderResponse:
         """Run one chat completion."""
         ...

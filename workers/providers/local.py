@@ -127,6 +127,11 @@ class LocalProvider:
         with self._lock:
             return self._load_locked()
 
+    def estimate_prompt_tokens(self, request: ChatRequest) -> int:
+        """Exact prompt tokens, from the model's own tokenizer and chat template."""
+        tokenizer = self.load().tokenizer
+        return len(tokenizer.encode(build_prompt(tokenizer, request), add_special_tokens=False))
+
     def complete(self, request: ChatRequest, model: ModelConfig, timeout_s: float) -> ProviderResponse:
         """Run one chat completion."""
         result = self.complete_batch([request], model, timeout_s)[0]

@@ -16,6 +16,7 @@ from schemas import errors
 from schemas.openai import ChatCompletion, ChatRequest
 from schemas.settings import ModelConfig, ProviderConfig, Settings
 from workers.providers.base import ProviderResponse
+from workers.ratelimit.tokens import estimate_prompt_tokens
 
 
 def to_openai_params(request: ChatRequest, model: ModelConfig) -> dict[str, Any]:
@@ -63,7 +64,9 @@ def _map_status_error(exc: openai.APIStatusError) -> errors.ProviderError:
     status, message = exc.status_code, _provider_message(exc)
     retry_after = retry_after_seconds(exc.response.headers)
     if status == 429:
-        return errors.ProviderRateLimited(message, retry_after=retry_after)
+        return errors.ProviderRateLimited(
+            message, retry_after=retry_after, headers=dict(exc.response.headers)
+        )
     if status in (401, 403):
         return errors.ProviderAuthenticationFailed(message)
     if status in (400, 404, 422):
@@ -96,6 +99,10 @@ class OpenAICompatibleProvider:
             timeout=config.timeout_s,
             max_retries=0,
         )
+
+    def estimate_prompt_tokens(self, request: ChatRequest) -> int:
+        """A documented estimate: tiktoken's files cannot be fetched here (workers/ratelimit/tokens.py)."""
+        return estimate_prompt_tokens(request)
 
     def complete(self, request: ChatRequest, model: ModelConfig, timeout_s: float) -> ProviderResponse:
         """One chat completion; raises only typed provider errors."""

@@ -13,6 +13,7 @@ import uuid
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 from redis import Redis
 from redis.commands.core import Script
@@ -103,8 +104,7 @@ class Limiter:
         self.lease_s = lease_s
         self.adaptive = adaptive or AdaptivePolicy()
         self._scripts: dict[str, Script] = {
-            name: redis.register_script(_source(name))
-            for name in ("acquire", "settle", "signal", "snapshot")
+            name: redis.register_script(_source(name)) for name in ("acquire", "settle", "signal", "snapshot")
         }
 
     def acquire(
@@ -159,7 +159,15 @@ class Limiter:
         if not limit:
             return 0
         added = self._signal(
-            bucket, now, "resync", kind, limit, remaining, reset_s, limits.window_s, f"sync:{uuid.uuid4().hex}"
+            bucket,
+            now,
+            "resync",
+            kind,
+            limit,
+            remaining,
+            reset_s,
+            limits.window_s,
+            f"sync:{uuid.uuid4().hex}",
         )
         return int(added)
 
@@ -188,13 +196,9 @@ class Limiter:
         )
         return BucketState(int(requests), int(tokens), int(in_flight), float(paused), float(factor))
 
-    def _signal(self, bucket: str, now: float | None, *args: object) -> bytes:
-        result: bytes = self._run("signal", bucket, now, *args)
-        return result
+    def _signal(self, bucket: str, now: float | None, *args: str | float) -> Any:
+        return self._run("signal", bucket, now, *args)
 
-    def _run(self, script: str, bucket: str, now: float | None, *args: object) -> list:  # type: ignore[type-arg]
+    def _run(self, script: str, bucket: str, now: float | None, *args: str | float) -> Any:
         clock = "" if now is None else repr(now)
-        return self._scripts[script](  # type: ignore[no-any-return]
-            keys=self.keys.limit_bucket(bucket), args=[clock, *args]
-        )
-
+        return self._scripts[script](keys=self.keys.limit_bucket(bucket), args=[clock, *args])
