@@ -70,6 +70,11 @@ class RateLimitSettings(BaseModel):
     """How workers share provider limits and how the API admits work (docs/rate-limits.md)."""
 
     window_s: float = Field(60.0, gt=0, description="Length of every limit window; tests compress it.")
+    window_margin_s: float = Field(
+        0.05,
+        ge=0,
+        description="Added to provider windows: a call reaches the provider a little after its grant.",
+    )
     acquire_wait_s: float = Field(
         2.0, ge=0, description="Longest a worker waits for capacity before it hands the job back."
     )

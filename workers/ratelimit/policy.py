@@ -31,8 +31,19 @@ def build_limiter(settings: Settings, redis: Redis, keys: RedisKeys) -> Limiter:
 
 
 def model_limits(model: ModelConfig, rl: RateLimitSettings) -> BucketLimits:
-    """A model's provider limits over the configured window."""
-    return BucketLimits(window_s=rl.window_s, rpm=model.rpm, tpm=model.tpm, concurrency=model.max_concurrency)
+    """A model's provider limits over the configured window.
+
+    The window is kept ``window_margin_s`` longer than the provider's: a grant is dated when
+    the worker takes it and the provider counts the call when it arrives, a little later, so
+    without the margin a call granted just as an old one leaves our window could reach the
+    provider while that old one is still in its window.
+    """
+    return BucketLimits(
+        window_s=rl.window_s + rl.window_margin_s,
+        rpm=model.rpm,
+        tpm=model.tpm,
+        concurrency=model.max_concurrency,
+    )
 
 
 def tenant_rpm_bucket(tenant_id: str) -> str:
