@@ -56,6 +56,14 @@ class Stack:
         queues.append(RedisKeys(self.settings.key_prefix).maintenance_queue)
         self.processes.start("worker-emu", worker_argv(queues, 2, "emu"))
 
+    def start_workers(self, name: str, count: int, tiers: list[str]) -> list[str]:
+        """Start ``count`` single-process workers for ``tiers``; their process names."""
+        queues = [queue_name(tier, p) for tier in tiers for p in PRIORITIES]
+        names = [f"{name}-{index}" for index in range(count)]
+        for worker in names:
+            self.processes.start(worker, worker_argv(queues, 1, worker))
+        return names
+
     def post(self, path: str, key: str, **kwargs: Any) -> httpx.Response:
         return httpx.post(
             self.api_url + path, headers={"Authorization": f"Bearer {key}"}, timeout=30, **kwargs
@@ -102,6 +110,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterator[
         "task_soft_time_limit_s": "8",
         "task_time_limit_s": "10",
         "lease_s": "12",
+        # Rate-limit windows of 2 s (only models with limits have any), and tenants that the
+        # suite's bursts of submissions do not trip.
+        "rate_limits__window_s": "2",
+        "rate_limits__tenant_rpm": "100000",
     }
     settings = make_test_settings(var_dir, redis_url)
     env = {

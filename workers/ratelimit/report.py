@@ -55,14 +55,16 @@ class ModelLimits:
 
 @dataclass(frozen=True)
 class TierLimits:
-    """One tier: what is queued, how fast its chain can drain it, and whether it is full."""
+    """One tier: what is queued, how fast its chain can drain it, and whether it is full.
+
+    ``queued`` may be counted up between reads (admission does), and the drain times follow.
+    """
 
     tier: str
     models: list[str]
     queued: dict[str, int]
     jobs_per_second: float | None  # None: some model of the chain has no limit
-    live_drain_s: float
-    total_drain_s: float
+    paused_s: float  # until the first model of the chain may be called again
     max_queue_seconds: float
     max_queue_depth: int
 
@@ -71,12 +73,35 @@ class TierLimits:
         return sum(self.queued.values())
 
     @property
+    def live_drain_s(self) -> float:
+        """Seconds to drain the live queue (live goes before every other class)."""
+        return self._drain(self.queued["live"])
+
+    @property
+    def total_drain_s(self) -> float:
+        return self._drain(self.total_queued)
+
+    @property
     def live_saturated(self) -> bool:
         return self.live_drain_s > self.max_queue_seconds
 
     @property
     def full(self) -> bool:
         return self.total_queued >= self.max_queue_depth
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            **asdict(self),
+            "live_drain_s": round(self.live_drain_s, 3),
+            "total_drain_s": round(self.total_drain_s, 3),
+            "live_saturated": self.live_saturated,
+            "full": self.full,
+        }
+
+    def _drain(self, depth: int) -> float:
+        if depth == 0 or not self.jobs_per_second:
+            return 0.0
+        return self.paused_s + depth / self.jobs_per_second
 
 
 def model_report(settings: Settings, limiter: Limiter) -> dict[str, ModelLimits]:
@@ -123,20 +148,12 @@ def tier_report(
             break
         rate += bucket.jobs_per_second(tier.default_max_tokens + EXPECTED_PROMPT_TOKENS)
         pause = min(pause, bucket.paused_s)
-    pause = 0.0 if math.isinf(pause) else pause
-
-    def drain(depth: int) -> float:
-        if depth == 0 or math.isinf(rate):
-            return 0.0
-        return pause + depth / rate
-
     return TierLimits(
         tier=name,
         models=list(tier.models),
         queued=queued,
-        jobs_per_second=None if math.isinf(rate) else round(rate, 3),
-        live_drain_s=round(drain(queued["live"]), 3),
-        total_drain_s=round(drain(sum(queued.values())), 3),
+        jobs_per_second=None if math.isinf(rate) else rate,
+        paused_s=0.0 if math.isinf(pause) else pause,
         max_queue_seconds=tier.max_queue_seconds,
         max_queue_depth=tier.max_queue_depth,
     )
@@ -149,7 +166,7 @@ def limits_report(settings: Settings, limiter: Limiter, dispatcher: Dispatcher) 
     return {
         "window_s": settings.rate_limits.window_s,
         "models": [asdict(m) for m in models.values()],
-        "tiers": [{**asdict(t), "live_saturated": t.live_saturated, "full": t.full} for t in tiers],
+        "tiers": [tier.to_json() for tier in tiers],
     }
 
 

@@ -1,0 +1,126 @@
+"""End to end: four real worker processes share the emulator's limits through Redis.
+
+The stack runs 2 s rate-limit windows (see e2e_stack). emu-rl and emu-rl-backup allow 10
+requests and 4,000 tokens per window each, in Switchyard's config and at the emulator.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from typing import Any
+
+import pytest
+from e2e_stack import Stack
+
+LIMITED, LANES = "limited", "lanes"
+EMULATOR_LIMITS = {"rpm": 10, "tpm": 4000, "window_s": 2.0, "latency_ms": 100.0}
+CLEARED = {"rpm": None, "tpm": None, "window_s": None, "latency_ms": None}
+
+
+@pytest.fixture(scope="module")
+def workers(stack: Stack) -> Iterator[Stack]:
+    """Four single-process workers for the limited and lanes tiers, warmed up."""
+    names = stack.start_workers("worker-rl", 4, [LIMITED, LANES])
+    try:
+        warm = [stack.submit(LANES, f"warm-up {i}") for i in range(8)]
+        assert all(stack.wait_final(job["id"])["status"] == "succeeded" for job in warm)
+        yield stack
+    finally:
+        for name in names:
+            stack.processes.stop(name)
+
+
+@pytest.fixture
+def limited(workers: Stack) -> Iterator[Stack]:
+    """The emulator enforcing the same limits as the config, with fresh windows and counters."""
+    workers.emulator("POST", "/emulator/reset")
+    workers.emulator("POST", "/emulator/config", json=EMULATOR_LIMITS)
+    time.sleep(2.2)  # let Switchyard's windows of earlier tests run out too
+    yield workers
+    workers.emulator("POST", "/emulator/config", json=CLEARED)
+    workers.emulator("POST", "/emulator/reset")
+
+
+def submit_many(stack: Stack, count: int, tier: str, key: str | None = None, **fields: Any) -> list[str]:
+    def one(index: int) -> str:
+        body = {
+            "tier": tier,
+            "request": {"messages": [{"role": "user", "content": f"Item {index}"}]},
+            **fields,
+        }
+        response = stack.post("/v1/jobs", key or stack.keys["a"], json=body)
+        assert response.status_code == 202, response.text
+        return str(response.json()["id"])
+
+    with ThreadPoolExecutor(8) as pool:
+        return list(pool.map(one, range(count)))
+
+
+def wait_all(stack: Stack, job_ids: list[str], timeout: float = 90.0) -> list[dict[str, Any]]:
+    with ThreadPoolExecutor(8) as pool:
+        return list(pool.map(lambda job_id: stack.wait_final(job_id, timeout=timeout), job_ids))
+
+
+def seconds_between(start: str, end: str) -> float:
+    return (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds()
+
+
+def test_four_workers_share_the_limits_with_almost_no_429s(limited: Stack) -> None:
+    started = time.monotonic()
+    jobs = wait_all(limited, submit_many(limited, 80, LIMITED))
+    elapsed = time.monotonic() - started
+
+    assert [job["status"] for job in jobs] == ["succeeded"] * 80
+    stats = limited.emulator("GET", "/emulator/stats")
+    rejected = stats["by_status"].get("429", 0)
+    assert rejected <= 0.01 * stats["requests"], stats
+    # Both models of the chain served: a job moves on when its first model is exhausted.
+    assert {job["model"] for job in jobs} == {"emu-rl", "emu-rl-backup"}
+    # 20 calls per 2 s window at most across the two models: 80 jobs need at least 3 windows.
+    assert elapsed >= 6.0
+    # Handing back for capacity does not use up attempts.
+    assert max(job["attempts"] for job in jobs) == 1
+
+
+def test_a_429_with_retry_after_pauses_every_worker_then_they_resume(limited: Stack) -> None:
+    limited.emulator(
+        "POST", "/emulator/faults", json={"responses": [429], "mode": "always", "retry_after_s": 2}
+    )
+    job_ids = submit_many(limited, 12, LIMITED)
+    time.sleep(1.0)
+    limited.emulator("DELETE", "/emulator/faults")  # the provider recovers within the pause
+
+    jobs = wait_all(limited, job_ids)
+
+    assert [job["status"] for job in jobs] == ["succeeded"] * 12
+    stats = limited.emulator("GET", "/emulator/stats")
+    # Each model answered 429 to the calls already under way when it first did, at most one
+    # per worker; after that no worker called it until the pause was over.
+    assert 1 <= stats["by_status"].get("429", 0) <= 8, stats
+    assert max(job["attempts"] for job in jobs) <= 2
+
+
+def test_a_live_job_overtakes_a_backlog_of_500_batch_jobs(workers: Stack) -> None:
+    workers.emulator("POST", "/emulator/faults", json={"model": "emu-lanes", "latency_ms": 200})
+    backlog = submit_many(workers, 500, LANES, priority="batch")
+    try:
+        live = workers.submit(LANES, "Urgent: the customer is waiting.")
+        [other_tenant] = submit_many(workers, 1, LANES, key=workers.keys["b"], priority="batch")
+        live_done = workers.wait_final(live["id"])
+        other_done = workers.wait_final(other_tenant, key=workers.keys["b"])
+    finally:
+        cancel_queued(workers, backlog)
+
+    # One call (200 ms) for a worker to come free, plus a margin for this busy 2-core machine.
+    assert seconds_between(live_done["created_at"], live_done["started_at"]) < 0.2 + 0.6
+    # The other tenant's job is not stuck behind tenant a's backlog either (fair lanes).
+    assert seconds_between(other_done["created_at"], other_done["started_at"]) < 2 * 0.2 + 0.6
+    assert live_done["status"] == other_done["status"] == "succeeded"
+
+
+def cancel_queued(stack: Stack, job_ids: list[str]) -> None:
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda job_id: stack.post(f"/v1/jobs/{job_id}/cancel", stack.keys["a"]), job_ids))
