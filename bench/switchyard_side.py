@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -86,15 +87,18 @@ def tenant_key(settings: Settings) -> str:
     return key
 
 
-def job_body(n: int) -> dict[str, Any]:
+def job_body(n: int, tier: str = TIER, max_tokens: int | None = None) -> dict[str, Any]:
     """A job with distinct content and cache off: it goes through the worker and the provider."""
     content = f"benchmark job {n} {uuid.uuid4().hex[:8]}"
-    return {"tier": TIER, "cache": "off", "request": {"messages": [{"role": "user", "content": content}]}}
+    request: dict[str, Any] = {"messages": [{"role": "user", "content": content}]}
+    if max_tokens is not None:
+        request["max_tokens"] = max_tokens
+    return {"tier": tier, "cache": "off", "request": request}
 
 
-def submit(client: httpx.Client, n: int) -> dict[str, Any]:
-    """POST job ``n``; the accepted job."""
-    response = client.post("/v1/jobs", json=job_body(n))
+def submit(client: httpx.Client, n: int, tier: str = TIER, max_tokens: int | None = None) -> dict[str, Any]:
+    """POST job ``n`` to ``tier``; the accepted job."""
+    response = client.post("/v1/jobs", json=job_body(n, tier, max_tokens))
     if response.status_code != 202:
         raise RuntimeError(f"submit answered {response.status_code}: {response.text[:300]}")
     return dict(response.json())
@@ -121,6 +125,39 @@ def check_job(job: dict[str, Any]) -> str | None:
     return f"job {job['id']}: {job['status']} {error.get('code')}: {error.get('message')}"
 
 
+@dataclass(frozen=True)
+class Deployment:
+    """A migrated Switchyard database with a tenant key, and the environment of its processes."""
+
+    key: str
+    key_prefix: str
+    env: dict[str, str]
+
+
+def prepare(var_dir: Path, redis_url: str, database_url: str, config: str, emulator_url: str) -> Deployment:
+    """Write ``config`` as the TOML config in ``var_dir``, migrate and make a tenant key."""
+    config_file = var_dir / "switchyard-bench.toml"
+    config_file.write_text(config)
+    key_prefix = f"sybench{uuid.uuid4().hex[:8]}"
+    settings = load_settings(
+        config_file=config_file,
+        var_dir=var_dir,
+        redis_url=redis_url,
+        database_url=database_url,
+        key_prefix=key_prefix,
+    )
+    upgrade(settings)
+    env = {
+        "SWITCHYARD_CONFIG_FILE": str(config_file),
+        "SWITCHYARD_VAR_DIR": str(var_dir),
+        "SWITCHYARD_REDIS_URL": redis_url,
+        "SWITCHYARD_DATABASE_URL": database_url,
+        "SWITCHYARD_KEY_PREFIX": key_prefix,
+        "SWITCHYARD_PROVIDERS__EMULATOR__BASE_URL": f"{emulator_url}/v1",
+    }
+    return Deployment(tenant_key(settings), key_prefix, env)
+
+
 def epoch_s(stamp: str | None) -> float:
     """An ISO timestamp as epoch seconds (NaN for none)."""
     if not stamp:
@@ -137,32 +174,16 @@ class SwitchyardSide:
         """Migrate, make a tenant key and start the processes; returns once the API is ready."""
         api_port, emulator_port = free_port(), free_port()
         emulator_url = f"http://127.0.0.1:{emulator_port}"
-        config_file = var_dir / "switchyard-bench.toml"
-        config_file.write_text(BENCH_CONFIG.format(emulator_url=emulator_url, alias=MODEL_ALIAS, tier=TIER))
-        key_prefix = f"sybench{uuid.uuid4().hex[:8]}"
-        settings = load_settings(
-            config_file=config_file,
-            var_dir=var_dir,
-            redis_url=redis_url,
-            database_url=database_url,
-            key_prefix=key_prefix,
-        )
-        upgrade(settings)
-        self.key = tenant_key(settings)
+        config = BENCH_CONFIG.format(emulator_url=emulator_url, alias=MODEL_ALIAS, tier=TIER)
+        deployment = prepare(var_dir, redis_url, database_url, config, emulator_url)
+        self.key = deployment.key
         self.api_url = f"http://127.0.0.1:{api_port}"
         self.next_n = 0
-        env = {
-            "SWITCHYARD_CONFIG_FILE": str(config_file),
-            "SWITCHYARD_VAR_DIR": str(var_dir),
-            "SWITCHYARD_REDIS_URL": redis_url,
-            "SWITCHYARD_DATABASE_URL": database_url,
-            "SWITCHYARD_KEY_PREFIX": key_prefix,
-            "SWITCHYARD_PROVIDERS__EMULATOR__BASE_URL": f"{emulator_url}/v1",
-        }
+        env = deployment.env
         procs.start("emulator", emulator_argv(emulator_port), env=env)
         procs.start("api", api_argv(api_port, log_level="warning"), env=env)
         queues = [queue_name(TIER, priority) for priority in PRIORITIES]
-        queues.append(RedisKeys(key_prefix).maintenance_queue)
+        queues.append(RedisKeys(deployment.key_prefix).maintenance_queue)
         procs.start("switchyard-worker", worker_argv(queues, 2, "switchyard", log_level="WARNING"), env=env)
         wait_http(f"{emulator_url}/emulator/stats", alive=procs.check_alive)
         wait_http(f"{self.api_url}/readyz", alive=procs.check_alive)

@@ -7,6 +7,7 @@ requests and 4,000 tokens per window each, in Switchyard's config and at the emu
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
@@ -14,6 +15,10 @@ from typing import Any
 
 import pytest
 from e2e_stack import Stack
+from sqlmodel import Session
+
+from api.keys import create_key, create_tenant
+from workers.db import make_engine
 
 LIMITED, LANES = "limited", "lanes"
 EMULATOR_LIMITS = {"rpm": 10, "tpm": 4000, "window_s": 2.0, "latency_ms": 100.0}
@@ -59,9 +64,9 @@ def submit_many(stack: Stack, count: int, tier: str, key: str | None = None, **f
         return list(pool.map(one, range(count)))
 
 
-def wait_all(stack: Stack, job_ids: list[str], timeout: float = 90.0) -> list[dict[str, Any]]:
+def wait_all(stack: Stack, job_ids: list[str], key: str | None = None) -> list[dict[str, Any]]:
     with ThreadPoolExecutor(8) as pool:
-        return list(pool.map(lambda job_id: stack.wait_final(job_id, timeout=timeout), job_ids))
+        return list(pool.map(lambda job_id: stack.wait_final(job_id, key, timeout=90), job_ids))
 
 
 def seconds_between(start: str, end: str) -> float:
@@ -124,3 +129,23 @@ def test_a_live_job_overtakes_a_backlog_of_500_batch_jobs(workers: Stack) -> Non
 def cancel_queued(stack: Stack, job_ids: list[str]) -> None:
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(lambda job_id: stack.post(f"/v1/jobs/{job_id}/cancel", stack.keys["a"]), job_ids))
+
+
+def test_a_tenant_at_its_running_cap_runs_one_job_at_a_time(workers: Stack) -> None:
+    engine = make_engine(workers.settings)
+    with Session(engine) as session:
+        tenant = create_tenant(session, f"capped-{uuid.uuid4().hex[:6]}", max_running_jobs=1)
+        session.flush()
+        key = create_key(session, tenant.id, {"submit", "read"})
+        session.commit()
+    engine.dispose()
+    workers.emulator("POST", "/emulator/faults", json={"model": "emu-lanes", "latency_ms": 300})
+
+    started = time.monotonic()
+    jobs = wait_all(workers, submit_many(workers, 4, LANES, key=key), key=key)
+    elapsed = time.monotonic() - started
+
+    assert [job["status"] for job in jobs] == ["succeeded"] * 4
+    assert [job["attempts"] for job in jobs] == [1] * 4  # waiting for the cap is not an attempt
+    # Four free workers would finish the four 300 ms calls together; one at a time takes 1.2 s+.
+    assert elapsed >= 4 * 0.3

@@ -13,9 +13,14 @@ import psycopg
 import pytest
 from sqlalchemy import update
 from sqlmodel import Session, col, select
-from tests_support import POSTGRES_ADMIN_URL, make_test_settings, new_tenant_key, queued_job_ids
+from tests_support import (
+    POSTGRES_ADMIN_URL,
+    delete_tier_queues,
+    make_test_settings,
+    new_tenant_key,
+    queued_job_ids,
+)
 
-from schemas.settings import queue_name
 from schemas.tables import IdempotencyRecord, Job, utcnow
 from workers import store
 from workers.celery_app import create_celery
@@ -53,9 +58,7 @@ def runtime(tmp_path: Path, redis_url: str, database_url: str, tier: str) -> Ite
     upgrade(settings)
     rt = Runtime(settings=settings, celery=create_celery(settings))
     yield rt
-    leftovers: list[Any] = [queue_name(tier, "live"), queue_name(tier, "batch")]
-    leftovers += rt.redis.keys(f"*{settings.key_prefix}*")
-    rt.redis.delete(*leftovers)
+    delete_tier_queues(rt.redis, [tier], settings.key_prefix)
     rt.engine.dispose()
     rt.redis.close()
 
@@ -226,3 +229,17 @@ def test_expired_idempotency_records_are_purged(runtime: Runtime, tier: str) -> 
     with Session(runtime.engine) as session:
         remaining = session.exec(select(IdempotencyRecord.key)).all()
     assert remaining == ["fresh"]
+
+
+def test_each_pass_resets_the_fair_order_backlogs_from_the_queued_rows(runtime: Runtime, tier: str) -> None:
+    first = add_job(runtime, tier)
+    add_job(runtime, tier, priority="batch")
+    tenant = read(runtime, first).tenant_id
+    key = runtime.keys.tenant_backlog(tier)
+    runtime.redis.hset(key, mapping={tenant: 40, "ten_gone": 7})  # drifted counters
+
+    reconcile(runtime)
+
+    counts = {bytes(k).decode(): int(v) for k, v in runtime.redis.hgetall(key).items()}
+    assert counts[tenant] == 1 and "ten_gone" not in counts
+    assert sum(counts.values()) == 2  # each job of add_job has its own tenant

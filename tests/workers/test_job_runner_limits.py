@@ -1,0 +1,93 @@
+"""A job that meets no capacity goes back to wait without using an attempt (real Redis and DB)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlmodel import Session, col, select
+from tests_support import delete_tier_queues, make_test_settings, queued_job_ids
+
+from api.keys import create_tenant
+from schemas.settings import queue_name
+from schemas.tables import Job, Usage, utcnow
+from workers import store
+from workers.celery_app import create_celery
+from workers.db import session_scope
+from workers.job_runner import run_job
+from workers.migrate import upgrade
+from workers.ratelimit.limiter import BucketLimits
+from workers.ratelimit.policy import tenant_running_bucket
+from workers.runtime import Runtime
+
+REQUEST = {"messages": [{"role": "user", "content": "Hello"}], "max_tokens": 8}
+
+
+@pytest.fixture
+def runtime(tmp_path: Path, redis_url: str, database_url: str) -> Iterator[Runtime]:
+    tier = f"runner{uuid.uuid4().hex[:8]}"
+    settings = make_test_settings(tmp_path, redis_url, database_url, tiers={tier: {"models": ["emu-rl"]}})
+    upgrade(settings)
+    rt = Runtime(settings=settings, celery=create_celery(settings))
+    yield rt
+    delete_tier_queues(rt.redis, [tier], settings.key_prefix)
+    rt.engine.dispose()
+    rt.redis.close()
+
+
+def add_job(rt: Runtime, max_running_jobs: int | None = None) -> Job:
+    tier = next(name for name in rt.settings.tiers if name.startswith("runner"))
+    with session_scope(rt.engine) as session:
+        tenant = create_tenant(session, f"t-{uuid.uuid4().hex[:8]}", max_running_jobs=max_running_jobs)
+        session.flush()
+        return store.insert_job(session, tenant_id=tenant.id, tier=tier, request=REQUEST, job_metadata={})
+
+
+def reload(rt: Runtime, job_id: str) -> Job:
+    job = store.load_job(rt.engine, job_id)
+    assert job is not None
+    return job
+
+
+def test_a_paused_model_hands_the_job_back_for_the_pause_without_an_attempt(runtime: Runtime) -> None:
+    job = add_job(runtime)
+    model = runtime.settings.models["emu-rl"]
+    runtime.limiter.pause(model.bucket, 10)
+
+    run_job(runtime, job.id)
+
+    after = reload(runtime, job.id)
+    assert (after.status, after.attempts, after.attempt_log) == ("queued", 0, [])
+    assert after.not_before is not None
+    assert timedelta(seconds=9) < after.not_before - utcnow() <= timedelta(seconds=11.5)
+    # 10 s is under max_countdown_s: the message is already back on the queue, with a countdown.
+    assert queued_job_ids(runtime.redis, queue_name(job.tier, "live")) == [job.id]
+    with Session(runtime.engine) as session:
+        assert session.exec(select(Usage).where(col(Usage.job_id) == job.id)).all() == []
+
+
+def test_a_job_of_a_tenant_at_its_running_cap_waits_its_turn(runtime: Runtime) -> None:
+    job = add_job(runtime, max_running_jobs=1)
+    runtime.limiter.acquire(tenant_running_bucket(job.tenant_id), BucketLimits(60, concurrency=1), 0)
+
+    run_job(runtime, job.id)
+
+    after = reload(runtime, job.id)
+    assert (after.status, after.attempts) == ("queued", 0)
+    assert queued_job_ids(runtime.redis, queue_name(job.tier, "live")) == [job.id]
+
+
+def test_claiming_a_job_takes_it_off_its_tenants_backlog(runtime: Runtime) -> None:
+    job = add_job(runtime)
+    runtime.dispatcher.publish(job.id, job.tier, job.priority, job.tenant_id)
+    key = runtime.keys.tenant_backlog(job.tier)
+    assert int(runtime.redis.hget(key, job.tenant_id) or 0) == 1
+    runtime.limiter.pause(runtime.settings.models["emu-rl"].bucket, 10)  # back by countdown
+
+    run_job(runtime, job.id)
+
+    # Taken off (-1), then handed back with a new message (+1).
+    assert int(runtime.redis.hget(key, job.tenant_id) or 0) == 1
