@@ -240,6 +240,7 @@ def test_each_pass_resets_the_fair_order_backlogs_from_the_queued_rows(runtime: 
 
     reconcile(runtime)
 
-    counts = {bytes(k).decode(): int(v) for k, v in runtime.redis.hgetall(key).items()}
+    raw: dict[Any, Any] = runtime.redis.hgetall(key)  # type: ignore[assignment]
+    counts = {k.decode(): int(v) for k, v in raw.items()}
     assert counts[tenant] == 1 and "ten_gone" not in counts
     assert sum(counts.values()) == 2  # each job of add_job has its own tenant
