@@ -81,19 +81,30 @@ def emulator(
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8090,
     host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
     rpm: Annotated[
-        int | None, typer.Option(help="Requests per minute before 429s (default: no limit).")
+        int | None, typer.Option(help="Requests per window and model before 429s (default: no limit).")
     ] = None,
     tpm: Annotated[
-        int | None, typer.Option(help="Tokens per minute before 429s (default: no limit).")
+        int | None, typer.Option(help="Tokens per window and model before 429s (default: no limit).")
     ] = None,
     latency_ms: Annotated[float, typer.Option(help="Added latency of every completion.")] = 0.0,
     fail_rate: Annotated[float, typer.Option(help="Share of calls answered 500/503, 0..1.")] = 0.0,
+    window_s: Annotated[
+        float, typer.Option(min=0.001, help="Length of the rate-limit window; 60 is a real minute.")
+    ] = 60.0,
 ) -> None:
     """Run the OpenAI-compatible provider emulator: deterministic answers, real usage,
-    rate limits with 429 and x-ratelimit headers, injected latency and faults."""
+    per-model rate limits with 429 and x-ratelimit headers, injected latency and faults."""
     from infra.emulator.server import serve
 
-    serve(host=host, port=port, rpm=rpm, tpm=tpm, latency_ms=latency_ms, fail_rate=fail_rate)
+    serve(
+        host=host,
+        port=port,
+        rpm=rpm,
+        tpm=tpm,
+        latency_ms=latency_ms,
+        fail_rate=fail_rate,
+        window_s=window_s,
+    )
 
 
 if __name__ == "__main__":
