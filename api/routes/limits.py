@@ -10,13 +10,14 @@ from fastapi.concurrency import run_in_threadpool
 from api.deps import Reader, ServicesDep
 from api.keys import Principal
 from api.services import Services
+from schemas.limits import LimitsReport
 from workers.ratelimit.policy import tenant_rpm_bucket, tenant_rpm_limits, tenant_running_bucket
 from workers.ratelimit.report import limits_report
 
 router = APIRouter(prefix="/v1/limits", tags=["limits"])
 
 
-@router.get("", summary="Rate limits, headroom, pauses, queue depths and drain times")
+@router.get("", response_model=LimitsReport, summary="Rate limits, headroom, pauses, queues, drain times")
 async def show_limits(services: ServicesDep, principal: Reader) -> dict[str, Any]:
     """Per (provider, model): the configured limits, the share in force (AIMD), what is used and
     left in the current window, calls in flight and any pause a provider asked for. Per tier:
