@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install run test lint typecheck pytest bench-overhead clean
+.PHONY: install run test lint typecheck pytest bench-overhead bench-ratelimit clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,6 +37,9 @@ test: lint typecheck pytest  ## ruff, mypy and the whole test suite
 
 bench-overhead: install  ## Switchyard's overhead against bare Celery on the same Redis
 	$(BIN)/python bench/overhead.py
+
+bench-ratelimit: install  ## Switchyard's rate limiter against plain Celery's rate_limit on a limited provider
+	$(BIN)/python bench/ratelimit.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -193,6 +193,7 @@ class SwitchyardLimited:
         self.procs = procs
         self.redis_url = redis_url
         self.max_tokens = max_tokens
+        self.submit_s = math.nan
         self.emulator = Emulator(procs, "sy-emulator", limits)
         config = CONFIG.format(
             emulator_url=self.emulator.url,
@@ -249,13 +250,17 @@ class SwitchyardLimited:
     def run(self, jobs: int, threads: int, tally: Tally, deadline_s: float) -> list[Outcome]:
         """Submit ``jobs`` live jobs from ``threads`` clients, then long-poll each until final."""
         outcomes: list[Outcome] = []
+        submitted: list[float] = []
         lock = threading.Lock()
-        deadline = time.monotonic() + deadline_s
+        started = time.monotonic()
+        deadline = started + deadline_s
 
         def client_thread(index: int) -> None:
             local: list[Outcome] = []
             with self.client() as client:
                 ids = [submit(client, n, TIER, self.max_tokens)["id"] for n in range(index, jobs, threads)]
+                with lock:
+                    submitted.append(time.monotonic())
                 for job_id in ids:
                     remaining = deadline - time.monotonic()
                     if remaining <= 0:
@@ -268,6 +273,7 @@ class SwitchyardLimited:
                 outcomes.extend(local)
 
         run_threads(threads, client_thread)
+        self.submit_s = max(submitted) - started
         return outcomes
 
 
@@ -300,12 +306,15 @@ class CeleryBaseline:
         self.procs = procs
         self.redis_url = redis_url
         self.max_tokens = max_tokens
+        self.submit_s = math.nan
         self.emulator = Emulator(procs, "baseline-emulator", limits)
         self.rate = f"{limits.per_s:g}/s"  # the provider's limit per second, per worker instance
         env = {REDIS_URL_ENV: redis_url, BASE_URL_ENV: f"{self.emulator.url}/v1", RATE_ENV: self.rate}
         self.worker_names = [f"rl-base-{index}" for index in range(workers)]
         for name in self.worker_names:
-            argv = worker_argv([BASELINE_QUEUE], concurrency, name, app="ratelimit_baseline_app", log_level="WARNING")
+            argv = worker_argv(
+                [BASELINE_QUEUE], concurrency, name, app="ratelimit_baseline_app", log_level="WARNING"
+            )
             procs.start(name, argv, env=env)
         self.app = make_baseline_app(redis_url)
         self.chat = self.app.tasks[BASELINE_TASK]
@@ -321,10 +330,10 @@ class CeleryBaseline:
 
     def run(self, jobs: int, tally: Tally, deadline_s: float) -> list[Outcome]:
         """``apply_async`` ``jobs`` tasks, then ``get`` each (``propagate=False``)."""
-        deadline = time.monotonic() + deadline_s
-        results = [
-            self.chat.apply_async((MODEL, f"benchmark job {n}", self.max_tokens)) for n in range(jobs)
-        ]
+        started = time.monotonic()
+        deadline = started + deadline_s
+        results = [self.chat.apply_async((MODEL, f"benchmark job {n}", self.max_tokens)) for n in range(jobs)]
+        self.submit_s = time.monotonic() - started
         outcomes: list[Outcome] = []
         for result in results:
             remaining = deadline - time.monotonic()
