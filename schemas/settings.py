@@ -136,7 +136,9 @@ class Settings(BaseSettings):
     max_attempts: int = 6
     backoff_base_s: float = 1.0
     backoff_max_s: float = 60.0
-    max_countdown_s: float = 30.0
+    max_short_wait_s: float = Field(
+        30.0, gt=0, description="Retries due sooner wait in Redis; later ones on the row for the reconciler."
+    )
     task_events: bool = Field(False, description="Send Celery task events (Flower turns them on anyway).")
     reconcile_interval_s: float = 10.0
     orphan_grace_s: float = 15.0

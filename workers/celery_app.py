@@ -12,6 +12,7 @@ from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 
 from schemas.settings import Settings
+from workers.deferred_release import DeferredRelease
 from workers.dispatch import PRIORITY_STEPS
 from workers.keys import RedisKeys
 
@@ -58,6 +59,7 @@ def create_celery(settings: Settings) -> SwitchyardCelery:
             }
         },
     )
+    app.steps["worker"].add(DeferredRelease)
     return app
 
 

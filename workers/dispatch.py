@@ -17,6 +17,8 @@ docs/rate-limits.md.
 
 from __future__ import annotations
 
+import json
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -28,6 +30,12 @@ from schemas.settings import PRIORITIES, queue_name
 from workers.keys import RedisKeys
 
 RUN_JOB_TASK = "switchyard.run_job"
+# Atomically take the due entries of a sorted set (score = due time): one releaser each.
+POP_DUE = """
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])
+if #due > 0 then redis.call('ZREM', KEYS[1], unpack(due)) end
+return due
+"""
 PRIORITY_STEPS = list(range(10))
 CLASS_LANES: dict[str, tuple[int, int]] = {"live": (0, 4), "batch": (4, 4), "precompute": (8, 2)}
 
@@ -51,10 +59,9 @@ class Dispatcher:
         self.celery = celery
         self.redis = redis
         self.keys = keys
+        self._pop_due = redis.register_script(POP_DUE)
 
-    def publish(
-        self, job_id: str, tier: str, priority: str, tenant_id: str, countdown: float | None = None
-    ) -> None:
+    def publish(self, job_id: str, tier: str, priority: str, tenant_id: str) -> None:
         """Put the job's id on ``tier.<tier>.<priority>`` at its tenant's fair level."""
         backlog = int(self.redis.hincrby(self.keys.tenant_backlog(tier), tenant_id, 1))
         self.celery.send_task(
@@ -62,8 +69,25 @@ class Dispatcher:
             args=[job_id],
             queue=queue_name(tier, priority),
             priority=message_priority(priority, backlog),
-            countdown=countdown if countdown else None,
         )
+
+    def defer(self, job_id: str, tier: str, priority: str, tenant_id: str, delay_s: float) -> None:
+        """Publish the job in ``delay_s`` seconds (a short wait; long ones stay on the row).
+
+        Not a Celery countdown: a worker holds countdown messages itself and raises its own
+        prefetch for each, so a burst of waiting jobs piles up on one worker and only it can
+        run them when they are due. A deferred job is an entry in a Redis sorted set until it
+        is due, then an ordinary message that any free worker takes (:meth:`release_due`).
+        """
+        entry = json.dumps([job_id, tier, priority, tenant_id])
+        self.redis.zadd(self.keys.deferred, {entry: time.time() + delay_s})
+
+    def release_due(self, limit: int = 500) -> int:
+        """Publish the deferred jobs that are due; each entry is taken by one caller only."""
+        due = self._pop_due(keys=[self.keys.deferred], args=[time.time(), limit])
+        for entry in due:
+            self.publish(*json.loads(entry))
+        return len(due)
 
     def taken(self, tier: str, tenant_id: str) -> None:
         """A worker took one of the tenant's jobs off the queue."""

@@ -101,15 +101,16 @@ def _success_fields(ctx: CallContext) -> dict[str, object]:
 
 
 def _retry_later(rt: Runtime, ctx: CallContext, usage: Usage | None, common: dict[str, object]) -> None:
-    # Short waits ride a Celery countdown; long ones wait on the row for the reconciler,
-    # because long ETAs on Redis outlive the visibility timeout and get redelivered.
+    # Short waits go to the dispatcher's deferred set, published when due; long ones wait on
+    # the row (not_before) for the reconciler. The row is the truth either way.
     assert ctx.retry_in is not None
     job = ctx.job
     not_before = utcnow() + timedelta(seconds=ctx.retry_in)
     if not store.hand_back(rt.engine, job, not_before, published=False, usage=usage, **common):
         return
-    if ctx.retry_in <= rt.settings.max_countdown_s:
-        rt.dispatcher.publish(job.id, job.tier, job.priority, job.tenant_id, countdown=ctx.retry_in)
+    if ctx.retry_in <= rt.settings.max_short_wait_s:
+        # Commit, defer, mark: a crash in between leaves an orphan the reconciler publishes.
+        rt.dispatcher.defer(job.id, job.tier, job.priority, job.tenant_id, ctx.retry_in)
         store.mark_published(rt.engine, [job.id])
 
 

@@ -23,6 +23,11 @@ class RedisKeys:
         """HASH tenant -> jobs queued in the tier, for fair queue order (workers/dispatch.py)."""
         return f"{self.prefix}:backlog:{tier}"
 
+    @property
+    def deferred(self) -> str:
+        """ZSET of jobs waiting a short while before they are published (workers/dispatch.py)."""
+        return f"{self.prefix}:deferred"
+
     def fault(self, name: str) -> str:
         """A fault-injection flag, read only when the test setting enables faults."""
         return f"{self.prefix}:fault:{name}"

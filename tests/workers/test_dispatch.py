@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
-import pytest
+import time
+from collections.abc import Iterator
+from pathlib import Path
 
-from workers.dispatch import message_priority, priority_keys
+import pytest
+from redis import Redis
+from tests_support import delete_tier_queues, make_test_settings, queued_job_ids
+
+from workers.celery_app import create_celery
+from workers.dispatch import Dispatcher, message_priority, priority_keys
+from workers.keys import RedisKeys
 
 
 @pytest.mark.parametrize(
@@ -33,3 +41,42 @@ def test_a_drifted_negative_backlog_counts_as_empty() -> None:
 def test_one_redis_list_per_priority_step() -> None:
     keys = priority_keys("tier.small.live")
     assert keys[0] == "tier.small.live" and len(keys) == 10 and len(set(keys)) == 10
+
+
+@pytest.fixture
+def dispatcher(tmp_path: Path, redis_url: str) -> Iterator[Dispatcher]:
+    settings = make_test_settings(tmp_path, redis_url, tiers={"disp": {"models": ["emu-a"]}})
+    redis = Redis.from_url(redis_url)
+    yield Dispatcher(create_celery(settings), redis, RedisKeys(settings.key_prefix))
+    delete_tier_queues(redis, ["disp"], settings.key_prefix)
+    redis.close()
+
+
+def test_deferred_jobs_are_published_once_when_due(dispatcher: Dispatcher) -> None:
+    dispatcher.defer("job_soon", "disp", "live", "ten_a", 0.2)
+    dispatcher.defer("job_later", "disp", "batch", "ten_a", 30)
+
+    assert dispatcher.release_due() == 0
+    time.sleep(0.25)
+    assert dispatcher.release_due() == 1 and dispatcher.release_due() == 0
+
+    assert queued_job_ids(dispatcher.redis, "tier.disp.live") == ["job_soon"]
+    assert queued_job_ids(dispatcher.redis, "tier.disp.batch") == []
+    assert dispatcher.redis.zcard(dispatcher.keys.deferred) == 1
+
+
+def test_a_tenants_later_jobs_go_in_later_lanes(dispatcher: Dispatcher) -> None:
+    for index in range(6):
+        dispatcher.publish(f"job_a{index}", "disp", "batch", "ten_a")
+    dispatcher.publish("job_b0", "disp", "batch", "ten_b")
+
+    # Workers pop the lowest lane first: tenant b's only job overtakes most of tenant a's.
+    assert queued_job_ids(dispatcher.redis, "tier.disp.batch") == [
+        "job_a0",
+        "job_b0",
+        "job_a1",
+        "job_a2",
+        "job_a3",
+        "job_a4",
+        "job_a5",
+    ]

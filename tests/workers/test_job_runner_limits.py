@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
@@ -63,8 +64,8 @@ def test_a_paused_model_hands_the_job_back_for_the_pause_without_an_attempt(runt
     assert (after.status, after.attempts, after.attempt_log) == ("queued", 0, [])
     assert after.not_before is not None
     assert timedelta(seconds=9) < after.not_before - utcnow() <= timedelta(seconds=11.5)
-    # 10 s is under max_countdown_s: the message is already back on the queue, with a countdown.
-    assert queued_job_ids(runtime.redis, queue_name(job.tier, "live")) == [job.id]
+    # 10 s is a short wait: the job is deferred in Redis, published when due.
+    assert deferred_ids(runtime) == [job.id] and after.published_at is not None
     with Session(runtime.engine) as session:
         assert session.exec(select(Usage).where(col(Usage.job_id) == job.id)).all() == []
 
@@ -77,7 +78,7 @@ def test_a_job_of_a_tenant_at_its_running_cap_waits_its_turn(runtime: Runtime) -
 
     after = reload(runtime, job.id)
     assert (after.status, after.attempts) == ("queued", 0)
-    assert queued_job_ids(runtime.redis, queue_name(job.tier, "live")) == [job.id]
+    assert deferred_ids(runtime) == [job.id]
 
 
 def test_claiming_a_job_takes_it_off_its_tenants_backlog(runtime: Runtime) -> None:
@@ -85,9 +86,33 @@ def test_claiming_a_job_takes_it_off_its_tenants_backlog(runtime: Runtime) -> No
     runtime.dispatcher.publish(job.id, job.tier, job.priority, job.tenant_id)
     key = runtime.keys.tenant_backlog(job.tier)
     assert int(runtime.redis.hget(key, job.tenant_id) or 0) == 1
-    runtime.limiter.pause(runtime.settings.models["emu-rl"].bucket, 10)  # back by countdown
+    runtime.limiter.pause(runtime.settings.models["emu-rl"].bucket, 10)  # handed back, deferred
 
     run_job(runtime, job.id)
 
-    # Taken off (-1), then handed back with a new message (+1).
+    assert int(runtime.redis.hget(key, job.tenant_id) or 0) == 0  # taken off its backlog
+    [entry] = deferred_entries(runtime)
+    runtime.redis.zadd(runtime.keys.deferred, {entry: 0})  # make it due now
+    assert runtime.dispatcher.release_due() == 1  # published again when due: back on it
     assert int(runtime.redis.hget(key, job.tenant_id) or 0) == 1
+    assert queued_job_ids(runtime.redis, queue_name(job.tier, "live")) == [job.id, job.id]
+
+
+def test_a_long_wait_stays_on_the_row_for_the_reconciler(runtime: Runtime) -> None:
+    job = add_job(runtime)
+    runtime.limiter.pause(runtime.settings.models["emu-rl"].bucket, 60)  # over max_short_wait_s
+
+    run_job(runtime, job.id)
+
+    after = reload(runtime, job.id)
+    assert (after.status, after.attempts, after.published_at) == ("queued", 0, None)
+    assert deferred_ids(runtime) == []
+
+
+def deferred_entries(rt: Runtime) -> list[bytes]:
+    entries: list[bytes] = rt.redis.zrange(rt.keys.deferred, 0, -1)  # type: ignore[assignment]
+    return entries
+
+
+def deferred_ids(rt: Runtime) -> list[str]:
+    return [json.loads(entry)[0] for entry in deferred_entries(rt)]
