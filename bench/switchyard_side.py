@@ -26,6 +26,7 @@ TIER = "bench"
 MODEL_ALIAS = "emu-bench"
 FINAL = frozenset({"succeeded", "failed", "canceled"})
 WARMUP_BURST = 8
+BULK_TENANT = 1_000_000_000  # the benchmark tenant's submissions per minute and running jobs
 THROUGHPUT_DEADLINE_S = 300.0  # a stuck round fails its remaining jobs instead of hanging
 PROCESSES = frozenset(
     {"benchmark client", "emulator", "api", "switchyard-worker", "Redis server", "PostgreSQL server"}
@@ -74,11 +75,17 @@ def drop_database(admin_url: str, url: str) -> None:
 
 
 def tenant_key(settings: Settings) -> str:
-    """A new tenant and an API key with submit and read scopes."""
+    """A new tenant and an API key with submit and read scopes.
+
+    The tenant's own limits are lifted, as an operator would for one bulk client: the
+    per-tenant submission rate and running-jobs caps would otherwise meter the benchmark.
+    """
     engine = make_engine(settings)
     try:
         with Session(engine) as session:
-            tenant = create_tenant(session, f"bench-{settings.key_prefix}")
+            tenant = create_tenant(
+                session, f"bench-{settings.key_prefix}", rpm_limit=BULK_TENANT, max_running_jobs=BULK_TENANT
+            )
             session.flush()
             key = create_key(session, tenant.id, {"submit", "read"})
             session.commit()
