@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from cli.main import app
 from schemas.settings import load_settings
-from schemas.tables import ApiKey
+from schemas.tables import ApiKey, Tenant
 from workers.db import make_engine
 from workers.migrate import upgrade
 
@@ -30,7 +30,8 @@ def plain(output: str) -> str:
 
 
 COMMANDS = [[], ["up"], ["migrate"], ["worker"], ["emulator"], ["submit"], ["jobs", "show"],
-            ["tenants", "create"], ["tenants", "list"], ["keys", "create"], ["keys", "demo"]]  # fmt: skip
+            ["tenants", "create"], ["tenants", "list"], ["tenants", "set-limits"], ["keys", "create"],
+            ["keys", "demo"]]  # fmt: skip
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "switchyard")
@@ -61,6 +62,18 @@ def test_tenant_and_key_creation_prints_a_key_stored_only_as_its_hash(cli_env: P
     assert stored.key_hash == hashlib.sha256(secret.encode()).hexdigest()
     assert stored.scopes == "read"
     assert secret not in json.dumps(stored.model_dump(mode="json"))
+
+
+def test_tenant_limits_are_set_listed_and_reset(cli_env: Path) -> None:
+    assert runner.invoke(app, ["tenants", "create", "bulk", "--rpm", "50"]).exit_code == 0
+    changed = runner.invoke(app, ["tenants", "set-limits", "bulk", "--max-running", "4"])
+    assert changed.exit_code == 0 and "rpm=50\tmax_running=4" in changed.output
+    assert "bulk\trpm=50\tmax_running=4" in runner.invoke(app, ["tenants", "list"]).output
+    reset = runner.invoke(app, ["tenants", "set-limits", "bulk", "--default"])
+    assert "rpm=default\tmax_running=default" in reset.output
+    with Session(make_engine(load_settings())) as session:
+        tenant = session.exec(select(Tenant)).one()
+    assert (tenant.rpm_limit, tenant.max_running_jobs) == (None, None)
 
 
 def test_key_for_an_unknown_tenant_says_how_to_create_one(cli_env: Path) -> None:
