@@ -30,16 +30,15 @@ def _report(services: Services, principal: Principal) -> dict[str, Any]:
     settings, limiter = services.settings, services.limiter
     report = limits_report(settings, limiter, services.dispatcher)
     rpm = tenant_rpm_limits(settings.rate_limits, principal.rpm_limit)
+    running_limits = services.tenant_limits.running(principal.tenant_id)
     submissions = limiter.snapshot(tenant_rpm_bucket(principal.tenant_id), rpm)
-    running = limiter.snapshot(
-        tenant_running_bucket(principal.tenant_id), services.tenant_limits.running(principal.tenant_id)
-    )
+    running = limiter.snapshot(tenant_running_bucket(principal.tenant_id), running_limits)
     report["tenant"] = {
         "id": principal.tenant_id,
         "rpm": rpm.rpm,
         "window_s": rpm.window_s,
         "submissions_used": submissions.requests_used,
-        "max_running_jobs": services.tenant_limits.running(principal.tenant_id).concurrency,
+        "max_running_jobs": running_limits.concurrency,
         "running": running.in_flight,
     }
     return report
