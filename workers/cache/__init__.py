@@ -1,0 +1,1 @@
+"""Result caching: the exact cache, the semantic cache and their guards."""
