@@ -33,9 +33,19 @@ class Admission:
         self._tiers: dict[str, tuple[float, TierLimits]] = {}
         self._lock = threading.Lock()
 
-    def admit(self, principal: Principal, tier: str, priority: str) -> None:
-        """Raise a 429 error if the tenant or the tier cannot take this job now."""
-        self._check_tenant_rate(principal)
+    def check_tenant_rate(self, principal: Principal) -> None:
+        """Raise 429 ``tenant_rate_limited`` if the tenant is over its submissions per minute."""
+        limits = tenant_rpm_limits(self.settings.rate_limits, principal.rpm_limit)
+        decision = self.limiter.acquire(tenant_rpm_bucket(principal.tenant_id), limits, 0)
+        if not decision.granted:
+            raise TenantRateLimited(
+                f"Over this tenant's {limits.rpm} submissions per {limits.window_s:.0f}s; "
+                "retry after the Retry-After seconds.",
+                retry_after=decision.wait_s,
+            )
+
+    def check_tier(self, tier: str, priority: str) -> None:
+        """Raise a 429 error if the tier cannot queue a job of this priority now."""
         status = self._tier_status(tier)
         if status.full:
             raise QueueFull(
@@ -52,16 +62,6 @@ class Admission:
             )
         with self._lock:
             status.queued[priority] += 1
-
-    def _check_tenant_rate(self, principal: Principal) -> None:
-        limits = tenant_rpm_limits(self.settings.rate_limits, principal.rpm_limit)
-        decision = self.limiter.acquire(tenant_rpm_bucket(principal.tenant_id), limits, 0)
-        if not decision.granted:
-            raise TenantRateLimited(
-                f"Over this tenant's {limits.rpm} submissions per {limits.window_s:.0f}s; "
-                "retry after the Retry-After seconds.",
-                retry_after=decision.wait_s,
-            )
 
     def _tier_status(self, tier: str) -> TierLimits:
         now = time.monotonic()

@@ -13,6 +13,7 @@ from api.job_waiter import JobWaiter
 from api.keys import Principal
 from api.publish_marks import PublishMarks
 from schemas.settings import Settings
+from workers.cache.results import ResultCache
 from workers.celery_app import SwitchyardCelery, create_celery
 from workers.db import make_engine
 from workers.dispatch import Dispatcher
@@ -60,6 +61,7 @@ class Services:
     dispatcher: Dispatcher
     admission: Admission
     tenant_limits: TenantLimits
+    results: ResultCache
 
     @classmethod
     def build(cls, settings: Settings) -> Services:
@@ -82,6 +84,7 @@ class Services:
             dispatcher=dispatcher,
             admission=Admission(settings, limiter, dispatcher),
             tenant_limits=TenantLimits(engine, settings.rate_limits),
+            results=ResultCache(redis, keys),
         )
 
     def close(self) -> None:

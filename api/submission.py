@@ -14,20 +14,25 @@ from api.services import Services
 from schemas.jobs import JobCreate
 from schemas.tables import Job
 from workers import store
+from workers.cache import policy as cache_policy
+from workers.cache.exact import request_key
+from workers.cache.results import CachedResult
 from workers.db import session_scope
 
 
 @dataclass(frozen=True)
 class Accepted:
-    """The job that answers the request, and whether it was an idempotent replay."""
+    """The job that answers the request: an idempotent replay, a cache hit, or newly queued."""
 
     job: Job
-    replayed: bool
+    replayed: bool = False
+    cached: bool = False
 
 
 def submit_job(services: Services, principal: Principal, body: JobCreate, key_header: str | None) -> Accepted:
     """Accept the job durably: the row is committed before its id is published."""
     check_job(body, services.settings)
+    tier = services.settings.tiers[body.tier]
     key = idempotency.parse_key(key_header)
     request_hash = idempotency.fingerprint(body.model_dump(mode="json")) if key else ""
     try:
@@ -35,10 +40,15 @@ def submit_job(services: Services, principal: Principal, body: JobCreate, key_he
             if key:
                 replay = idempotency.find_replay(session, principal.tenant_id, key, request_hash)
                 if replay is not None:
-                    return Accepted(store.get_job(session, principal.tenant_id, replay), True)
+                    return Accepted(store.get_job(session, principal.tenant_id, replay), replayed=True)
             # After the replay check: a retried submission of an accepted job is never refused.
-            services.admission.admit(principal, body.tier, body.priority)
-            job = _insert(session, principal, body)
+            services.admission.check_tenant_rate(principal)
+            policy = cache_policy.resolve(body.cache, body.cache_ttl, body.request, tier)
+            cache_key = exact_key(principal.tenant_id, body.tier, body) if policy.enabled else None
+            hit = services.results.lookup(principal.tenant_id, body.tier, cache_key) if cache_key else None
+            if hit is None:
+                services.admission.check_tier(body.tier, body.priority)
+            job = _insert(session, principal, body, policy, cache_key, hit)
             if key:  # the job row is already inserted, so the record's foreign key holds
                 idempotency.remember(
                     session,
@@ -53,20 +63,38 @@ def submit_job(services: Services, principal: Principal, body: JobCreate, key_he
             raise
         # A concurrent request with the same key won the insert; answer with its job.
         return _replay_after_race(services, principal, key, request_hash)
+    if hit is not None:  # answered from the cache: nothing to queue
+        return Accepted(job, cached=True)
     _publish(services, job)
-    return Accepted(job, False)
+    return Accepted(job)
 
 
-def _insert(session: Session, principal: Principal, body: JobCreate) -> Job:
+def exact_key(tenant_id: str, tier: str, body: JobCreate) -> str:
+    """The exact-cache key of the job's request (the request as the job row stores it)."""
+    return request_key(tenant_id, tier, body.request.model_dump(mode="json", exclude_none=True))
+
+
+def _insert(
+    session: Session,
+    principal: Principal,
+    body: JobCreate,
+    policy: cache_policy.CachePolicy,
+    cache_key: str | None,
+    hit: CachedResult | None,
+) -> Job:
+    cache = {"mode": policy.mode, "ttl_s": policy.ttl_s, "key": cache_key, "hit": None}
+    finished = hit.as_job_fields(cache) if hit is not None else {}
     return store.insert_job(
         session,
         tenant_id=principal.tenant_id,
         tier=body.tier,
         priority=body.priority,
-        cache_mode=body.cache,
+        cache_mode=policy.mode,
+        cache=cache,
         request=body.request.model_dump(mode="json", exclude_none=True),
         job_metadata=body.metadata,
         callback_url=body.callback_url,
+        **finished,
     )
 
 

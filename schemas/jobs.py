@@ -22,7 +22,14 @@ class JobCreate(BaseModel):
     tier: str = Field(min_length=1, max_length=64, examples=["small"])
     request: ChatRequest
     callback_url: str | None = Field(None, description="Called with the job when it ends.")
-    cache: Literal["exact", "semantic", "off"] = "exact"
+    cache: Literal["exact", "semantic", "off"] | None = Field(
+        None,
+        description="exact: identical requests share a result; semantic: also close paraphrases; "
+        "off: always call the model. Default: the tier's; off when temperature > 0.",
+    )
+    cache_ttl: int | None = Field(
+        None, gt=0, le=30 * 86_400, description="Seconds the result stays cached; default: the tier's."
+    )
     priority: Literal["live", "batch", "precompute"] = Field(
         "live",
         description="live: first in line; batch: leaves a reserve of each limit for live; "

@@ -64,6 +64,10 @@ class TierConfig(BaseModel):
     fallback_on_exhaustion: bool = Field(
         True, description="Move a job to the next model of the chain when its model has no capacity."
     )
+    cache: Literal["exact", "semantic", "off"] = Field(
+        "exact", description="Cache mode of jobs that do not choose one (docs/caching.md)."
+    )
+    cache_ttl_s: int = Field(86_400, gt=0, description="Lifetime of a cached result unless the job sets one.")
 
 
 class RateLimitSettings(BaseModel):

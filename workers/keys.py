@@ -28,6 +28,22 @@ class RedisKeys:
         """ZSET of jobs waiting a short while before they are published (workers/dispatch.py)."""
         return f"{self.prefix}:deferred"
 
+    def exact_entry(self, tenant_id: str, tier: str, key: str) -> str:
+        """An exact-cache entry (workers/cache/exact.py)."""
+        return f"{self.prefix}:cache:exact:{tenant_id}:{tier}:{key}"
+
+    def exact_pattern(self, tenant_id: str, tier: str | None = None) -> str:
+        """SCAN pattern of a tenant's exact-cache entries, or of one of its tiers."""
+        return f"{self.prefix}:cache:exact:{tenant_id}:{tier or '*'}:*"
+
+    def tier_of_exact_entry(self, name: bytes | str) -> str:
+        text = name.decode() if isinstance(name, bytes) else name
+        return text.rsplit(":", 2)[1]
+
+    def cache_stats(self, tenant_id: str) -> str:
+        """HASH of a tenant's cache counters: ``<tier>:<kind>:hits|misses``, ``<tier>:saved_usd``."""
+        return f"{self.prefix}:cache:stats:{tenant_id}"
+
     def fault(self, name: str) -> str:
         """A fault-injection flag, read only when the test setting enables faults."""
         return f"{self.prefix}:fault:{name}"

@@ -10,6 +10,7 @@ from redis import Redis
 from sqlalchemy.engine import Engine
 
 from schemas.settings import Settings
+from workers.cache.results import ResultCache
 from workers.chain import PolicyChain
 from workers.db import make_engine
 from workers.dispatch import Dispatcher
@@ -56,8 +57,12 @@ class Runtime:
         return TenantLimits(self.engine, self.settings.rate_limits)
 
     @cached_property
+    def results(self) -> ResultCache:
+        return ResultCache(self.redis, self.keys)
+
+    @cached_property
     def chain(self) -> PolicyChain:
-        return default_chain(self.limiter, self.providers)
+        return default_chain(self.limiter, self.providers, self.results)
 
     def warm_up(self) -> None:
         """Connect and build every adapter now, so no job pays for first-use imports."""

@@ -59,11 +59,11 @@ def _job_from_row(row: Any) -> Job:
 
 
 def insert_job(session: Session, **fields: Any) -> Job:
-    """Insert a new ``queued`` job in the session's transaction (the caller commits)."""
+    """Insert a new job, ``queued`` unless ``fields`` say otherwise, in the session's
+    transaction (the caller commits)."""
     now = utcnow()
-    job = Job.model_construct(
-        id=new_id("job"), status="queued", attempt_log=[], created_at=now, updated_at=now, **fields
-    )
+    values = {"status": "queued", "attempt_log": [], "created_at": now, "updated_at": now, **fields}
+    job = Job.model_construct(id=new_id("job"), **values)
     session.execute(insert(JOBS), _columns(job.model_dump()))
     return job
 

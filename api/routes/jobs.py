@@ -35,17 +35,24 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 FALLBACK_POLL_S = 1.0
 
 
-@router.post("", status_code=202, response_model=JobPublic, responses=ERRORS, summary="Submit a job")
+@router.post(
+    "",
+    status_code=202,
+    response_model=JobPublic,
+    responses={**ERRORS, 200: {"model": JobPublic, "description": "Answered from the exact cache."}},
+    summary="Submit a job",
+)
 def create_job(
     body: JobCreate,
     services: ServicesDep,
     principal: Submitter,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
 ) -> Response:
-    """Queue an LLM call on a tier; answers 202 with the queued job."""
+    """Queue an LLM call on a tier; answers 202 with the queued job, or 200 with a finished job
+    when the exact cache already holds the answer (``cache.hit``: ``exact``)."""
     accepted = submit_job(services, principal, body, idempotency_key)
     headers = {"Idempotent-Replayed": "true"} if accepted.replayed else None
-    return job_response(accepted.job, status_code=202, headers=headers)
+    return job_response(accepted.job, status_code=200 if accepted.cached else 202, headers=headers)
 
 
 @router.get("", response_model=JobList, responses=ERRORS, summary="List jobs")

@@ -1,0 +1,91 @@
+"""The cache as the API and the workers use it: look up, record, store.
+
+A hit becomes a finished job of its own: ``status: succeeded``, the cached result,
+``cost_usd: 0`` and no tokens (no provider was called), and ``cache.hit`` / ``source_job``
+naming where the answer came from. The cost the hit saved is counted in the tenant's stats.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from redis import Redis
+
+from schemas.tables import utcnow
+from workers.cache.exact import ExactCache
+from workers.cache.stats import CacheStats
+from workers.keys import RedisKeys
+
+
+@dataclass(frozen=True)
+class CachedResult:
+    """A stored answer and where it came from."""
+
+    source_job: str
+    result: dict[str, Any]
+    model: str | None
+    provider: str | None
+    cost_usd: float
+    hit: str = "exact"
+    similarity: float | None = None
+
+    def to_entry(self) -> dict[str, Any]:
+        return {
+            "source_job": self.source_job,
+            "result": self.result,
+            "model": self.model,
+            "provider": self.provider,
+            "cost_usd": self.cost_usd,
+        }
+
+    @classmethod
+    def from_entry(
+        cls, entry: dict[str, Any], hit: str = "exact", similarity: float | None = None
+    ) -> CachedResult:
+        return cls(
+            source_job=entry["source_job"],
+            result=entry["result"],
+            model=entry.get("model"),
+            provider=entry.get("provider"),
+            cost_usd=float(entry.get("cost_usd", 0.0)),
+            hit=hit,
+            similarity=similarity,
+        )
+
+    def cache_info(self, cache: dict[str, Any]) -> dict[str, Any]:
+        """The job's ``cache`` object with this hit filled in."""
+        return {**cache, "hit": self.hit, "source_job": self.source_job, "similarity": self.similarity}
+
+    def as_job_fields(self, cache: dict[str, Any]) -> dict[str, Any]:
+        """The columns of a job answered by this hit."""
+        now = utcnow()
+        return {
+            "status": "succeeded",
+            "result": self.result,
+            "model": self.model,
+            "provider": self.provider,
+            "cost_usd": 0.0,
+            "latency_ms": 0.0,
+            "cache": self.cache_info(cache),
+            "started_at": now,
+            "finished_at": now,
+        }
+
+
+class ResultCache:
+    """Exact lookups and stores, with the stats of each."""
+
+    def __init__(self, redis: Redis, keys: RedisKeys) -> None:
+        self.exact = ExactCache(redis, keys)
+        self.stats = CacheStats(redis, keys)
+
+    def lookup(self, tenant_id: str, tier: str, key: str) -> CachedResult | None:
+        """The exact hit for ``key``, counted as a hit or a miss."""
+        entry = self.exact.get(tenant_id, tier, key)
+        found = CachedResult.from_entry(entry) if entry else None
+        self.stats.record(tenant_id, tier, "exact", found is not None, found.cost_usd if found else 0.0)
+        return found
+
+    def store(self, tenant_id: str, tier: str, key: str, result: CachedResult, ttl_s: int) -> None:
+        self.exact.put(tenant_id, tier, key, result.to_entry(), ttl_s)

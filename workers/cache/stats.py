@@ -1,0 +1,53 @@
+"""Cache counters per tenant and tier: hits and misses of each kind, and the cost saved."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from redis import Redis
+
+from workers.keys import RedisKeys
+
+KINDS = ("exact", "semantic")
+
+
+class CacheStats:
+    """Counters in one Redis hash per tenant; a lookup costs one pipelined write."""
+
+    def __init__(self, redis: Redis, keys: RedisKeys) -> None:
+        self.redis = redis
+        self.keys = keys
+
+    def record(self, tenant_id: str, tier: str, kind: str, hit: bool, saved_usd: float = 0.0) -> None:
+        """Count one lookup; a hit also adds the cost of the call it saved."""
+        key = self.keys.cache_stats(tenant_id)
+        with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hincrby(key, f"{tier}:{kind}:{'hits' if hit else 'misses'}", 1)
+            if hit and saved_usd:
+                pipe.hincrbyfloat(key, f"{tier}:saved_usd", saved_usd)
+            pipe.execute()
+
+    def read(self, tenant_id: str) -> dict[str, dict[str, Any]]:
+        """Per tier: hits, misses and hit rate of each kind, and the saved cost."""
+        raw: dict[Any, Any] = self.redis.hgetall(self.keys.cache_stats(tenant_id))  # type: ignore[assignment]
+        counters = {k.decode(): float(v) for k, v in raw.items()}
+        tiers: dict[str, dict[str, Any]] = {}
+        for name, value in counters.items():
+            tier, _, field = name.partition(":")
+            tiers.setdefault(tier, {})[field] = value
+        report = {}
+        for tier, fields in tiers.items():
+            row: dict[str, Any] = {"saved_usd": round(fields.get("saved_usd", 0.0), 8)}
+            for kind in KINDS:
+                hits, misses = int(fields.get(f"{kind}:hits", 0)), int(fields.get(f"{kind}:misses", 0))
+                lookups = hits + misses
+                row[kind] = {
+                    "hits": hits,
+                    "misses": misses,
+                    "hit_rate": round(hits / lookups, 4) if lookups else 0.0,
+                }
+            report[tier] = row
+        return report
+
+    def reset(self, tenant_id: str) -> None:
+        self.redis.delete(self.keys.cache_stats(tenant_id))
