@@ -75,3 +75,4 @@ def require(scope: str) -> Callable[[Principal], Awaitable[Principal]]:
 
 Submitter = Annotated[Principal, Depends(require("submit"))]
 Reader = Annotated[Principal, Depends(require("read"))]
+Admin = Annotated[Principal, Depends(require("admin"))]

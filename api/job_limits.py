@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 
 from schemas import errors
 from schemas.jobs import JobCreate
-from schemas.settings import Settings
+from schemas.settings import Settings, TierConfig
 
 
 def check_job(body: JobCreate, settings: Settings) -> None:
@@ -22,13 +22,19 @@ def check_job(body: JobCreate, settings: Settings) -> None:
     _check_storable(body)
 
 
-def _check_tier_and_model(body: JobCreate, settings: Settings) -> None:
-    tier = settings.tiers.get(body.tier)
+def known_tier(settings: Settings, name: str) -> TierConfig:
+    """The tier's config, or ``unknown_tier`` listing the known ones."""
+    tier = settings.tiers.get(name)
     if tier is None:
         known = sorted(settings.tiers)
         raise errors.UnknownTier(
-            f"Unknown tier {body.tier!r}; known tiers: {', '.join(known)}.", known_tiers=known
+            f"Unknown tier {name!r}; known tiers: {', '.join(known)}.", known_tiers=known
         )
+    return tier
+
+
+def _check_tier_and_model(body: JobCreate, settings: Settings) -> None:
+    tier = known_tier(settings, body.tier)
     model = body.request.model
     if model is not None and model not in tier.models:
         raise errors.UnknownModel(

@@ -83,19 +83,19 @@ def _insert(
     hit: CachedResult | None,
 ) -> Job:
     cache = {"mode": policy.mode, "ttl_s": policy.ttl_s, "key": cache_key, "hit": None}
-    finished = hit.as_job_fields(cache) if hit is not None else {}
-    return store.insert_job(
-        session,
-        tenant_id=principal.tenant_id,
-        tier=body.tier,
-        priority=body.priority,
-        cache_mode=policy.mode,
-        cache=cache,
-        request=body.request.model_dump(mode="json", exclude_none=True),
-        job_metadata=body.metadata,
-        callback_url=body.callback_url,
-        **finished,
-    )
+    fields = {
+        "tenant_id": principal.tenant_id,
+        "tier": body.tier,
+        "priority": body.priority,
+        "cache_mode": policy.mode,
+        "cache": cache,
+        "request": body.request.model_dump(mode="json", exclude_none=True),
+        "job_metadata": body.metadata,
+        "callback_url": body.callback_url,
+    }
+    if hit is not None:  # a finished job: the cached answer, no cost, where it came from
+        fields.update(hit.as_job_fields(cache))
+    return store.insert_job(session, **fields)
 
 
 def _publish(services: Services, job: Job) -> None:

@@ -74,8 +74,15 @@ class Stack:
             self.api_url + path, headers={"Authorization": f"Bearer {key}"}, timeout=90, **kwargs
         )
 
-    def submit(self, tier: str, content: str, key: str | None = None, **request: Any) -> dict[str, Any]:
-        body = {"tier": tier, "request": {"messages": [{"role": "user", "content": content}], **request}}
+    def submit(
+        self, tier: str, content: str, key: str | None = None, cache: str = "off", **request: Any
+    ) -> dict[str, Any]:
+        """Submit a job and expect it queued; the cache is off unless a test is about it."""
+        body = {
+            "tier": tier,
+            "cache": cache,
+            "request": {"messages": [{"role": "user", "content": content}], **request},
+        }
         response = self.post("/v1/jobs", key or self.keys["a"], json=body)
         assert response.status_code == 202, response.text
         return dict(response.json())

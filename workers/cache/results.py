@@ -89,3 +89,18 @@ class ResultCache:
 
     def store(self, tenant_id: str, tier: str, key: str, result: CachedResult, ttl_s: int) -> None:
         self.exact.put(tenant_id, tier, key, result.to_entry(), ttl_s)
+
+    def invalidate(self, tenant_id: str, tier: str | None = None, key: str | None = None) -> int:
+        """Drop the tenant's entries (all, a tier's, or one key's); the number dropped."""
+        return self.exact.invalidate(tenant_id, tier, key)
+
+    def report(self, tenant_id: str) -> dict[str, Any]:
+        """Counters and size per tier, for ``GET /v1/cache/stats``."""
+        counters = self.stats.read(tenant_id)
+        sizes = self.exact.usage(tenant_id)
+        empty = self.stats.empty_row()
+        tiers = {
+            tier: {**counters.get(tier, empty), **sizes.get(tier, {"entries": 0, "bytes": 0})}
+            for tier in sorted(set(counters) | set(sizes))
+        }
+        return {"tenant": tenant_id, "tiers": tiers}

@@ -35,19 +35,20 @@ class CacheStats:
         for name, value in counters.items():
             tier, _, field = name.partition(":")
             tiers.setdefault(tier, {})[field] = value
-        report = {}
-        for tier, fields in tiers.items():
-            row: dict[str, Any] = {"saved_usd": round(fields.get("saved_usd", 0.0), 8)}
-            for kind in KINDS:
-                hits, misses = int(fields.get(f"{kind}:hits", 0)), int(fields.get(f"{kind}:misses", 0))
-                lookups = hits + misses
-                row[kind] = {
-                    "hits": hits,
-                    "misses": misses,
-                    "hit_rate": round(hits / lookups, 4) if lookups else 0.0,
-                }
-            report[tier] = row
-        return report
+        return {tier: self._row(fields) for tier, fields in tiers.items()}
+
+    def empty_row(self) -> dict[str, Any]:
+        return self._row({})
+
+    @staticmethod
+    def _row(fields: dict[str, float]) -> dict[str, Any]:
+        row: dict[str, Any] = {"saved_usd": round(fields.get("saved_usd", 0.0), 8)}
+        for kind in KINDS:
+            hits, misses = int(fields.get(f"{kind}:hits", 0)), int(fields.get(f"{kind}:misses", 0))
+            lookups = hits + misses
+            rate = round(hits / lookups, 4) if lookups else 0.0
+            row[kind] = {"hits": hits, "misses": misses, "hit_rate": rate}
+        return row
 
     def reset(self, tenant_id: str) -> None:
         self.redis.delete(self.keys.cache_stats(tenant_id))
