@@ -13,7 +13,7 @@ from api.job_waiter import JobWaiter
 from api.keys import Principal
 from api.publish_marks import PublishMarks
 from schemas.settings import Settings
-from workers.cache.results import ResultCache
+from workers.cache.results import ResultCache, build_result_cache
 from workers.celery_app import SwitchyardCelery, create_celery
 from workers.db import make_engine
 from workers.dispatch import Dispatcher
@@ -84,7 +84,7 @@ class Services:
             dispatcher=dispatcher,
             admission=Admission(settings, limiter, dispatcher),
             tenant_limits=TenantLimits(engine, settings.rate_limits),
-            results=ResultCache(redis, keys),
+            results=build_result_cache(settings, redis, keys),
         )
 
     def close(self) -> None:

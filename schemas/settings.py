@@ -70,6 +70,14 @@ class TierConfig(BaseModel):
     cache_ttl_s: int = Field(86_400, gt=0, description="Lifetime of a cached result unless the job sets one.")
 
 
+class CacheSettings(BaseModel):
+    """The semantic cache's matching (docs/caching.md)."""
+
+    semantic_threshold: float = Field(
+        0.85, gt=0, le=1, description="Cosine similarity a cached question needs, before the guards."
+    )
+
+
 class RateLimitSettings(BaseModel):
     """How workers share provider limits and how the API admits work (docs/rate-limits.md)."""
 
@@ -153,6 +161,7 @@ class Settings(BaseSettings):
     )
 
     rate_limits: RateLimitSettings = Field(default_factory=lambda: RateLimitSettings.model_validate({}))
+    cache: CacheSettings = Field(default_factory=lambda: CacheSettings.model_validate({}))
     providers: dict[str, ProviderConfig] = Field(default_factory=dict)
     models: dict[str, ModelConfig] = Field(default_factory=dict)
     tiers: dict[str, TierConfig] = Field(default_factory=dict)

@@ -16,6 +16,7 @@ from schemas.errors import SwitchyardError
 from schemas.openai import ChatRequest
 from schemas.settings import ModelConfig, Settings
 from schemas.tables import Job
+from workers.cache.results import CachedResult
 from workers.providers.base import ProviderResponse
 from workers.ratelimit.limiter import Grant
 
@@ -48,6 +49,8 @@ class CallContext:
     attempt_record: dict[str, Any] = field(default_factory=dict)
     called: bool = False  # the provider was called (a hand-back for capacity calls nothing)
     grant: Grant | None = None  # rate-limit capacity taken for this call
+    cached: CachedResult | None = None  # a semantic hit answered the job: no call
+    semantic_probe: Any = None  # the namespace, text and embedding the lookup computed
 
     @property
     def attempt(self) -> int:

@@ -72,7 +72,10 @@ def settle(rt: Runtime, ctx: CallContext) -> None:
     attempt_log = [*(job.attempt_log or []), ctx.attempt_record] if ctx.attempt_record else job.attempt_log
     usage = _usage_row(job, ctx) if ctx.attempt_record else None
     common = {"attempt_log": attempt_log, "cost_usd": job.cost_usd + ctx.cost_usd}
-    if ctx.error is None and ctx.response is not None:
+    if ctx.cached is not None:  # a semantic hit: answered without a call, so not an attempt
+        fields = ctx.cached.as_job_fields(job.cache or {})
+        _end(rt, store.finish_job(rt.engine, job, None, **fields, attempts=job.attempts - 1))
+    elif ctx.error is None and ctx.response is not None:
         _end(rt, store.finish_job(rt.engine, job, usage, **_success_fields(ctx), **common))
     elif ctx.error is not None and not ctx.error.counts_as_attempt:
         common["attempts"] = job.attempts - 1  # handed back before any call: not an attempt

@@ -40,6 +40,17 @@ class RedisKeys:
         text = name.decode() if isinstance(name, bytes) else name
         return text.rsplit(":", 2)[1]
 
+    def semantic_namespace(self, ns: str) -> str:
+        """Base name of a semantic-cache namespace (workers/cache/semantic.py)."""
+        return f"{self.prefix}:sem:{ns}"
+
+    def semantic_entry(self, ns: str, entry_id: str) -> str:
+        return f"{self.prefix}:sem:{ns}:entry:{entry_id}"
+
+    def semantic_pattern(self, tenant_id: str, tier: str | None = None) -> str:
+        """SCAN pattern of every key of a tenant's semantic namespaces, or of one tier's."""
+        return f"{self.prefix}:sem:{tenant_id}:{tier or '*'}:*"
+
     def cache_stats(self, tenant_id: str) -> str:
         """HASH of a tenant's cache counters: ``<tier>:<kind>:hits|misses``, ``<tier>:saved_usd``."""
         return f"{self.prefix}:cache:stats:{tenant_id}"

@@ -10,7 +10,7 @@ from redis import Redis
 from sqlalchemy.engine import Engine
 
 from schemas.settings import Settings
-from workers.cache.results import ResultCache
+from workers.cache.results import ResultCache, build_result_cache
 from workers.chain import PolicyChain
 from workers.db import make_engine
 from workers.dispatch import Dispatcher
@@ -58,7 +58,7 @@ class Runtime:
 
     @cached_property
     def results(self) -> ResultCache:
-        return ResultCache(self.redis, self.keys)
+        return build_result_cache(self.settings, self.redis, self.keys)
 
     @cached_property
     def chain(self) -> PolicyChain:

@@ -205,7 +205,19 @@ HOLIDAYS = frozenset(_split("christmas easter thanksgiving halloween hanukkah ra
 _RELATIVE_DAYS = frozenset({"today", "tonight", "tomorrow", "yesterday", "ago", "weekend", "weekday"})
 _RELATIVE_MODIFIERS = frozenset({"this", "next", "last", "previous", "coming", "past", "current"})
 _RELATIVE_UNITS = frozenset(
-    {"week", "month", "year", "weekend", "quarter", "decade", "century", "night", "morning", "evening"}
+    {
+        "week",
+        "month",
+        "year",
+        "weekend",
+        "quarter",
+        "decade",
+        "century",
+        "night",
+        "morning",
+        "afternoon",
+        "evening",
+    }
     | WEEKDAYS
     | _SEASONS
     | _AMBIGUOUS_SEASONS
@@ -557,8 +569,8 @@ _poles(
     growing boost more higher highest maximum maximise maximize max upper bigger biggest larger largest
     greater greatest most exceed exceeds above""",
     """decrease decreases decreased decreasing reduce reduces reduced reducing reduction lower lowers
-    lowering lowest drop drops dropping decline declines declining shrink shrinks less fewer fewest least
-    minimum minimise minimize min smaller smallest below""",
+    lowering lowest drop drops dropping decline declines declining fall falls falling shrink shrinks less
+    fewer fewest least minimum minimise minimize min smaller smallest below""",
 )
 _poles("speed", "faster fastest quicker quickest accelerate speed", "slower slowest decelerate")
 _poles("age", "older oldest", "younger youngest newer newest latest")
@@ -700,22 +712,34 @@ def _name_like(token: Token) -> bool:
     return token.kind == "num" or token.text[:1].isupper() or _is_inner_capital(token.text)
 
 
+def _comparative(lowers: list[str], i: int, start: int) -> int | None:
+    """Where the comparative of the "than" at ``i`` is: just before it, or a known one up to 4 before."""
+    if i - 1 < start or lowers[i - 1] in {"other", "rather"}:
+        return None
+    for k in range(i - 1, max(start, i - 5) - 1, -1):
+        if lowers[k] in _COMPARING or lowers[k] in _POLES:
+            return k
+    return i - 1
+
+
 def _comparisons(tokens: tuple[Token, ...], i: int, start: int, stop: int) -> list[Relation]:
     """The comparison at the "than" at ``i``: "X bigger than Y", "X more expensive than Y"."""
     lowers = [t.lower for t in tokens]
-    k = i - 1
-    axes: tuple[tuple[str, int], ...]
-    if k < start or lowers[k] in {"other", "rather"}:
+    k = _comparative(lowers, i, start)
+    if k is None:
         return []
-    if lowers[k] in _COMPARING:
+    axes: tuple[tuple[str, int], ...]
+    if lowers[k] in _COMPARING:  # "more than"
         first, axes = k, (("magnitude", _COMPARING[lowers[k]]),)
-    elif k - 1 >= start and lowers[k - 1] in _COMPARING:
+    elif k - 1 >= start and lowers[k - 1] in _COMPARING:  # "more expensive than"
         sign = _COMPARING[lowers[k - 1]]
         first = k - 1
         axes = tuple((axis, pole * sign) for axis, pole in _POLES.get(lowers[k], ((lowers[k], 1),)))
-    else:
+    else:  # "bigger than", "smarter than"
         first, axes = k, _POLES.get(lowers[k], ((lowers[k], 1),))
-    left, right = _content(tokens, start, first), _content(tokens, i + 1, stop)
+    # the left operand: the clause before "than" but the comparative ("houses cheaper in Texas than")
+    left = _content(tokens, start, first) | _content(tokens, k + 1, i)
+    right = _content(tokens, i + 1, stop)
     return [relation for axis, pole in axes for relation in _ordered(axis, pole, left, right)]
 
 

@@ -12,8 +12,10 @@ from typing import Any
 
 from redis import Redis
 
+from schemas.settings import Settings
 from schemas.tables import utcnow
 from workers.cache.exact import ExactCache
+from workers.cache.semantic import SemanticCache, conversation_text, namespace
 from workers.cache.stats import CacheStats
 from workers.keys import RedisKeys
 
@@ -74,11 +76,29 @@ class CachedResult:
 
 
 class ResultCache:
-    """Exact lookups and stores, with the stats of each."""
+    """Exact and semantic lookups and stores, with the stats of each."""
 
-    def __init__(self, redis: Redis, keys: RedisKeys) -> None:
+    def __init__(self, redis: Redis, keys: RedisKeys, semantic: SemanticCache | None = None) -> None:
         self.exact = ExactCache(redis, keys)
         self.stats = CacheStats(redis, keys)
+        self.semantic = semantic
+
+    def lookup_similar(
+        self, tenant_id: str, tier: str, request: dict[str, Any]
+    ) -> tuple[CachedResult | None, Any]:
+        """The semantic hit for a request, counted; and what :meth:`store_similar` needs later."""
+        assert self.semantic is not None
+        ns, text = namespace(tenant_id, tier, request), conversation_text(request)
+        vector = self.semantic.embed(text)
+        hit = self.semantic.lookup(ns, text, vector)
+        found = CachedResult.from_entry(hit.entry, "semantic", hit.similarity) if hit else None
+        self.stats.record(tenant_id, tier, "semantic", found is not None, found.cost_usd if found else 0.0)
+        return found, (ns, text, vector)
+
+    def store_similar(self, probe: Any, result: CachedResult, ttl_s: int) -> None:
+        assert self.semantic is not None
+        ns, text, vector = probe
+        self.semantic.store(ns, text, vector, result.to_entry(), ttl_s)
 
     def lookup(self, tenant_id: str, tier: str, key: str) -> CachedResult | None:
         """The exact hit for ``key``, counted as a hit or a miss."""
@@ -91,8 +111,11 @@ class ResultCache:
         self.exact.put(tenant_id, tier, key, result.to_entry(), ttl_s)
 
     def invalidate(self, tenant_id: str, tier: str | None = None, key: str | None = None) -> int:
-        """Drop the tenant's entries (all, a tier's, or one key's); the number dropped."""
-        return self.exact.invalidate(tenant_id, tier, key)
+        """Drop the tenant's entries (all, a tier's, or one exact key's); the number dropped."""
+        dropped = self.exact.invalidate(tenant_id, tier, key)
+        if key is None and self.semantic is not None:
+            dropped += self.semantic.invalidate(tenant_id, tier)
+        return dropped
 
     def report(self, tenant_id: str) -> dict[str, Any]:
         """Counters and size per tier, for ``GET /v1/cache/stats``."""
@@ -104,3 +127,12 @@ class ResultCache:
             for tier in sorted(set(counters) | set(sizes))
         }
         return {"tenant": tenant_id, "tiers": tiers}
+
+
+def build_result_cache(settings: Settings, redis: Redis, keys: RedisKeys) -> ResultCache:
+    """The cache with its semantic half; the embedding model loads on the first lookup."""
+    from workers.cache.embeddings import Embedder
+    from workers.cache.matching import SemanticMatcher
+
+    semantic = SemanticCache(redis, keys, Embedder(), SemanticMatcher(settings.cache.semantic_threshold))
+    return ResultCache(redis, keys, semantic)

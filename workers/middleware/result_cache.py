@@ -1,22 +1,35 @@
-"""Result caching in the worker: store each fresh answer for the next identical request.
+"""Result caching in the worker: the semantic lookup, and storing fresh answers.
 
-The API answers exact hits itself, before a job is queued (api/submission.py). The worker
-stores what the provider answered under the key the API computed (``job.cache["key"]``),
-with the job's TTL, unless the job's cache mode is ``off``.
+The API answers exact hits itself, before a job is queued (api/submission.py). For a job in
+``semantic`` mode the worker looks for a close earlier question before routing; a hit
+answers the job with no provider call. Every fresh answer is stored under the exact key the
+API computed (``job.cache["key"]``) and, in semantic mode, in the semantic cache too, with
+the job's TTL. Jobs in mode ``off`` are neither looked up nor stored.
 """
 
 from __future__ import annotations
 
+from schemas.openai import ChatCompletion
 from workers.cache.results import CachedResult, ResultCache
 from workers.chain import CallContext, Middleware
 from workers.middleware.usage import call_cost_usd
+from workers.providers.base import ProviderResponse
 
 
 class ResultCaching(Middleware):
-    """Writes successful answers to the exact cache."""
+    """Answers semantic hits; writes fresh answers to the caches."""
 
     def __init__(self, results: ResultCache) -> None:
         self.results = results
+
+    def before_call(self, ctx: CallContext) -> None:
+        job = ctx.job
+        if job.cache_mode != "semantic":
+            return
+        hit, ctx.semantic_probe = self.results.lookup_similar(job.tenant_id, job.tier, job.request)
+        if hit is not None:
+            ctx.cached = hit
+            ctx.response = ProviderResponse(completion=ChatCompletion.model_validate(hit.result))
 
     def after_call(self, ctx: CallContext) -> None:
         job, cache = ctx.job, ctx.job.cache or {}
@@ -32,3 +45,5 @@ class ResultCaching(Middleware):
             cost_usd=call_cost_usd(ctx.route.model, completion.usage),
         )
         self.results.store(job.tenant_id, job.tier, cache["key"], fresh, int(cache["ttl_s"]))
+        if ctx.semantic_probe is not None:
+            self.results.store_similar(ctx.semantic_probe, fresh, int(cache["ttl_s"]))

@@ -1,0 +1,148 @@
+"""The semantic cache with real MiniLM embeddings and real Redis."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from redis import Redis
+
+from workers.cache.embeddings import Embedder
+from workers.cache.matching import SemanticMatcher
+from workers.cache.semantic import SemanticCache, conversation_text, namespace
+from workers.keys import RedisKeys
+
+STORED = "How do I reset my password?"
+ANSWER = {"source_job": "job_src", "result": {"choices": []}, "model": "emu-a", "provider": "emulator"}
+
+
+@pytest.fixture(scope="module")
+def embedder() -> Embedder:
+    return Embedder()
+
+
+@pytest.fixture
+def prefix() -> str:
+    return f"semtest{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def make_cache(redis_url: str, prefix: str, embedder: Embedder) -> Iterator[Any]:
+    redis = Redis.from_url(redis_url)
+
+    def make() -> SemanticCache:
+        return SemanticCache(redis, RedisKeys(prefix), embedder, SemanticMatcher())
+
+    yield make
+    for key in redis.scan_iter(f"{prefix}:*"):
+        redis.delete(key)
+    redis.close()
+
+
+def request(text: str, system: str = "Be brief.", **params: Any) -> dict[str, Any]:
+    return {"messages": [{"role": "system", "content": system}, {"role": "user", "content": text}], **params}
+
+
+def put(cache: SemanticCache, tenant: str, text: str, **params: Any) -> None:
+    req = request(text, **params)
+    ns, query = namespace(tenant, "small", req), conversation_text(req)
+    cache.store(ns, query, cache.embed(query), ANSWER, ttl_s=60)
+
+
+def find(cache: SemanticCache, tenant: str, text: str, **params: Any) -> Any:
+    req = request(text, **params)
+    ns, query = namespace(tenant, "small", req), conversation_text(req)
+    return cache.lookup(ns, query, cache.embed(query))
+
+
+@pytest.mark.parametrize(
+    ("stored", "asked"),
+    [
+        (STORED, "What's the way to reset my password?"),
+        ("Summarise this article in three sentences.", "Give me a three-sentence summary of this article."),
+        ("What is the capital of France?", "what's the capital city of France"),
+    ],
+)
+def test_a_paraphrase_hits_with_its_similarity_and_source(make_cache: Any, stored: str, asked: str) -> None:
+    cache = make_cache()
+    put(cache, "ten_a", stored)
+
+    hit = find(cache, "ten_a", asked)
+
+    assert hit is not None and hit.entry["source_job"] == "job_src"
+    assert 0.8 <= hit.similarity <= 1.0 and hit.entry["text"] == stored
+
+
+@pytest.mark.parametrize(
+    ("stored", "asked"),
+    [
+        ("Is ibuprofen safe during pregnancy?", "Is ibuprofen not safe during pregnancy?"),
+        ("What are the top 5 restaurants in Rome?", "What are the top 10 restaurants in Rome?"),
+        ("What is the capital of France?", "What is the capital of Spain?"),
+        ("What were the sales figures in 2023?", "What were the sales figures in 2024?"),
+        ("Is Python faster than Java?", "Is Java faster than Python?"),
+    ],
+    ids=["negation", "number", "entity", "date", "direction"],
+)
+def test_a_changed_question_does_not_hit_even_when_close(make_cache: Any, stored: str, asked: str) -> None:
+    cache = make_cache()
+    put(cache, "ten_a", stored)
+
+    assert find(cache, "ten_a", asked) is None
+
+
+def test_namespaces_never_cross_tenants_system_prompts_or_parameters(make_cache: Any) -> None:
+    cache = make_cache()
+    put(cache, "ten_a", STORED)
+
+    assert find(cache, "ten_b", STORED) is None
+    assert find(cache, "ten_a", STORED, system="Answer in French.") is None
+    assert find(cache, "ten_a", STORED, max_tokens=5) is None
+    assert find(cache, "ten_a", STORED) is not None
+
+
+def test_another_process_finds_an_entry_by_syncing_only_what_is_new(
+    make_cache: Any, redis_url: str, prefix: str
+) -> None:
+    reader = make_cache()
+    put(reader, "ten_a", "What time does the store open?")
+    assert find(reader, "ten_a", STORED) is None  # the reader's index now holds one entry
+
+    # A separate process, like another worker, writes an entry.
+    script = f"""
+import json, sys
+from redis import Redis
+from workers.cache.embeddings import Embedder
+from workers.cache.matching import SemanticMatcher
+from workers.cache.semantic import SemanticCache, conversation_text, namespace
+from workers.keys import RedisKeys
+req, answer = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+cache = SemanticCache(Redis.from_url({redis_url!r}), RedisKeys({prefix!r}), Embedder(), SemanticMatcher())
+text = conversation_text(req)
+cache.store(namespace("ten_a", "small", req), text, cache.embed(text), answer, 60)
+"""
+    argv = [sys.executable, "-c", script, json.dumps(request(STORED)), json.dumps(ANSWER)]
+    subprocess.run(argv, check=True, timeout=120, env={"HF_HUB_OFFLINE": "1", "PATH": ""})
+
+    hit = find(reader, "ten_a", "What's the way to reset my password?")
+
+    assert hit is not None and hit.entry["text"] == STORED
+    ns = namespace("ten_a", "small", request(STORED))
+    assert reader._indexes[ns].position == 2 and len(reader._indexes[ns].ids) == 2
+
+
+def test_invalidation_empties_every_workers_index(make_cache: Any) -> None:
+    cache, other = make_cache(), make_cache()
+    put(cache, "ten_a", STORED)
+    assert find(other, "ten_a", STORED) is not None
+
+    assert cache.invalidate("ten_a") == 1
+
+    assert find(other, "ten_a", STORED) is None
+    put(cache, "ten_a", "What time does the store open?")
+    assert find(other, "ten_a", "When does the store open?") is not None

@@ -1,0 +1,173 @@
+"""The semantic cache: answers to questions close in meaning, shared by every worker.
+
+**Namespace.** An entry is only ever compared with entries of the same namespace: the
+tenant, the tier, a hash of the system prompt and a hash of every output-shaping parameter
+(all request fields except the messages, ``user`` and ``stream``). So a hit never crosses a
+tenant, and never serves an answer written for another system prompt, temperature or
+``max_tokens``.
+
+**Text.** The text compared is the conversation without its system prompt: the content of
+a single message, or one ``role: content`` line per message.
+
+**Storage (Redis, shared).** Per namespace, under ``<prefix>:sem:<tenant>:<tier>:<hash>``:
+``:log`` is a list of entry ids in the order they were written, ``:vec`` a hash id -> the
+float32 embedding, and ``:entry:<id>`` the answer with its TTL. The log and vectors live as
+long as the newest entry.
+
+**Index (per worker, in memory).** Each worker keeps a matrix of a namespace's vectors and
+the log position it has read. A lookup reads only the log entries written since (one LLEN,
+then LRANGE and HMGET of the new ones). A log shorter than the position means it was
+invalidated: the index starts again. The search is one matrix-vector product. The best
+candidates above the threshold go through the guards (workers/cache/guards.py) in order of
+similarity, and the first one that passes is the hit. An entry whose answer has expired is
+skipped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+from redis import Redis
+
+from workers.cache.exact import NOT_OUTPUT_SHAPING
+from workers.keys import RedisKeys
+
+CANDIDATES = 5
+SYSTEM_ROLES = ("system", "developer")
+DIMENSION = 384
+
+
+class TextEmbedder(Protocol):
+    def embed_one(self, text: str) -> np.ndarray: ...
+
+
+class Matcher(Protocol):
+    def accept(self, query: str, cached: str, similarity: float) -> tuple[bool, str | None]: ...
+
+
+def conversation_text(request: Mapping[str, Any]) -> str:
+    """The text a request is matched on: its messages without the system prompt.
+
+    A single message is its content alone (the usual question); a conversation is one
+    ``role: content`` line per message.
+    """
+    turns = []
+    for message in request.get("messages", []):
+        if message.get("role") in SYSTEM_ROLES:
+            continue
+        content = message.get("content")
+        if isinstance(content, list):
+            content = "".join(str(part.get("text", "")) for part in content)
+        turns.append((str(message.get("role")), str(content or "")))
+    if len(turns) == 1:
+        return turns[0][1]
+    return "\n".join(f"{role}: {content}" for role, content in turns)
+
+
+def namespace(tenant_id: str, tier: str, request: Mapping[str, Any]) -> str:
+    """``<tenant>:<tier>:<hash of system prompt and output-shaping parameters>``."""
+    system = [
+        m.get("content") for m in request.get("messages", []) if m.get("role") in ("system", "developer")
+    ]
+    shaping = {
+        k: v for k, v in request.items() if k not in NOT_OUTPUT_SHAPING | {"messages"} and v is not None
+    }
+    digest = hashlib.sha256(json.dumps([system, shaping], sort_keys=True).encode()).hexdigest()[:32]
+    return f"{tenant_id}:{tier}:{digest}"
+
+
+@dataclass(frozen=True)
+class SemanticHit:
+    entry: dict[str, Any]
+    similarity: float
+
+
+@dataclass
+class _Index:
+    ids: list[str] = field(default_factory=list)
+    vectors: np.ndarray = field(default_factory=lambda: np.zeros((0, DIMENSION), dtype=np.float32))
+    position: int = 0
+
+
+class SemanticCache:
+    """Lookups and stores against Redis, through this process's in-memory indexes."""
+
+    def __init__(self, redis: Redis, keys: RedisKeys, embedder: TextEmbedder, matcher: Matcher) -> None:
+        self.redis = redis
+        self.keys = keys
+        self.embedder = embedder
+        self.matcher = matcher
+        self._indexes: dict[str, _Index] = {}
+        self._lock = threading.Lock()
+
+    def embed(self, text: str) -> np.ndarray:
+        return np.asarray(self.embedder.embed_one(text), dtype=np.float32)
+
+    def lookup(self, ns: str, text: str, vector: np.ndarray) -> SemanticHit | None:
+        """The closest entry that passes the threshold and the guards, if any."""
+        index = self._sync(ns)
+        if not index.ids:
+            return None
+        scores = index.vectors @ vector
+        top = np.argsort(-scores)[:CANDIDATES]
+        ids = [index.ids[i] for i in top]
+        payloads = self.redis.mget([self.keys.semantic_entry(ns, entry_id) for entry_id in ids])
+        for i, raw in zip(top, payloads, strict=True):
+            if raw is None:  # the answer expired
+                continue
+            entry = json.loads(raw)
+            accepted, _ = self.matcher.accept(text, entry["text"], float(scores[i]))
+            if accepted:
+                return SemanticHit(entry=entry, similarity=round(float(scores[i]), 4))
+        return None
+
+    def store(self, ns: str, text: str, vector: np.ndarray, entry: Mapping[str, Any], ttl_s: int) -> None:
+        """Add an answer to the namespace for every worker."""
+        entry_id = uuid.uuid4().hex
+        base = self.keys.semantic_namespace(ns)
+        with self.redis.pipeline(transaction=True) as pipe:
+            pipe.set(self.keys.semantic_entry(ns, entry_id), json.dumps({**entry, "text": text}), ex=ttl_s)
+            pipe.hset(f"{base}:vec", entry_id, np.asarray(vector, dtype=np.float32).tobytes())
+            pipe.rpush(f"{base}:log", entry_id)
+            for suffix in (":vec", ":log"):
+                pipe.expire(f"{base}{suffix}", ttl_s, gt=True)
+                pipe.expire(f"{base}{suffix}", ttl_s, nx=True)
+            pipe.execute()
+
+    def invalidate(self, tenant_id: str, tier: str | None = None) -> int:
+        """Drop the tenant's namespaces (or one tier's); the number of entries dropped."""
+        deleted = 0
+        names = list(self.redis.scan_iter(self.keys.semantic_pattern(tenant_id, tier), count=1000))
+        for name in names:
+            if name.endswith(b":log"):
+                deleted += int(self.redis.llen(name))
+        if names:
+            self.redis.unlink(*names)
+        return deleted
+
+    def _sync(self, ns: str) -> _Index:
+        base = self.keys.semantic_namespace(ns)
+        with self._lock:
+            index = self._indexes.setdefault(ns, _Index())
+        length = int(self.redis.llen(f"{base}:log"))
+        if length < index.position:  # invalidated or expired: start again
+            index = _Index()
+        if length > index.position:
+            logged: list[bytes] = self.redis.lrange(f"{base}:log", index.position, length - 1)  # type: ignore[assignment]
+            new_ids = [i.decode() for i in logged]
+            raw: list[bytes | None] = self.redis.hmget(f"{base}:vec", new_ids)  # type: ignore[assignment]
+            fresh = [(i, np.frombuffer(r, dtype=np.float32)) for i, r in zip(new_ids, raw, strict=True) if r]
+            if fresh:
+                index.ids.extend(i for i, _ in fresh)
+                index.vectors = np.vstack([index.vectors, np.stack([v for _, v in fresh])])
+            index.position = length
+        with self._lock:
+            self._indexes[ns] = index
+        return index
