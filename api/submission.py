@@ -32,7 +32,6 @@ class Accepted:
 def submit_job(services: Services, principal: Principal, body: JobCreate, key_header: str | None) -> Accepted:
     """Accept the job durably: the row is committed before its id is published."""
     check_job(body, services.settings)
-    tier = services.settings.tiers[body.tier]
     key = idempotency.parse_key(key_header)
     request_hash = idempotency.fingerprint(body.model_dump(mode="json")) if key else ""
     try:
@@ -43,9 +42,7 @@ def submit_job(services: Services, principal: Principal, body: JobCreate, key_he
                     return Accepted(store.get_job(session, principal.tenant_id, replay), replayed=True)
             # After the replay check: a retried submission of an accepted job is never refused.
             services.admission.check_tenant_rate(principal)
-            policy = cache_policy.resolve(body.cache, body.cache_ttl, body.request, tier)
-            cache_key = exact_key(principal.tenant_id, body.tier, body) if policy.enabled else None
-            hit = services.results.lookup(principal.tenant_id, body.tier, cache_key) if cache_key else None
+            policy, cache_key, hit = _look_up_cache(services, principal, body)
             if hit is None:
                 services.admission.check_tier(body.tier, body.priority)
             job = _insert(session, principal, body, policy, cache_key, hit)
@@ -69,9 +66,18 @@ def submit_job(services: Services, principal: Principal, body: JobCreate, key_he
     return Accepted(job)
 
 
-def exact_key(tenant_id: str, tier: str, body: JobCreate) -> str:
-    """The exact-cache key of the job's request (the request as the job row stores it)."""
-    return request_key(tenant_id, tier, body.request.model_dump(mode="json", exclude_none=True))
+def _look_up_cache(
+    services: Services, principal: Principal, body: JobCreate
+) -> tuple[cache_policy.CachePolicy, str | None, CachedResult | None]:
+    """The job's cache policy, its exact key (None when off) and the exact hit, if any."""
+    policy = cache_policy.resolve(
+        body.cache, body.cache_ttl, body.request, services.settings.tiers[body.tier]
+    )
+    if not policy.enabled:
+        return policy, None, None
+    request = body.request.model_dump(mode="json", exclude_none=True)
+    key = request_key(principal.tenant_id, body.tier, request)
+    return policy, key, services.results.lookup(principal.tenant_id, body.tier, key, request)
 
 
 def _insert(

@@ -51,6 +51,14 @@ class RedisKeys:
         """SCAN pattern of every key of a tenant's semantic namespaces, or of one tier's."""
         return f"{self.prefix}:sem:{tenant_id}:{tier or '*'}:*"
 
+    def cache_misses(self, tenant_id: str, hour: int) -> str:
+        """ZSET ``<tier>:<key>`` -> exact-cache misses of one hour (workers/cache/misses.py)."""
+        return f"{self.prefix}:cache:misses:{tenant_id}:{hour}"
+
+    def cache_missed_requests(self, tenant_id: str) -> str:
+        """HASH ``<tier>:<key>`` -> the request body that missed."""
+        return f"{self.prefix}:cache:missed:{tenant_id}"
+
     def cache_stats(self, tenant_id: str) -> str:
         """HASH of a tenant's cache counters: ``<tier>:<kind>:hits|misses``, ``<tier>:saved_usd``."""
         return f"{self.prefix}:cache:stats:{tenant_id}"

@@ -482,6 +482,7 @@ def _numbers(tokens: tuple[Token, ...], used: set[int]) -> frozenset[str]:
             if word == "one" and (
                 (i > 0 and tokens[i - 1].lower in _ONE_PRONOUN_BEFORE)
                 or (i + 1 < n and tokens[i + 1].lower in _ONE_PRONOUN_AFTER)
+                or any([t.lower for t in tokens[j : j + 3]] == ["at", "a", "time"] for j in (i + 1, i + 2))
             ):
                 i += 1
                 continue
@@ -547,9 +548,23 @@ def entities(text: str) -> frozenset[str]:
     return frozenset(found)
 
 
+def _joined(text: str) -> str:
+    """``text`` with the hyphens inside words taken out: "Wi-Fi" reads as "WiFi"."""
+    return re.sub(r"(?<=[A-Za-z])-(?=[A-Za-z])", "", text)
+
+
+def _mentions(name: str, text_words: set[str]) -> bool:
+    """Whether ``text_words`` hold ``name``, in the singular or the plural ("JOIN" / "joins")."""
+    forms = {name, name + "s", name + "es", name.removesuffix("s"), name.removesuffix("es")}
+    return bool(forms & text_words)
+
+
 def entity_mismatch(a: str, b: str) -> bool:
     """Whether a name in one text is missing (in every case) from the other."""
-    return bool(entities(a) - words(b)) or bool(entities(b) - words(a))
+    words_a, words_b = words(a) | words(_joined(a)), words(b) | words(_joined(b))
+    return any(not _mentions(name, words_b) for name in entities(_joined(a))) or any(
+        not _mentions(name, words_a) for name in entities(_joined(b))
+    )
 
 
 # ----------------------------------------------------------------------------- direction
@@ -782,15 +797,43 @@ def relations(text: str) -> list[Relation]:
     return found
 
 
+def _pole_words(tokens: tuple[Token, ...]) -> list[tuple[int, str, int]]:
+    """``(index, axis, pole)`` for each pole word or phrase ("turn off") of ``tokens``."""
+    lowers = [t.lower for t in tokens]
+    found = []
+    for i, word in enumerate(lowers):
+        phrase = _PHRASES.get((word, lowers[i + 1])) if i + 1 < len(lowers) else None
+        found += [(i, axis, pole) for axis, pole in ((phrase,) if phrase else _POLES.get(word, ()))]
+    return found
+
+
 def poles(text: str) -> dict[str, frozenset[int]]:
     """For each axis ``text`` uses, the poles it takes: +1 (increase, after...) and/or -1."""
     found: dict[str, set[int]] = {}
-    lowers = [t.lower for t in tokenize(text)]
-    for i, word in enumerate(lowers):
-        phrase = _PHRASES.get((word, lowers[i + 1])) if i + 1 < len(lowers) else None
-        for axis, pole in (phrase,) if phrase else _POLES.get(word, ()):
-            found.setdefault(axis, set()).add(pole)
+    for _, axis, pole in _pole_words(tokenize(text)):
+        found.setdefault(axis, set()).add(pole)
     return {axis: frozenset(values) for axis, values in found.items()}
+
+
+def _anchor(tokens: tuple[Token, ...], i: int) -> str | None:
+    """What the pole word at ``i`` moves: the nearest content word before it in its clause, else after."""
+    start, stop = _clause(tokens, i)
+    for j in [*range(i - 1, start - 1, -1), *range(i + 1, stop)]:
+        word = tokens[j].lower
+        if tokens[j].kind != "punct" and word not in STOPWORDS and word not in _POLES:
+            return word
+    return None
+
+
+def anchored_poles(text: str) -> dict[tuple[str, str], frozenset[int]]:
+    """The poles per ``(axis, anchor)``: "bond prices fall when rates rise" has prices -1, rates +1."""
+    tokens = tokenize(text)
+    found: dict[tuple[str, str], set[int]] = {}
+    for i, axis, pole in _pole_words(tokens):
+        anchor = _anchor(tokens, i)
+        if anchor is not None:
+            found.setdefault((axis, anchor), set()).add(pole)
+    return {key: frozenset(values) for key, values in found.items()}
 
 
 def direction_mismatch(a: str, b: str) -> bool:
@@ -798,14 +841,74 @@ def direction_mismatch(a: str, b: str) -> bool:
     relations_a, relations_b = relations(a), relations(b)
     if any(ra.opposes(rb) for ra in relations_a for rb in relations_b):
         return True
+    # "A bigger than B" / "B smaller than A": opposite words, the same comparison
+    agreed = {ra.axis for ra in relations_a for rb in relations_b if ra.agrees(rb)}
     poles_a, poles_b = poles(a), poles(b)
-    for axis, values in poles_a.items():
-        if axis not in poles_b or poles_b[axis] == values:
+    if any(
+        axis in poles_b and poles_b[axis] != values for axis, values in poles_a.items() if axis not in agreed
+    ):
+        return True
+    # both poles in both texts, on different things: "prices fall when rates rise" / the other way
+    anchored_a, anchored_b = anchored_poles(a), anchored_poles(b)
+    return any(
+        key in anchored_b and anchored_b[key] != values
+        for key, values in anchored_a.items()
+        if key[0] not in agreed
+    )
+
+
+# ----------------------------------------------------------------------------- question types
+
+_HOW = {"much": "quantity", "many": "quantity", "long": "duration", "come": "reason"} | {
+    word: "measure"
+    for word in _split(
+        """far big tall high fast old often large deep heavy hot cold warm early late expensive small wide
+        strong quickly soon"""
+    )
+}
+_WHAT_NOUNS = {word: "time" for word in _split("time year day date month century decade hour")} | {
+    word: "measure" for word in _split("temperature size age height weight speed distance length")
+}
+_WH = {
+    "who": "person",
+    "whom": "person",
+    "whose": "person",
+    "when": "time",
+    "where": "place",
+    "why": "reason",
+}
+_LEADING = frozenset(_split("in at for on to from with by of and so but then ok okay hey hi please"))
+
+
+def question_types(text: str) -> frozenset[str]:
+    """The kinds of answer ``text``'s clauses ask for: person, time, place, reason, quantity, ...
+
+    Only an interrogative that opens a clause counts (after a leading preposition: "At what
+    temperature"); a bare "what", "which" or "how" names no kind.
+    """
+    tokens = tokenize(text)
+    found: set[str] = set()
+    for i in range(len(tokens)):
+        if i > 0 and tokens[i - 1].text not in _CLAUSE:
             continue
-        # "A bigger than B" / "B smaller than A": opposite words, the same comparison
-        if not any(ra.agrees(rb) for ra in relations_a for rb in relations_b if ra.axis == axis):
-            return True
-    return False
+        j = i
+        while j < len(tokens) and tokens[j].lower in _LEADING:
+            j += 1
+        word = tokens[j].lower if j < len(tokens) else ""
+        following = tokens[j + 1].lower if j + 1 < len(tokens) else ""
+        if word in _WH:
+            found.add(_WH[word])
+        elif word == "how" and following in _HOW:
+            found.add(_HOW[following])
+        elif word in {"what", "which"} and following in _WHAT_NOUNS:
+            found.add(_WHAT_NOUNS[following])
+    return frozenset(found)
+
+
+def question_mismatch(a: str, b: str) -> bool:
+    """Whether both texts ask for a kind of answer and no kind is common: "Who wrote X" / "When"."""
+    types_a, types_b = question_types(a), question_types(b)
+    return bool(types_a) and bool(types_b) and not types_a & types_b
 
 
 # ----------------------------------------------------------------------------- the rule
@@ -814,7 +917,7 @@ def direction_mismatch(a: str, b: str) -> bool:
 def mismatch(query: str, cached: str) -> str | None:
     """Why ``query`` and ``cached`` are different questions, or None when nothing says so.
 
-    The reason is one of "negation", "date", "number", "entity" and "direction".
+    The reason is one of "negation", "date", "number", "entity", "direction" and "question".
     """
     if negations(query) != negations(cached) or prefix_negation(query, cached):
         return "negation"
@@ -829,4 +932,6 @@ def mismatch(query: str, cached: str) -> str | None:
         return "entity"
     if direction_mismatch(query, cached):
         return "direction"
+    if question_mismatch(query, cached):
+        return "question"
     return None

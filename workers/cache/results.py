@@ -15,6 +15,7 @@ from redis import Redis
 from schemas.settings import Settings
 from schemas.tables import utcnow
 from workers.cache.exact import ExactCache
+from workers.cache.misses import MissCounter
 from workers.cache.semantic import SemanticCache, conversation_text, namespace
 from workers.cache.stats import CacheStats
 from workers.keys import RedisKeys
@@ -81,6 +82,7 @@ class ResultCache:
     def __init__(self, redis: Redis, keys: RedisKeys, semantic: SemanticCache | None = None) -> None:
         self.exact = ExactCache(redis, keys)
         self.stats = CacheStats(redis, keys)
+        self.misses = MissCounter(redis, keys)
         self.semantic = semantic
 
     def lookup_similar(
@@ -100,12 +102,26 @@ class ResultCache:
         ns, text, vector = probe
         self.semantic.store(ns, text, vector, result.to_entry(), ttl_s)
 
-    def lookup(self, tenant_id: str, tier: str, key: str) -> CachedResult | None:
-        """The exact hit for ``key``, counted as a hit or a miss."""
+    def lookup(self, tenant_id: str, tier: str, key: str, request: dict[str, Any]) -> CachedResult | None:
+        """The exact hit for ``key``, counted as a hit or a miss (misses also by request)."""
         entry = self.exact.get(tenant_id, tier, key)
         found = CachedResult.from_entry(entry) if entry else None
         self.stats.record(tenant_id, tier, "exact", found is not None, found.cost_usd if found else 0.0)
+        if found is None:
+            self.misses.record(tenant_id, tier, key, request)
         return found
+
+    def suggestions(self, tenant_id: str, hours: int = 24, limit: int = 20) -> list[dict[str, Any]]:
+        """The requests that missed most in the last ``hours``, with the savings a cached
+        answer would have brought (misses after the first, at the cost of the cached answer
+        when there is one)."""
+        ranked = self.misses.top(tenant_id, hours, limit)
+        for row in ranked:
+            entry = self.exact.get(tenant_id, row["tier"], row["key"])
+            cost = float(entry["cost_usd"]) if entry else None
+            row["cost_per_call_usd"] = cost
+            row["estimated_savings_usd"] = round(cost * (row["misses"] - 1), 8) if cost is not None else None
+        return ranked
 
     def store(self, tenant_id: str, tier: str, key: str, result: CachedResult, ttl_s: int) -> None:
         self.exact.put(tenant_id, tier, key, result.to_entry(), ttl_s)
