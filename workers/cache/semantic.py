@@ -14,10 +14,13 @@ a single message, or one ``role: content`` line per message.
 float32 embedding, and ``:entry:<id>`` the answer with its TTL. The log and vectors live as
 long as the newest entry.
 
-**Index (per worker, in memory).** Each worker keeps a matrix of a namespace's vectors and
+**Index (per worker, in memory).** Each worker keeps a graph of a namespace's vectors and
 the log position it has read. A lookup reads only the log entries written since (one LLEN,
 then LRANGE and HMGET of the new ones). A log shorter than the position means it was
-invalidated: the index starts again. The search is one matrix-vector product. The best
+invalidated: the index starts again. The search is an approximate nearest-neighbour query
+on a faiss HNSW graph (32 links, efSearch 64): a brute-force scan of 100k vectors reads
+150 MB per query, about 19 ms here, where the graph answers in well under a millisecond. A
+neighbour the graph misses is a cache miss, never a wrong answer. The best
 candidates above the threshold go through the guards (workers/cache/guards.py) in order of
 similarity, and the first one that passes is the hit. An entry whose answer has expired is
 skipped.
@@ -33,6 +36,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import faiss
 import numpy as np
 from redis import Redis
 
@@ -40,6 +44,7 @@ from workers.cache.exact import NOT_OUTPUT_SHAPING
 from workers.keys import RedisKeys
 
 CANDIDATES = 5
+HNSW_LINKS, HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH = 32, 80, 64
 SYSTEM_ROLES = ("system", "developer")
 DIMENSION = 384
 
@@ -91,9 +96,28 @@ class SemanticHit:
 
 @dataclass
 class _Index:
+    """A namespace's vectors in an HNSW graph (inner product = cosine on unit vectors)."""
+
     ids: list[str] = field(default_factory=list)
-    vectors: np.ndarray = field(default_factory=lambda: np.zeros((0, DIMENSION), dtype=np.float32))
+    graph: Any = field(default_factory=lambda: _new_graph())
     position: int = 0
+
+    def add(self, ids: list[str], vectors: np.ndarray) -> None:
+        self.graph.add(np.ascontiguousarray(vectors, dtype=np.float32))
+        self.ids.extend(ids)
+
+    def search(self, vector: np.ndarray, k: int) -> list[tuple[str, float]]:
+        scores, rows = self.graph.search(np.asarray(vector, dtype=np.float32).reshape(1, -1), k)
+        return [
+            (self.ids[row], float(score)) for row, score in zip(rows[0], scores[0], strict=True) if row >= 0
+        ]
+
+
+def _new_graph() -> Any:
+    graph = faiss.IndexHNSWFlat(DIMENSION, HNSW_LINKS, faiss.METRIC_INNER_PRODUCT)
+    graph.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
+    graph.hnsw.efSearch = HNSW_EF_SEARCH
+    return graph
 
 
 class SemanticCache:
@@ -115,17 +139,15 @@ class SemanticCache:
         index = self._sync(ns)
         if not index.ids:
             return None
-        scores = index.vectors @ vector
-        top = np.argsort(-scores)[:CANDIDATES]
-        ids = [index.ids[i] for i in top]
-        payloads = self.redis.mget([self.keys.semantic_entry(ns, entry_id) for entry_id in ids])
-        for i, raw in zip(top, payloads, strict=True):
+        candidates = index.search(vector, CANDIDATES)
+        payloads = self.redis.mget([self.keys.semantic_entry(ns, entry_id) for entry_id, _ in candidates])
+        for (_, similarity), raw in zip(candidates, payloads, strict=True):
             if raw is None:  # the answer expired
                 continue
             entry = json.loads(raw)
-            accepted, _ = self.matcher.accept(text, entry["text"], float(scores[i]))
+            accepted, _ = self.matcher.accept(text, entry["text"], similarity)
             if accepted:
-                return SemanticHit(entry=entry, similarity=round(float(scores[i]), 4))
+                return SemanticHit(entry=entry, similarity=round(similarity, 4))
         return None
 
     def store(self, ns: str, text: str, vector: np.ndarray, entry: Mapping[str, Any], ttl_s: int) -> None:
@@ -165,8 +187,7 @@ class SemanticCache:
             raw: list[bytes | None] = self.redis.hmget(f"{base}:vec", new_ids)  # type: ignore[assignment]
             fresh = [(i, np.frombuffer(r, dtype=np.float32)) for i, r in zip(new_ids, raw, strict=True) if r]
             if fresh:
-                index.ids.extend(i for i, _ in fresh)
-                index.vectors = np.vstack([index.vectors, np.stack([v for _, v in fresh])])
+                index.add([i for i, _ in fresh], np.stack([v for _, v in fresh]))
             index.position = length
         with self._lock:
             self._indexes[ns] = index

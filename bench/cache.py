@@ -1,0 +1,287 @@
+"""The result cache, measured in one run: exact-hit latency, semantic lookup latency, quality.
+
+1. **Exact hit against a round trip.** The real processes (emulator with 0 ms latency, the
+   API under uvicorn, one worker) from ``bench/switchyard_side.py``. A full round trip is
+   ``POST /v1/jobs`` with ``cache: "off"`` plus long-polling it to ``succeeded``. An exact hit
+   is a ``POST`` of a request whose answer is cached: the API answers 200 with the finished
+   job. The two are interleaved, one of each per step, so both see the same machine.
+2. **Semantic lookup** with 1k, 10k and 100k entries in one namespace (real Redis, this
+   process). Filler entries carry random unit vectors (embedding 100k texts would take
+   minutes); the queries are real questions embedded with MiniLM, and each namespace also
+   holds the real embedded paraphrase each query should find. A lookup is what a worker does
+   per job: embed the query, sync the index (nothing new after the first), the
+   HNSW search, fetch the top candidates' answers and run the guards. The query's embedding
+   (MiniLM, the same for any namespace size) is timed apart and also shown added in. The
+   first lookup, which builds the worker's index from the whole namespace, is timed apart.
+3. **Quality** on ``bench/data/semantic_pairs.jsonl``: precision and recall of guarded
+   matching at the configured threshold, and of plain cosine at 0.8 and 0.9.
+
+Ends with ``exact_hit_ratio=... semantic_p50_ms_100k=... precision=... recall=...
+baseline_precision_at_0.8=...``. Run: ``.venv/bin/python bench/cache.py`` (``make bench-cache``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from redis import Redis
+from rich.console import Console
+from rich.progress import track
+from rich.table import Table
+
+BENCH_DIR = Path(__file__).resolve().parent
+ROOT = BENCH_DIR.parent
+for path in (ROOT, BENCH_DIR):
+    if str(path) not in sys.path:
+        sys.path.insert(0, str(path))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import semantic_quality  # noqa: E402
+import switchyard_side  # noqa: E402
+
+from infra.launch import ProcessGroup  # noqa: E402
+from schemas.settings import load_settings  # noqa: E402
+from workers.cache.embeddings import Embedder  # noqa: E402
+from workers.cache.matching import SemanticMatcher  # noqa: E402
+from workers.cache.semantic import DIMENSION, SemanticCache  # noqa: E402
+from workers.keys import RedisKeys  # noqa: E402
+
+console = Console()
+QUERIES = [
+    ("How do I reset my password?", "What's the way to reset my password?"),
+    ("What time does the store open on Saturdays?", "When does the store open on Saturday?"),
+    ("Summarise this article in three sentences.", "Give me a three-sentence summary of this article."),
+    ("How can I change my billing address?", "How do I update the billing address on my account?"),
+    (
+        "What is the refund policy for damaged items?",
+        "What's your refund policy for items that arrive damaged?",
+    ),
+]
+TARGETS = {"exact_hit_ratio": 0.3, "semantic_p50_ms_100k": 25.0, "precision": 0.98, "recall": 0.6}
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="bench/cache.py", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--round-trips", type=int, default=200, help="exact hits and full round trips, each")
+    parser.add_argument("--sizes", default="1000,10000,100000", help="semantic namespace sizes")
+    parser.add_argument("--lookups", type=int, default=200, help="semantic lookups per size")
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/13", help="flushed at start and end")
+    return parser.parse_args(argv)
+
+
+def percentile(values: list[float], q: float) -> float:
+    return float(np.percentile(np.asarray(values), q))
+
+
+def exact_hit_ratio(redis_url: str, count: int) -> dict[str, float]:
+    """Interleaved full round trips and exact hits through the real API."""
+    var_dir = Path(tempfile.mkdtemp(prefix="switchyard-bench-cache-"))
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    procs = ProcessGroup(var_dir, env)
+    try:
+        side = switchyard_side.SwitchyardSide(procs, var_dir, redis_url, "")
+        side.warm_up(10)
+        with side.client() as client:
+            cached = {
+                "tier": switchyard_side.TIER,
+                "cache": "exact",
+                "request": {"messages": [{"role": "user", "content": f"cached question {uuid.uuid4().hex}"}]},
+            }
+            first = client.post("/v1/jobs", json=cached).json()
+            switchyard_side.wait_final(client, first["id"])
+            trips, hits = [], []
+            for n in track(range(count), description="exact hit vs round trip", console=console):
+                started = time.perf_counter()
+                job = switchyard_side.submit(client, n)
+                switchyard_side.wait_final(client, job["id"])
+                trips.append(time.perf_counter() - started)
+                started = time.perf_counter()
+                hit = client.post("/v1/jobs", json=cached)
+                hits.append(time.perf_counter() - started)
+                if hit.status_code != 200 or hit.json()["cache"]["hit"] != "exact":
+                    raise RuntimeError(f"expected an exact hit, got {hit.status_code}: {hit.text[:200]}")
+        return {
+            "hit_p50_ms": percentile(hits, 50) * 1000,
+            "hit_p99_ms": percentile(hits, 99) * 1000,
+            "trip_p50_ms": percentile(trips, 50) * 1000,
+            "trip_p99_ms": percentile(trips, 99) * 1000,
+        }
+    finally:
+        procs.stop_all()
+        shutil.rmtree(var_dir, ignore_errors=True)
+
+
+def semantic_latency(
+    redis: Redis, embedder: Embedder, sizes: list[int], lookups: int, threshold: float
+) -> list[dict[str, Any]]:
+    """Lookup latency per namespace size, and whether each query found its paraphrase."""
+    rng = np.random.default_rng(7)
+    rows = []
+    for size in sizes:
+        keys = RedisKeys(f"sybenchsem{uuid.uuid4().hex[:6]}")
+        writer = SemanticCache(redis, keys, embedder, SemanticMatcher(threshold))
+        ns = f"ten_bench:bench:{size}"
+        fill(redis, keys, ns, size - len(QUERIES), rng)
+        for stored, _ in QUERIES:
+            writer.store(ns, stored, writer.embed(stored), {"source_job": "job_x", "result": {}}, 3600)
+        reader = SemanticCache(redis, keys, embedder, SemanticMatcher(threshold))
+        started = time.perf_counter()
+        reader.lookup(ns, QUERIES[0][1], reader.embed(QUERIES[0][1]))
+        first_ms = (time.perf_counter() - started) * 1000
+        times, embeds, found = [], [], 0
+        for i in track(range(lookups), description=f"semantic lookups, {size:,} entries", console=console):
+            _, asked = QUERIES[i % len(QUERIES)]
+            started = time.perf_counter()
+            vector = reader.embed(asked)
+            embedded = time.perf_counter()
+            hit = reader.lookup(ns, asked, vector)
+            times.append((time.perf_counter() - embedded) * 1000)
+            embeds.append((embedded - started) * 1000)
+            found += hit is not None
+        totals = [e + t for e, t in zip(embeds, times, strict=True)]
+        rows.append(
+            {
+                "size": size,
+                "p50_ms": percentile(times, 50),
+                "p99_ms": percentile(times, 99),
+                "embed_p50_ms": percentile(embeds, 50),
+                "total_p50_ms": percentile(totals, 50),
+                "total_p99_ms": percentile(totals, 99),
+                "first_ms": first_ms,
+                "found": found / lookups,
+            }
+        )
+        for key in redis.scan_iter(f"{keys.prefix}:*", count=10_000):
+            redis.unlink(key)
+    return rows
+
+
+def fill(redis: Redis, keys: RedisKeys, ns: str, count: int, rng: np.random.Generator) -> None:
+    """``count`` filler entries with random unit vectors, written in pipelines."""
+    base = keys.semantic_namespace(ns)
+    for start in range(0, count, 5000):
+        n = min(5000, count - start)
+        vectors = rng.standard_normal((n, DIMENSION)).astype(np.float32)
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        ids = [uuid.uuid4().hex for _ in range(n)]
+        with redis.pipeline(transaction=False) as pipe:
+            for entry_id, vector in zip(ids, vectors, strict=True):
+                pipe.hset(f"{base}:vec", entry_id, vector.tobytes())
+                pipe.set(
+                    keys.semantic_entry(ns, entry_id), '{"text": "filler", "source_job": "job_f"}', ex=3600
+                )
+            pipe.rpush(f"{base}:log", *ids)
+            pipe.execute()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    redis = Redis.from_url(args.redis_url)
+    redis.flushdb()
+    threshold = load_settings().cache.semantic_threshold
+    try:
+        exact = exact_hit_ratio(args.redis_url, args.round_trips)
+        embedder = Embedder()
+        semantic = semantic_latency(
+            redis, embedder, [int(s) for s in args.sizes.split(",")], args.lookups, threshold
+        )
+        pairs = semantic_quality.load_pairs()
+        guarded = semantic_quality.evaluate(pairs, embedder, threshold, guarded=True)
+        baselines = {t: semantic_quality.evaluate(pairs, embedder, t, guarded=False) for t in (0.8, 0.9)}
+    finally:
+        redis.flushdb()
+    report(exact, semantic, guarded, baselines, threshold)
+    return 0
+
+
+def report(
+    exact: dict[str, float],
+    semantic: list[dict[str, Any]],
+    guarded: dict[str, Any],
+    baselines: dict[float, dict[str, Any]],
+    threshold: float,
+) -> None:
+    table = Table(title="Exact hit through the API against a full round trip (ms)")
+    for column in ("", "p50", "p99"):
+        table.add_column(column)
+    table.add_row(
+        "full round trip (POST + long-poll)", f"{exact['trip_p50_ms']:.2f}", f"{exact['trip_p99_ms']:.2f}"
+    )
+    table.add_row("exact hit (POST answered 200)", f"{exact['hit_p50_ms']:.2f}", f"{exact['hit_p99_ms']:.2f}")
+    console.print(table)
+    table = Table(
+        title="Semantic lookup (ms): sync + search + fetch + guards; and with the query's embedding"
+    )
+    for column in (
+        "entries",
+        "lookup p50",
+        "lookup p99",
+        "embed p50",
+        "with embed p50",
+        "with embed p99",
+        "first lookup (builds index)",
+        "paraphrase found",
+    ):
+        table.add_column(column)
+    for row in semantic:
+        table.add_row(
+            f"{row['size']:,}",
+            f"{row['p50_ms']:.2f}",
+            f"{row['p99_ms']:.2f}",
+            f"{row['embed_p50_ms']:.2f}",
+            f"{row['total_p50_ms']:.2f}",
+            f"{row['total_p99_ms']:.2f}",
+            f"{row['first_ms']:.0f}",
+            f"{row['found']:.0%}",
+        )
+    console.print(table)
+    table = Table(title=f"Quality on {len(semantic_quality.load_pairs())} labelled pairs")
+    for column in ("matching", "precision", "recall", "false hits by kind"):
+        table.add_column(column)
+    table.add_row(
+        f"guarded, threshold {threshold}",
+        f"{guarded['precision']:.4f}",
+        f"{guarded['recall']:.4f}",
+        str(guarded["false_hits_by_kind"]),
+    )
+    for t, result in baselines.items():
+        table.add_row(
+            f"plain cosine {t}",
+            f"{result['precision']:.4f}",
+            f"{result['recall']:.4f}",
+            str(result["false_hits_by_kind"]),
+        )
+    console.print(table)
+    ratio = exact["hit_p50_ms"] / exact["trip_p50_ms"]
+    p50_100k = next((r["p50_ms"] for r in semantic if r["size"] == 100_000), float("nan"))
+    with_embed = next((r["total_p50_ms"] for r in semantic if r["size"] == 100_000), float("nan"))
+    figures = {
+        "exact_hit_ratio": ratio,
+        "semantic_p50_ms_100k": p50_100k,
+        "precision": guarded["precision"],
+        "recall": guarded["recall"],
+    }
+    for name, target in TARGETS.items():
+        ok = figures[name] >= target if name in ("precision", "recall") else figures[name] <= target
+        console.print(f"  {'met' if ok else 'MISSED'}: {name} {figures[name]:.4f} (target {target})")
+    print(
+        f"exact_hit_ratio={ratio:.3f} semantic_p50_ms_100k={p50_100k:.2f} "
+        f"precision={guarded['precision']:.4f} recall={guarded['recall']:.4f} "
+        f"baseline_precision_at_0.8={baselines[0.8]['precision']:.4f} "
+        f"baseline_recall_at_0.8={baselines[0.8]['recall']:.4f} baseline_precision_at_0.9="
+        f"{baselines[0.9]['precision']:.4f} semantic_with_embed_p50_ms_100k={with_embed:.2f} "
+        f"threshold={threshold}"
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())
