@@ -102,7 +102,9 @@ class MicroBatcher:
             self.batches += 1
             try:
                 vectors = self._embed([request.text for request in batch])
-            except BaseException as error:
+                if len(vectors) != len(batch):
+                    raise RuntimeError(f"{len(vectors)} embeddings for {len(batch)} texts")
+            except BaseException as error:  # the thread lives on: the next batch may succeed
                 for request in batch:
                     request.result.set_exception(error)
                 continue

@@ -1,0 +1,298 @@
+"""How often the semantic cache would serve a wrong answer, and how often a right one.
+
+``bench/data/semantic_pairs.jsonl`` holds hand-written question pairs: paraphrases that must
+hit (label "hit") and hard negatives that must miss (label "miss": negation, number, date,
+entity, direction, and "topic" for a near-topic but different question). Each distinct text
+is embedded once with all-MiniLM-L6-v2; a pair's similarity is the cosine of its two texts.
+
+Guarded matching (:class:`workers.cache.matching.SemanticMatcher`: similarity at or above the
+threshold and no guard mismatch) is swept over thresholds 0.70 to 0.95. The chosen threshold
+is the one with the best recall among those with precision of at least 0.98, the lowest on a
+tie. Plain cosine at 0.80 and 0.90, with no guards, is printed as the baseline. A false hit is
+a "miss" pair accepted: the cache would have served the other question's answer.
+
+Run: ``.venv/bin/python bench/semantic_quality.py``. :func:`evaluate` is importable (with
+``bench/`` on ``sys.path``: ``from semantic_quality import evaluate``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+BENCH_DIR = Path(__file__).resolve().parent
+ROOT = BENCH_DIR.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+from workers.cache.embeddings import Embedder  # noqa: E402
+from workers.cache.matching import DEFAULT_THRESHOLD, SemanticMatcher  # noqa: E402
+
+DATA = BENCH_DIR / "data" / "semantic_pairs.jsonl"
+TARGET_PRECISION = 0.98
+TARGET_RECALL = 0.60
+THRESHOLDS = tuple(round(0.70 + 0.01 * step, 2) for step in range(26))
+BASELINES = (0.80, 0.90)
+NEGATIVE_KINDS = ("negation", "number", "date", "entity", "direction", "topic")
+
+console = Console(width=None if sys.stdout.isatty() else 130)
+
+
+@dataclass(frozen=True)
+class Pair:
+    """Two texts, whether they must share a cached answer, and what kind of pair they are."""
+
+    a: str
+    b: str
+    label: str  # "hit" or "miss"
+    kind: str
+
+    @property
+    def should_hit(self) -> bool:
+        return self.label == "hit"
+
+
+def as_pair(item: Pair | Mapping[str, Any]) -> Pair:
+    """A :class:`Pair` from a pair or a JSONL row."""
+    if isinstance(item, Pair):
+        return item
+    if item["label"] not in {"hit", "miss"}:
+        raise ValueError(f"label must be 'hit' or 'miss', not {item['label']!r}")
+    return Pair(str(item["a"]), str(item["b"]), str(item["label"]), str(item["kind"]))
+
+
+def load_pairs(path: Path = DATA) -> list[Pair]:
+    """The labelled pairs of a JSONL file."""
+    with path.open(encoding="utf-8") as lines:
+        return [as_pair(json.loads(line)) for line in lines if line.strip()]
+
+
+class TextEmbedder(Protocol):
+    def embed(self, texts: list[str]) -> np.ndarray: ...
+
+
+class CachedEmbedder:
+    """Embeds each distinct text once, however many times :func:`evaluate` asks."""
+
+    def __init__(self, embedder: TextEmbedder) -> None:
+        self.embedder = embedder
+        self.vectors: dict[str, np.ndarray] = {}
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        missing = [text for text in dict.fromkeys(texts) if text not in self.vectors]
+        if missing:
+            self.vectors.update(zip(missing, self.embedder.embed(missing), strict=True))
+        return np.stack([self.vectors[text] for text in texts]) if texts else np.zeros((0, 0), np.float32)
+
+
+def similarities(pairs: Sequence[Pair], embedder: TextEmbedder) -> np.ndarray:
+    """Each pair's cosine similarity (the embedder's rows are L2-normalised)."""
+    texts = list(dict.fromkeys([pair.a for pair in pairs] + [pair.b for pair in pairs]))
+    vectors = dict(zip(texts, embedder.embed(texts), strict=True))
+    return np.array([float(np.dot(vectors[pair.a], vectors[pair.b])) for pair in pairs])
+
+
+def ratio(numerator: int, denominator: int) -> float:
+    """``numerator / denominator``; 1.0 when nothing was counted (no hit served, none wrong)."""
+    return numerator / denominator if denominator else 1.0
+
+
+def evaluate(
+    pairs: Iterable[Pair | Mapping[str, Any]], embedder: TextEmbedder, threshold: float, guarded: bool
+) -> dict[str, Any]:
+    """Precision and recall of matching ``pairs`` at ``threshold``, with or without the guards.
+
+    Returns threshold, guarded, precision, recall, tp, fp, fn, tn, false_hits_by_kind (miss
+    pairs accepted, per kind), false_hits (those pairs with their similarity),
+    vetoed_hits_by_reason (paraphrases above the threshold that a guard rejected) and
+    rejections_by_reason (every guard veto above the threshold).
+    """
+    items = [as_pair(item) for item in pairs]
+    scores = similarities(items, embedder)
+    matcher = SemanticMatcher(threshold)
+    tp = fp = fn = tn = 0
+    false_hits: list[dict[str, Any]] = []
+    vetoed_hits: Counter[str] = Counter()
+    rejections: Counter[str] = Counter()
+    for pair, score in zip(items, scores, strict=True):
+        if guarded:
+            accepted, reason = matcher.accept(pair.a, pair.b, float(score))
+        else:
+            accepted, reason = bool(score >= threshold), None
+        if reason and reason != "below_threshold":
+            rejections[reason] += 1
+            if pair.should_hit:
+                vetoed_hits[reason] += 1
+        if pair.should_hit:
+            tp, fn = (tp + 1, fn) if accepted else (tp, fn + 1)
+        elif accepted:
+            fp += 1
+            false_hits.append({"a": pair.a, "b": pair.b, "kind": pair.kind, "similarity": float(score)})
+        else:
+            tn += 1
+    return {
+        "threshold": threshold,
+        "guarded": guarded,
+        "precision": ratio(tp, tp + fp),
+        "recall": ratio(tp, tp + fn),
+        "tp": tp,
+        "fp": fp,
+        "fn": fn,
+        "tn": tn,
+        "false_hits_by_kind": dict(Counter(hit["kind"] for hit in false_hits)),
+        "false_hits": false_hits,
+        "vetoed_hits_by_reason": dict(vetoed_hits),
+        "rejections_by_reason": dict(rejections),
+    }
+
+
+def choose(
+    results: Sequence[dict[str, Any]], target_precision: float = TARGET_PRECISION
+) -> dict[str, Any] | None:
+    """The result with the best recall among those with precision >= target; lowest threshold on a tie."""
+    qualifying = [r for r in results if r["precision"] >= target_precision]
+    if not qualifying:
+        return None
+    return min(qualifying, key=lambda r: (-r["recall"], r["threshold"]))
+
+
+def embed_latency(embedder: Embedder, runs: int = 30) -> tuple[float, float]:
+    """Median seconds to embed 1 text, and per text in a batch of 64 (model already loaded)."""
+    texts = [f"How do I reset the password of account number {i}?" for i in range(64)]
+    embedder.embed(texts[:1])
+    single = []
+    for i in range(runs):
+        started = time.perf_counter()
+        embedder.embed([texts[i % 64]])
+        single.append(time.perf_counter() - started)
+    batch = []
+    for _ in range(max(3, runs // 5)):
+        started = time.perf_counter()
+        embedder.embed(texts)
+        batch.append((time.perf_counter() - started) / len(texts))
+    return statistics.median(single), statistics.median(batch)
+
+
+def kinds_cell(counts: Mapping[str, int]) -> str:
+    return ", ".join(f"{kind} {counts[kind]}" for kind in NEGATIVE_KINDS if counts.get(kind)) or "-"
+
+
+def results_table(title: str, results: Sequence[dict[str, Any]], chosen: dict[str, Any] | None) -> Table:
+    table = Table(title=title)
+    for column in ("threshold", "guards", "precision", "recall", "tp", "fp", "fn", "tn"):
+        table.add_column(column, justify="right")
+    table.add_column("false hits by kind")
+    for r in results:
+        mark = "bold green" if r is chosen else None
+        table.add_row(
+            f"{r['threshold']:.2f}",
+            "yes" if r["guarded"] else "no",
+            f"{r['precision']:.3f}",
+            f"{r['recall']:.3f}",
+            *(str(r[key]) for key in ("tp", "fp", "fn", "tn")),
+            kinds_cell(r["false_hits_by_kind"]),
+            style=mark,
+        )
+    return table
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="bench/semantic_quality.py", description="Semantic cache matching quality on labelled pairs."
+    )
+    parser.add_argument("--data", type=Path, default=DATA, help="JSONL of labelled pairs")
+    parser.add_argument("--latency-runs", type=int, default=30, help="runs for the embedding latency")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    pairs = load_pairs(args.data)
+    counts = Counter(pair.kind for pair in pairs)
+    hits = sum(pair.should_hit for pair in pairs)
+    console.print(
+        f"{len(pairs)} pairs from {args.data.name}: {hits} hits ({hits / len(pairs):.0%}), "
+        + ", ".join(f"{kind} {n}" for kind, n in sorted(counts.items()))
+    )
+
+    model = Embedder()
+    embedder = CachedEmbedder(model)
+    started = time.perf_counter()
+    texts = [pair.a for pair in pairs] + [pair.b for pair in pairs]
+    embedder.embed(texts)
+    console.print(f"embedded {len(embedder.vectors)} distinct texts in {time.perf_counter() - started:.1f}s")
+
+    sweep = [evaluate(pairs, embedder, threshold, guarded=True) for threshold in THRESHOLDS]
+    chosen = choose(sweep)
+    baselines = [evaluate(pairs, embedder, threshold, guarded=False) for threshold in BASELINES]
+    guarded_at_baselines = [r for r in sweep if r["threshold"] in BASELINES]
+
+    console.print(results_table("Guarded matching (similarity and guards)", sweep, chosen))
+    console.print(
+        results_table(
+            "Baseline: plain cosine (no guards), and guarded at the same thresholds",
+            [
+                *baselines,
+                *guarded_at_baselines,
+            ],
+            None,
+        )
+    )
+    if chosen is None:
+        console.print(f"[red]no threshold reaches precision {TARGET_PRECISION}[/red]")
+        return 1
+    default = evaluate(pairs, embedder, DEFAULT_THRESHOLD, guarded=True)
+    describe("sweep's pick", chosen)
+    describe("configured default (workers.cache.matching.DEFAULT_THRESHOLD)", default)
+
+    single, per_text = embed_latency(model, args.latency_runs)
+    console.print(
+        f"embed latency: 1 text {single * 1000:.1f} ms; batch of 64 {per_text * 1000:.2f} ms per text"
+    )
+    met = default["precision"] >= TARGET_PRECISION and default["recall"] >= TARGET_RECALL
+    figures = {
+        "sweep_threshold": f"{chosen['threshold']:.2f}",
+        "sweep_precision": f"{chosen['precision']:.4f}",
+        "sweep_recall": f"{chosen['recall']:.4f}",
+        "default_threshold": f"{default['threshold']:.2f}",
+        "default_precision": f"{default['precision']:.4f}",
+        "default_recall": f"{default['recall']:.4f}",
+        **{f"cosine{r['threshold']:.2f}_precision": f"{r['precision']:.4f}" for r in baselines},
+        **{f"cosine{r['threshold']:.2f}_recall": f"{r['recall']:.4f}" for r in baselines},
+        "embed_1_ms": f"{single * 1000:.2f}",
+        "embed_64_per_text_ms": f"{per_text * 1000:.3f}",
+        "targets_met": str(met),
+    }
+    console.print(" ".join(f"{name}={value}" for name, value in figures.items()), soft_wrap=True)
+    return 0 if met else 1
+
+
+def describe(name: str, result: dict[str, Any]) -> None:
+    """One line of figures for ``result``, then its false hits."""
+    vetoed = dict(sorted(result["vetoed_hits_by_reason"].items())) or "-"
+    console.print(
+        f"{name}: threshold {result['threshold']:.2f}, precision {result['precision']:.3f}, "
+        f"recall {result['recall']:.3f}; false hits by kind: {kinds_cell(result['false_hits_by_kind'])}; "
+        f"paraphrases vetoed by a guard: {vetoed}"
+    )
+    for hit in result["false_hits"]:
+        console.print(f"  false hit ({hit['kind']}, {hit['similarity']:.3f}): {hit['a']!r} / {hit['b']!r}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
