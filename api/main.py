@@ -9,7 +9,7 @@ from fastapi import FastAPI
 
 from api.body_limit import BodySizeLimit
 from api.errors import install_error_handlers
-from api.routes import cache, health, jobs, limits
+from api.routes import cache, health, jobs, known_queries, limits
 from api.services import Services
 from schemas.settings import Settings, load_settings
 from workers.logging import configure_logging
@@ -43,4 +43,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(jobs.router)
     app.include_router(limits.router)
     app.include_router(cache.router)
+    app.include_router(known_queries.router)
     return app

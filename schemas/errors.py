@@ -11,7 +11,8 @@ Every error carries an HTTP status, a stable ``code`` and whether retrying may h
     │   ├── TooManyMessages (400 too_many_messages)
     │   ├── ContentTooLong (400 content_too_long)
     │   ├── MaxTokensOutOfRange (400 max_tokens_out_of_range)
-    │   └── InvalidIdempotencyKey (400 invalid_idempotency_key)
+    │   ├── InvalidIdempotencyKey (400 invalid_idempotency_key)
+    │   └── InvalidSchedule (400 invalid_schedule)
     ├── RequestValidationFailed (422 validation_error)
     ├── IdempotencyKeyReused (422 idempotency_key_reused)
     ├── PayloadTooLarge (413 payload_too_large)
@@ -19,6 +20,7 @@ Every error carries an HTTP status, a stable ``code`` and whether retrying may h
     ├── PermissionDenied (403 insufficient_scope)
     ├── NotFound (404 not_found)
     ├── JobNotCancelable (409 job_not_cancelable)
+    ├── KnownQueryExists (409 known_query_exists)
     ├── ServiceUnavailable (503 service_unavailable, retryable)
     ├── TooManyRequests (429 too_many_requests, retryable; answered with Retry-After)
     │   ├── TenantRateLimited (429 tenant_rate_limited)
@@ -101,6 +103,13 @@ class InvalidIdempotencyKey(InvalidRequest):
     code = "invalid_idempotency_key"
 
 
+class InvalidSchedule(InvalidRequest):
+    """A known query's refresh (``every_s`` / ``cron``), window or time zone is not usable;
+    ``param`` names the field."""
+
+    code = "invalid_schedule"
+
+
 class RequestValidationFailed(SwitchyardError):
     status_code = 422
     code = "validation_error"
@@ -134,6 +143,13 @@ class NotFound(SwitchyardError):
 class JobNotCancelable(SwitchyardError):
     status_code = 409
     code = "job_not_cancelable"
+
+
+class KnownQueryExists(SwitchyardError):
+    """The tenant already registered this request on this tier; ``known_query_id`` names it."""
+
+    status_code = 409
+    code = "known_query_exists"
 
 
 class ServiceUnavailable(SwitchyardError):

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AliasChoices, BaseModel, Field, SecretStr, model_validator
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -76,6 +77,32 @@ class CacheSettings(BaseModel):
     semantic_threshold: float = Field(
         0.85, gt=0, le=1, description="Cosine similarity a cached question needs, before the guards."
     )
+
+
+HHMM_PATTERN = r"^([01]\d|2[0-3]):[0-5]\d$"
+
+
+class PrecomputeSettings(BaseModel):
+    """Known queries: when beat precomputes them (docs/caching.md)."""
+
+    default_window_start: str = Field(
+        "01:00", pattern=HHMM_PATTERN, description="Local off-peak window of a query that sets none."
+    )
+    default_window_end: str = Field("05:00", pattern=HHMM_PATTERN)
+    default_timezone: str = Field("UTC", description="IANA time zone of a query that sets none.")
+    refresh_margin: float = Field(
+        0.1, gt=0, lt=1, description="Refresh a precomputed answer when this share of its TTL is left."
+    )
+    scan_interval_s: float = Field(60.0, gt=0, description="Beat period of the scan for due known queries.")
+
+    @field_validator("default_timezone")
+    @classmethod
+    def _known_timezone(cls, name: str) -> str:
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown IANA time zone {name!r}") from exc
+        return name
 
 
 class RateLimitSettings(BaseModel):
@@ -162,6 +189,7 @@ class Settings(BaseSettings):
 
     rate_limits: RateLimitSettings = Field(default_factory=lambda: RateLimitSettings.model_validate({}))
     cache: CacheSettings = Field(default_factory=lambda: CacheSettings.model_validate({}))
+    precompute: PrecomputeSettings = Field(default_factory=lambda: PrecomputeSettings.model_validate({}))
     providers: dict[str, ProviderConfig] = Field(default_factory=dict)
     models: dict[str, ModelConfig] = Field(default_factory=dict)
     tiers: dict[str, TierConfig] = Field(default_factory=dict)

@@ -1,4 +1,4 @@
-"""SQLModel tables: tenants, API keys, jobs, usage and idempotency records.
+"""SQLModel tables: tenants, API keys, jobs, usage, idempotency records and known queries.
 
 The database row is the truth for a job; Celery messages carry only its id.
 """
@@ -146,3 +146,32 @@ class IdempotencyRecord(SQLModel, table=True):
     job_id: str = Field(foreign_key="jobs.id", max_length=40)
     created_at: datetime = _timestamp(nullable=False)
     expires_at: datetime = _timestamp(nullable=False, index=True)
+
+
+class KnownQuery(SQLModel, table=True):
+    """A request the tenant wants answered from the cache: beat precomputes it off-peak."""
+
+    __tablename__ = "known_queries"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "cache_key", name="uq_known_queries_tenant_key"),
+        Index("ix_known_queries_tenant_created", "tenant_id", "created_at"),
+        Index("ix_known_queries_due", "enabled", "next_run_at"),
+    )
+
+    id: str = Field(primary_key=True, max_length=40)
+    tenant_id: str = Field(foreign_key="tenants.id", max_length=40)
+    tier: str = Field(max_length=64)
+    request: dict[str, Any] = _json(nullable=False)
+    cache_key: str = Field(max_length=64, description="The request's exact-cache key.")
+    every_s: int | None = Field(default=None, description="Refresh period; or `cron`.")
+    cron: str | None = Field(default=None, max_length=120, description="Refresh times, in `timezone`.")
+    ttl_s: int
+    window_start: str = Field(max_length=5, description="Off-peak window start, HH:MM local.")
+    window_end: str = Field(max_length=5, description="Off-peak window end, HH:MM local (exclusive).")
+    timezone: str = Field(max_length=64, description="IANA name of the window's and cron's time zone.")
+    enabled: bool = True
+    next_run_at: datetime = _timestamp(nullable=False)
+    last_run_at: datetime | None = _timestamp()
+    last_job_id: str | None = Field(default=None, max_length=40)
+    created_at: datetime = _timestamp(nullable=False)
+    updated_at: datetime = _timestamp(nullable=False)

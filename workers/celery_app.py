@@ -16,7 +16,7 @@ from workers.deferred_release import DeferredRelease
 from workers.dispatch import PRIORITY_STEPS
 from workers.keys import RedisKeys
 
-TASK_MODULES = ["tasks.run_job", "tasks.reconcile"]
+TASK_MODULES = ["tasks.run_job", "tasks.reconcile", "tasks.precompute"]
 
 
 class SwitchyardCelery(Celery):
@@ -56,7 +56,12 @@ def create_celery(settings: Settings) -> SwitchyardCelery:
                 "task": "switchyard.reconcile",
                 "schedule": settings.reconcile_interval_s,
                 "options": {"queue": keys.maintenance_queue, "expires": settings.reconcile_interval_s},
-            }
+            },
+            "precompute": {
+                "task": "switchyard.precompute",
+                "schedule": settings.precompute.scan_interval_s,
+                "options": {"queue": keys.maintenance_queue, "expires": settings.precompute.scan_interval_s},
+            },
         },
     )
     app.steps["worker"].add(DeferredRelease)
