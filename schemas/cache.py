@@ -9,6 +9,8 @@ class KindStats(BaseModel):
     hits: int
     misses: int
     hit_rate: float
+    entries: int
+    bytes: int
 
 
 class TierCacheStats(BaseModel):

@@ -146,3 +146,15 @@ def test_invalidation_empties_every_workers_index(make_cache: Any) -> None:
     assert find(other, "ten_a", STORED) is None
     put(cache, "ten_a", "What time does the store open?")
     assert find(other, "ten_a", "When does the store open?") is not None
+
+
+def test_usage_counts_entries_and_memory_per_tier(make_cache: Any) -> None:
+    cache = make_cache()
+    put(cache, "ten_a", STORED)
+    put(cache, "ten_a", "What time does the store open?")
+    put(cache, "ten_b", STORED)
+
+    usage = cache.usage("ten_a")
+
+    assert usage["small"]["entries"] == 2 and usage["small"]["bytes"] > 2 * 384 * 4
+    assert cache.usage("ten_c") == {}

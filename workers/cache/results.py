@@ -136,12 +136,17 @@ class ResultCache:
     def report(self, tenant_id: str) -> dict[str, Any]:
         """Counters and size per tier, for ``GET /v1/cache/stats``."""
         counters = self.stats.read(tenant_id)
-        sizes = self.exact.usage(tenant_id)
-        empty = self.stats.empty_row()
-        tiers = {
-            tier: {**counters.get(tier, empty), **sizes.get(tier, {"entries": 0, "bytes": 0})}
-            for tier in sorted(set(counters) | set(sizes))
-        }
+        exact = self.exact.usage(tenant_id)
+        similar = self.semantic.usage(tenant_id) if self.semantic is not None else {}
+        none = {"entries": 0, "bytes": 0}
+        tiers = {}
+        for tier in sorted(set(counters) | set(exact) | set(similar)):
+            row = counters.get(tier, self.stats.empty_row())
+            row["exact"] |= exact.get(tier, none)
+            row["semantic"] |= similar.get(tier, none)
+            row["entries"] = row["exact"]["entries"] + row["semantic"]["entries"]
+            row["bytes"] = row["exact"]["bytes"] + row["semantic"]["bytes"]
+            tiers[tier] = row
         return {"tenant": tenant_id, "tiers": tiers}
 
 

@@ -44,6 +44,7 @@ from workers.cache.exact import NOT_OUTPUT_SHAPING
 from workers.keys import RedisKeys
 
 CANDIDATES = 5
+USAGE_SAMPLE = 20  # answers measured per namespace for stats; the rest are assumed alike
 HNSW_LINKS, HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH = 32, 80, 64
 SYSTEM_ROLES = ("system", "developer")
 DIMENSION = 384
@@ -173,6 +174,26 @@ class SemanticCache:
         if names:
             self.redis.unlink(*names)
         return deleted
+
+    def usage(self, tenant_id: str) -> dict[str, dict[str, int]]:
+        """Entries and bytes (vectors and answers) per tier of the tenant; a SCAN, for stats."""
+        found: dict[str, dict[str, int]] = {}
+        for name in self.redis.scan_iter(f"{self.keys.semantic_pattern(tenant_id)[:-1]}*:log", count=1000):
+            base = name.decode().removesuffix(":log")
+            tier = base.split(":")[-2]
+            row = found.setdefault(tier, {"entries": 0, "bytes": 0})
+            entries = int(self.redis.llen(name))
+            row["entries"] += entries
+            row["bytes"] += int(self.redis.memory_usage(f"{base}:vec") or 0)
+            row["bytes"] += entries * self._answer_bytes(base)
+        return found
+
+    def _answer_bytes(self, base: str) -> int:
+        """Mean memory of a namespace's answers, from a sample of its newest ones."""
+        sample: list[bytes] = self.redis.lrange(f"{base}:log", -USAGE_SAMPLE, -1)  # type: ignore[assignment]
+        sizes = [self.redis.memory_usage(f"{base}:entry:{entry_id.decode()}") for entry_id in sample]
+        known = [int(size) for size in sizes if size]
+        return sum(known) // len(known) if known else 0
 
     def _sync(self, ns: str) -> _Index:
         base = self.keys.semantic_namespace(ns)
