@@ -23,7 +23,6 @@ baseline_precision_at_0.8=...``. Run: ``.venv/bin/python bench/cache.py`` (``mak
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import sys
 import tempfile
@@ -32,28 +31,21 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import bench_paths
 import numpy as np
+import semantic_quality
+import switchyard_side
 from redis import Redis
 from rich.console import Console
 from rich.progress import track
 from rich.table import Table
 
-BENCH_DIR = Path(__file__).resolve().parent
-ROOT = BENCH_DIR.parent
-for path in (ROOT, BENCH_DIR):
-    if str(path) not in sys.path:
-        sys.path.insert(0, str(path))
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-
-import semantic_quality  # noqa: E402
-import switchyard_side  # noqa: E402
-
-from infra.launch import ProcessGroup  # noqa: E402
-from schemas.settings import load_settings  # noqa: E402
-from workers.cache.embeddings import Embedder  # noqa: E402
-from workers.cache.matching import SemanticMatcher  # noqa: E402
-from workers.cache.semantic import DIMENSION, SemanticCache  # noqa: E402
-from workers.keys import RedisKeys  # noqa: E402
+from infra.launch import ProcessGroup
+from schemas.settings import load_settings
+from workers.cache.embeddings import Embedder
+from workers.cache.matching import SemanticMatcher
+from workers.cache.semantic import DIMENSION, SemanticCache
+from workers.keys import RedisKeys
 
 console = Console()
 QUERIES = [
@@ -85,8 +77,7 @@ def percentile(values: list[float], q: float) -> float:
 def exact_hit_ratio(redis_url: str, count: int) -> dict[str, float]:
     """Interleaved full round trips and exact hits through the real API."""
     var_dir = Path(tempfile.mkdtemp(prefix="switchyard-bench-cache-"))
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-    procs = ProcessGroup(var_dir, env)
+    procs = ProcessGroup(var_dir, bench_paths.process_env())
     try:
         side = switchyard_side.SwitchyardSide(procs, var_dir, redis_url, "")
         side.warm_up(10)

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 import shutil
 import signal
 import sys
@@ -26,25 +25,18 @@ import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import bare_side
+import bench_paths
+import switchyard_side
+from bare_side import BareSide
+from cpu_usage import cpu_delta, cpu_snapshot
 from redis import Redis
+from report import report
+from results import SequentialRound, SideResult, split
 from rich.console import Console
+from switchyard_side import SwitchyardSide, create_database, drop_database
 
-BENCH_DIR = Path(__file__).resolve().parent
-ROOT = BENCH_DIR.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-if str(BENCH_DIR) not in sys.path:
-    sys.path.insert(0, str(BENCH_DIR))
-
-import bare_side  # noqa: E402
-import switchyard_side  # noqa: E402
-from bare_side import BareSide  # noqa: E402
-from cpu_usage import cpu_delta, cpu_snapshot  # noqa: E402
-from report import report  # noqa: E402
-from results import SequentialRound, SideResult, split  # noqa: E402
-from switchyard_side import SwitchyardSide, create_database, drop_database  # noqa: E402
-
-from infra.launch import ProcessGroup  # noqa: E402
+from infra.launch import ProcessGroup
 
 console = Console()
 
@@ -170,14 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     redis.ping()
     redis.flushdb()
     work_dir = Path(tempfile.mkdtemp(prefix="switchyard-bench-"))
-    env = {
-        **os.environ,
-        "HF_HUB_OFFLINE": "1",
-        "TRANSFORMERS_OFFLINE": "1",
-        "PYTHONPATH": os.pathsep.join(
-            filter(None, [str(ROOT), str(BENCH_DIR), os.environ.get("PYTHONPATH")])
-        ),
-    }
+    env = bench_paths.process_env()
     procs = ProcessGroup(work_dir, env)
     ok = False
     try:

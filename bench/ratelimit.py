@@ -36,25 +36,18 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
+import bench_paths
 import httpx
+from cpu_usage import cpu_delta, cpu_snapshot
+from overhead import sigterm_as_exit
+from ratelimit_report import SideFigures, last_line, print_sides, print_targets, side_figures
+from ratelimit_sides import CeleryBaseline, Emulator, Limits, Outcome, SwitchyardLimited, Tally
 from redis import Redis
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from switchyard_side import create_database, drop_database
 
-BENCH_DIR = Path(__file__).resolve().parent
-ROOT = BENCH_DIR.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-if str(BENCH_DIR) not in sys.path:
-    sys.path.insert(0, str(BENCH_DIR))
-
-from cpu_usage import cpu_delta, cpu_snapshot  # noqa: E402
-from overhead import sigterm_as_exit  # noqa: E402
-from ratelimit_report import SideFigures, last_line, print_sides, print_targets, side_figures  # noqa: E402
-from ratelimit_sides import CeleryBaseline, Emulator, Limits, Outcome, SwitchyardLimited, Tally  # noqa: E402
-from switchyard_side import create_database, drop_database  # noqa: E402
-
-from infra.launch import ProcessGroup  # noqa: E402
+from infra.launch import ProcessGroup
 
 console = Console()
 T = TypeVar("T")
@@ -297,14 +290,7 @@ def main(argv: list[str] | None = None) -> int:
     redis.ping()
     redis.flushdb()
     work_dir = Path(tempfile.mkdtemp(prefix="switchyard-ratelimit-"))
-    env = {
-        **os.environ,
-        "HF_HUB_OFFLINE": "1",
-        "TRANSFORMERS_OFFLINE": "1",
-        "PYTHONPATH": os.pathsep.join(
-            filter(None, [str(ROOT), str(BENCH_DIR), os.environ.get("PYTHONPATH")])
-        ),
-    }
+    env = bench_paths.process_env()
     procs = ProcessGroup(work_dir, env)
     line = ""
     try:

@@ -29,21 +29,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+import bench_paths
 import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-BENCH_DIR = Path(__file__).resolve().parent
-ROOT = BENCH_DIR.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-from workers.cache.embeddings import Embedder  # noqa: E402
-from workers.cache.matching import DEFAULT_THRESHOLD, SemanticMatcher  # noqa: E402
+from workers.cache.embeddings import Embedder
+from workers.cache.matching import DEFAULT_THRESHOLD, SemanticMatcher
 
-DATA = BENCH_DIR / "data" / "semantic_pairs.jsonl"
+DATA = bench_paths.BENCH_DIR / "data" / "semantic_pairs.jsonl"
 TARGET_PRECISION = 0.98
 TARGET_RECALL = 0.60
 THRESHOLDS = tuple(round(0.70 + 0.01 * step, 2) for step in range(26))
