@@ -52,7 +52,9 @@ def create_job(
     when the exact cache already holds the answer (``cache.hit``: ``exact``)."""
     accepted = submit_job(services, principal, body, idempotency_key)
     headers = {"Idempotent-Replayed": "true"} if accepted.replayed else None
-    return job_response(accepted.job, status_code=200 if accepted.cached else 202, headers=headers)
+    # A replay answers as the first answer did: 200 for a job the exact cache answered.
+    from_cache = (accepted.job.cache or {}).get("hit") == "exact"
+    return job_response(accepted.job, status_code=200 if from_cache else 202, headers=headers)
 
 
 @router.get("", response_model=JobList, responses=ERRORS, summary="List jobs")

@@ -192,3 +192,14 @@ def test_invalidating_a_tenant_leaves_other_tenants_alone(api: Api) -> None:
     assert api.client.delete("/v1/cache", headers=mine).json() == {"deleted": 1}
     assert api.submit(mine).status_code == 202
     assert api.submit(theirs).status_code == 200
+
+
+def test_a_replayed_idempotency_key_answers_a_cache_hit_as_the_first_time(api: Api) -> None:
+    headers = api.headers()
+    api.answer(api.submit(headers).json())
+    keyed = {**headers, "Idempotency-Key": "hit-1"}
+
+    first, again = api.submit(keyed), api.submit(keyed)
+
+    assert first.status_code == again.status_code == 200
+    assert again.headers["Idempotent-Replayed"] == "true" and again.json()["id"] == first.json()["id"]
