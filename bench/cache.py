@@ -12,7 +12,8 @@
    per job: embed the query, sync the index (nothing new after the first), the
    HNSW search, fetch the top candidates' answers and run the guards. The query's embedding
    (MiniLM, the same for any namespace size) is timed apart and also shown added in. The
-   first lookup, which builds the worker's index from the whole namespace, is timed apart.
+   worker's index of the whole namespace, which the first lookup starts (in the background
+   for a large namespace), is timed apart.
 3. **Quality** on ``bench/data/semantic_pairs.jsonl``: precision and recall of guarded
    matching at the configured threshold, and of plain cosine at 0.8 and 0.9.
 
@@ -127,6 +128,7 @@ def semantic_latency(
         reader = SemanticCache(redis, keys, embedder, SemanticMatcher(threshold))
         started = time.perf_counter()
         reader.lookup(ns, QUERIES[0][1], reader.embed(QUERIES[0][1]))
+        reader.wait_for_builds()  # a large namespace is indexed in the background
         first_ms = (time.perf_counter() - started) * 1000
         times, embeds, found = [], [], 0
         for i in track(range(lookups), description=f"semantic lookups, {size:,} entries", console=console):
@@ -219,7 +221,7 @@ def report(
         "embed p50",
         "with embed p50",
         "with embed p99",
-        "first lookup (builds index)",
+        "index build (first lookup, ms)",
         "paraphrase found",
     ):
         table.add_column(column)

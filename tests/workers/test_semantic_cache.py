@@ -158,3 +158,21 @@ def test_usage_counts_entries_and_memory_per_tier(make_cache: Any) -> None:
 
     assert usage["small"]["entries"] == 2 and usage["small"]["bytes"] > 2 * 384 * 4
     assert cache.usage("ten_c") == {}
+
+
+def test_a_large_backlog_is_indexed_in_the_background_while_lookups_miss(
+    redis_url: str, prefix: str, embedder: Embedder, make_cache: Any
+) -> None:
+    writer = make_cache()
+    for text in (STORED, "What time does the store open?", "How do I close my account?"):
+        put(writer, "ten_a", text)
+    reader = SemanticCache(
+        Redis.from_url(redis_url), RedisKeys(prefix), embedder, SemanticMatcher(), background_build_at=2
+    )
+
+    early = find(reader, "ten_a", "What's the way to reset my password?")
+    reader.wait_for_builds(timeout=30)
+    later = find(reader, "ten_a", "What's the way to reset my password?")
+
+    assert early is None  # the job did not wait for the build
+    assert later is not None and later.entry["text"] == STORED

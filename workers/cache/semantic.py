@@ -38,16 +38,21 @@ from typing import Any, Protocol
 
 import faiss
 import numpy as np
+import structlog
 from redis import Redis
+from redis.exceptions import RedisError
 
 from workers.cache.exact import NOT_OUTPUT_SHAPING
 from workers.keys import RedisKeys
 
 CANDIDATES = 5
+BACKGROUND_BUILD_AT = 5000  # new entries above which a worker builds its index off the job's path
+READ_CHUNK = 5000
 USAGE_SAMPLE = 20  # answers measured per namespace for stats; the rest are assumed alike
 HNSW_LINKS, HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH = 32, 80, 64
 SYSTEM_ROLES = ("system", "developer")
 DIMENSION = 384
+log = structlog.get_logger("switchyard.semantic_cache")
 
 
 class TextEmbedder(Protocol):
@@ -124,12 +129,21 @@ def _new_graph() -> Any:
 class SemanticCache:
     """Lookups and stores against Redis, through this process's in-memory indexes."""
 
-    def __init__(self, redis: Redis, keys: RedisKeys, embedder: TextEmbedder, matcher: Matcher) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        keys: RedisKeys,
+        embedder: TextEmbedder,
+        matcher: Matcher,
+        background_build_at: int = BACKGROUND_BUILD_AT,
+    ) -> None:
         self.redis = redis
         self.keys = keys
         self.embedder = embedder
         self.matcher = matcher
+        self.background_build_at = background_build_at
         self._indexes: dict[str, _Index] = {}
+        self._builds: dict[str, threading.Thread] = {}
         self._lock = threading.Lock()
 
     def embed(self, text: str) -> np.ndarray:
@@ -195,21 +209,62 @@ class SemanticCache:
         known = [int(size) for size in sizes if size]
         return sum(known) // len(known) if known else 0
 
+    def wait_for_builds(self, timeout: float | None = None) -> None:
+        """Wait until every index being built in the background is in place."""
+        with self._lock:
+            builds = list(self._builds.values())
+        for build in builds:
+            build.join(timeout)
+
     def _sync(self, ns: str) -> _Index:
-        base = self.keys.semantic_namespace(ns)
+        """The namespace's index, with what was written since the last lookup.
+
+        A large backlog (a worker's first lookup in a big namespace) is built in a background
+        thread; until it is in place, lookups search what the index already holds, so they
+        miss rather than hold the job for the build.
+        """
         with self._lock:
             index = self._indexes.setdefault(ns, _Index())
-        length = int(self.redis.llen(f"{base}:log"))
+            building = ns in self._builds
+        length = int(self.redis.llen(f"{self.keys.semantic_namespace(ns)}:log"))
         if length < index.position:  # invalidated or expired: start again
             index = _Index()
-        if length > index.position:
-            logged: list[bytes] = self.redis.lrange(f"{base}:log", index.position, length - 1)  # type: ignore[assignment]
+        backlog = length - index.position
+        if backlog > self.background_build_at:
+            if not building:
+                self._build_in_background(ns, length)
+        elif backlog > 0 and not building:
+            self._read_into(index, ns, length)
+        with self._lock:
+            self._indexes[ns] = index
+        return index
+
+    def _read_into(self, index: _Index, ns: str, length: int) -> None:
+        base = self.keys.semantic_namespace(ns)
+        for start in range(index.position, length, READ_CHUNK):
+            end = min(length, start + READ_CHUNK)
+            logged: list[bytes] = self.redis.lrange(f"{base}:log", start, end - 1)  # type: ignore[assignment]
             new_ids = [i.decode() for i in logged]
             raw: list[bytes | None] = self.redis.hmget(f"{base}:vec", new_ids)  # type: ignore[assignment]
             fresh = [(i, np.frombuffer(r, dtype=np.float32)) for i, r in zip(new_ids, raw, strict=True) if r]
             if fresh:
                 index.add([i for i, _ in fresh], np.stack([v for _, v in fresh]))
-            index.position = length
+            index.position = end
+
+    def _build_in_background(self, ns: str, length: int) -> None:
+        def build() -> None:
+            fresh = _Index()
+            try:
+                self._read_into(fresh, ns, length)
+                with self._lock:
+                    self._indexes[ns] = fresh
+            except (RedisError, RuntimeError, ValueError) as exc:  # the next lookup tries again
+                log.warning("semantic_index_build_failed", namespace=ns, error=str(exc))
+            finally:
+                with self._lock:
+                    self._builds.pop(ns, None)
+
+        thread = threading.Thread(target=build, name=f"semantic-index-{ns}", daemon=True)
         with self._lock:
-            self._indexes[ns] = index
-        return index
+            self._builds[ns] = thread
+        thread.start()
