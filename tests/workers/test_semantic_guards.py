@@ -236,7 +236,8 @@ class AngleEmbedder:
         return np.array([[math.cos(self.angles[t]), math.sin(self.angles[t])] for t in texts], np.float32)
 
 
-def test_evaluate_counts_hits_misses_and_false_hits_by_kind() -> None:
+def test_evaluate_counts_hits_misses_and_false_hits_by_kind(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.syspath_prepend(str(ROOT / "bench"))  # as `python bench/semantic_quality.py` has it
     spec = importlib.util.spec_from_file_location("semantic_quality", ROOT / "bench" / "semantic_quality.py")
     assert spec is not None and spec.loader is not None
     quality: Any = importlib.util.module_from_spec(spec)
