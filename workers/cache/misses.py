@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from redis import Redis
+from redis.client import Pipeline
 
 from workers.keys import RedisKeys
 
@@ -28,16 +29,15 @@ class MissCounter:
         self.redis = redis
         self.keys = keys
 
-    def record(self, tenant_id: str, tier: str, key: str, request: Mapping[str, Any]) -> None:
+    def count(self, pipe: Pipeline, tenant_id: str, tier: str, key: str, request: Mapping[str, Any]) -> None:
+        """Queue the counting of one miss on ``pipe``, to share the lookup's round trip."""
         member = f"{tier}:{key}"
         bucket = self.keys.cache_misses(tenant_id, int(time.time() // HOUR_S))
         requests = self.keys.cache_missed_requests(tenant_id)
-        with self.redis.pipeline(transaction=False) as pipe:
-            pipe.zincrby(bucket, 1, member)
-            pipe.expire(bucket, KEEP_HOURS * HOUR_S)
-            pipe.hsetnx(requests, member, json.dumps(request))
-            pipe.expire(requests, KEEP_HOURS * HOUR_S)
-            pipe.execute()
+        pipe.zincrby(bucket, 1, member)
+        pipe.expire(bucket, KEEP_HOURS * HOUR_S)
+        pipe.hsetnx(requests, member, json.dumps(request))
+        pipe.expire(requests, KEEP_HOURS * HOUR_S)
 
     def top(self, tenant_id: str, hours: int = 24, limit: int = 20) -> list[dict[str, Any]]:
         """The most missed requests of the last ``hours``: tier, key, count and request."""

@@ -80,6 +80,7 @@ class ResultCache:
     """Exact and semantic lookups and stores, with the stats of each."""
 
     def __init__(self, redis: Redis, keys: RedisKeys, semantic: SemanticCache | None = None) -> None:
+        self.redis = redis
         self.exact = ExactCache(redis, keys)
         self.stats = CacheStats(redis, keys)
         self.misses = MissCounter(redis, keys)
@@ -106,9 +107,13 @@ class ResultCache:
         """The exact hit for ``key``, counted as a hit or a miss (misses also by request)."""
         entry = self.exact.get(tenant_id, tier, key)
         found = CachedResult.from_entry(entry) if entry else None
-        self.stats.record(tenant_id, tier, "exact", found is not None, found.cost_usd if found else 0.0)
-        if found is None:
-            self.misses.record(tenant_id, tier, key, request)
+        with self.redis.pipeline(transaction=False) as pipe:  # the counters share one round trip
+            self.stats.count(
+                pipe, tenant_id, tier, "exact", found is not None, found.cost_usd if found else 0.0
+            )
+            if found is None:
+                self.misses.count(pipe, tenant_id, tier, key, request)
+            pipe.execute()
         return found
 
     def suggestions(self, tenant_id: str, hours: int = 24, limit: int = 20) -> list[dict[str, Any]]:

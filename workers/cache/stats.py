@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from redis import Redis
+from redis.client import Pipeline
 
 from workers.keys import RedisKeys
 
@@ -20,12 +21,18 @@ class CacheStats:
 
     def record(self, tenant_id: str, tier: str, kind: str, hit: bool, saved_usd: float = 0.0) -> None:
         """Count one lookup; a hit also adds the cost of the call it saved."""
-        key = self.keys.cache_stats(tenant_id)
         with self.redis.pipeline(transaction=False) as pipe:
-            pipe.hincrby(key, f"{tier}:{kind}:{'hits' if hit else 'misses'}", 1)
-            if hit and saved_usd:
-                pipe.hincrbyfloat(key, f"{tier}:saved_usd", saved_usd)
+            self.count(pipe, tenant_id, tier, kind, hit, saved_usd)
             pipe.execute()
+
+    def count(
+        self, pipe: Pipeline, tenant_id: str, tier: str, kind: str, hit: bool, saved_usd: float
+    ) -> None:
+        """Queue the counting of one lookup on ``pipe``, to share its round trip."""
+        key = self.keys.cache_stats(tenant_id)
+        pipe.hincrby(key, f"{tier}:{kind}:{'hits' if hit else 'misses'}", 1)
+        if hit and saved_usd:
+            pipe.hincrbyfloat(key, f"{tier}:saved_usd", saved_usd)
 
     def read(self, tenant_id: str) -> dict[str, dict[str, Any]]:
         """Per tier: hits, misses and hit rate of each kind, and the saved cost."""
@@ -49,6 +56,3 @@ class CacheStats:
             rate = round(hits / lookups, 4) if lookups else 0.0
             row[kind] = {"hits": hits, "misses": misses, "hit_rate": rate}
         return row
-
-    def reset(self, tenant_id: str) -> None:
-        self.redis.delete(self.keys.cache_stats(tenant_id))
