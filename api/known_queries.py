@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, and_, col, or_, select
+from sqlmodel import Session, col, select
 
 from api.job_limits import check_job
 from api.keys import Principal
@@ -28,6 +28,7 @@ from schemas.tables import KnownQuery, utcnow
 from workers.cache.exact import request_key
 from workers.db import session_scope
 from workers.ids import new_id
+from workers.paging import newest_first
 from workers.schedule import check_cron, check_timezone, check_window
 
 # The fields that describe what runs and when; changing any of them makes the query due now.
@@ -102,16 +103,8 @@ def delete(services: Services, principal: Principal, query_id: str) -> None:
 def list_page(session: Session, tenant_id: str, limit: int, cursor: str | None) -> list[KnownQuery]:
     """The tenant's known queries, newest first, after ``cursor``; one extra for ``has_more``."""
     query = select(KnownQuery).where(col(KnownQuery.tenant_id) == tenant_id)
-    if cursor is not None:
-        after = get(session, tenant_id, cursor)
-        query = query.where(
-            or_(
-                col(KnownQuery.created_at) < after.created_at,
-                and_(col(KnownQuery.created_at) == after.created_at, col(KnownQuery.id) < after.id),
-            )
-        )
-    query = query.order_by(col(KnownQuery.created_at).desc(), col(KnownQuery.id).desc()).limit(limit + 1)
-    return list(session.exec(query))
+    after = get(session, tenant_id, cursor) if cursor is not None else None
+    return list(session.exec(newest_first(query, KnownQuery, after, limit)))
 
 
 def suggestions(services: Services, principal: Principal, hours: int, limit: int) -> list[dict[str, Any]]:

@@ -18,6 +18,7 @@ from schemas.errors import JobNotCancelable, NotFound
 from schemas.tables import Job, Usage, utcnow
 from workers.db import session_scope
 from workers.ids import new_id
+from workers.paging import newest_first
 
 # The hot paths (insert, claim, finish) run Core statements on the table, without the ORM
 # unit of work: they cost a fraction of the ORM's bookkeeping per job.
@@ -97,15 +98,7 @@ def list_jobs(
         query = query.where(col(Job.status) == status)
     if tier:
         query = query.where(col(Job.tier) == tier)
-    if cursor is not None:
-        query = query.where(
-            or_(
-                col(Job.created_at) < cursor.created_at,
-                and_(col(Job.created_at) == cursor.created_at, col(Job.id) < cursor.id),
-            )
-        )
-    query = query.order_by(col(Job.created_at).desc(), col(Job.id).desc()).limit(limit + 1)
-    return list(session.exec(query))
+    return list(session.exec(newest_first(query, Job, cursor, limit)))
 
 
 def cancel_job(engine: Engine, tenant_id: str, job_id: str) -> Job:

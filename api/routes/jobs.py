@@ -20,6 +20,7 @@ from schemas.jobs import FINAL_STATUSES, JobCreate, JobList, JobPublic
 from schemas.tables import Job
 from workers import store
 from workers.events import publish_job_event
+from workers.paging import split_page
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
@@ -72,13 +73,8 @@ def list_jobs(
     """The caller's jobs, newest first."""
     after = store.get_job(session, principal.tenant_id, cursor) if cursor else None
     rows = store.list_jobs(session, principal.tenant_id, limit=limit, status=status, tier=tier, cursor=after)
-    page = rows[:limit]
-    has_more = len(rows) > limit
-    return JobList(
-        data=[JobPublic.from_row(job) for job in page],
-        has_more=has_more,
-        next_cursor=page[-1].id if has_more else None,
-    )
+    page, has_more, next_cursor = split_page(rows, limit)
+    return JobList(data=[JobPublic.from_row(job) for job in page], has_more=has_more, next_cursor=next_cursor)
 
 
 @router.get("/{job_id}", response_model=JobPublic, responses=ERRORS, summary="Get a job")

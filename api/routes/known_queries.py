@@ -16,6 +16,7 @@ from schemas.known_queries import (
     SuggestionList,
 )
 from workers.cache.misses import KEEP_HOURS
+from workers.paging import split_page
 
 router = APIRouter(prefix="/v1/known-queries", tags=["known queries"])
 
@@ -55,13 +56,11 @@ def list_known_queries(
     ] = None,
 ) -> KnownQueryList:
     """The caller's known queries, newest first."""
-    rows = known_queries.list_page(session, principal.tenant_id, limit, cursor)
-    page = rows[:limit]
-    has_more = len(rows) > limit
+    page, has_more, next_cursor = split_page(
+        known_queries.list_page(session, principal.tenant_id, limit, cursor), limit
+    )
     return KnownQueryList(
-        data=[KnownQueryPublic.from_row(row) for row in page],
-        has_more=has_more,
-        next_cursor=page[-1].id if has_more else None,
+        data=[KnownQueryPublic.from_row(row) for row in page], has_more=has_more, next_cursor=next_cursor
     )
 
 
