@@ -21,6 +21,7 @@ import time
 from typing import Any
 
 import openai
+from bare_celery_app import plain_celery_app
 from celery import Celery
 
 BASELINE_QUEUE = "bench.ratelimit"
@@ -43,16 +44,7 @@ def provider_client(base_url: str) -> openai.OpenAI:
 
 def make_baseline_app(redis_url: str, base_url: str = "", rate: str | None = None) -> Celery:
     """A Celery app on ``redis_url`` with the chat task (``base_url`` and ``rate``: worker side)."""
-    celery_app = Celery("bench_ratelimit", broker=redis_url, backend=redis_url)
-    celery_app.conf.update(
-        task_default_queue=BASELINE_QUEUE,
-        task_acks_late=True,
-        task_reject_on_worker_lost=True,
-        worker_prefetch_multiplier=1,
-        broker_connection_retry_on_startup=True,
-        result_expires=3600,
-        worker_hijack_root_logger=False,
-    )
+    celery_app = plain_celery_app("bench_ratelimit", redis_url, BASELINE_QUEUE, result_expires=3600)
 
     @celery_app.task(
         name=BASELINE_TASK,
