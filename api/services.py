@@ -18,6 +18,7 @@ from workers.celery_app import SwitchyardCelery, create_celery
 from workers.db import make_engine
 from workers.dispatch import Dispatcher
 from workers.keys import RedisKeys
+from workers.outcomes import Outcomes
 from workers.ratelimit.limiter import Limiter
 from workers.ratelimit.policy import TenantLimits, build_limiter
 
@@ -62,6 +63,7 @@ class Services:
     admission: Admission
     tenant_limits: TenantLimits
     results: ResultCache
+    outcomes: Outcomes
 
     @classmethod
     def build(cls, settings: Settings) -> Services:
@@ -85,6 +87,7 @@ class Services:
             admission=Admission(settings, limiter, dispatcher),
             tenant_limits=TenantLimits(engine, settings.rate_limits),
             results=build_result_cache(settings, redis, keys),
+            outcomes=Outcomes(settings, engine, redis, keys),
         )
 
     def close(self) -> None:

@@ -79,11 +79,13 @@ class Job(SQLModel, table=True):
     __table_args__ = (
         Index("ix_jobs_tenant_created", "tenant_id", "created_at"),
         Index("ix_jobs_status_lease", "status", "lease_expires_at"),
+        Index("ix_jobs_batch_line", "batch_id", "batch_line"),
     )
 
     id: str = Field(primary_key=True, max_length=40)
     tenant_id: str = Field(foreign_key="tenants.id", max_length=40)
     tier: str = Field(max_length=64, index=True)
+    kind: str = Field(default="chat", max_length=16, description="chat or embedding")
     priority: str = Field(default="live", max_length=16)
     cache_mode: str = Field(default="exact", max_length=16)
     status: str = Field(default="queued", max_length=16)
@@ -102,6 +104,10 @@ class Job(SQLModel, table=True):
     error_message: str | None = Field(default=None, max_length=2000)
     job_metadata: dict[str, Any] = Field(default=None, sa_column=Column("metadata", JSONType, nullable=False))
     callback_url: str | None = Field(default=None, max_length=2048)
+    batch_id: str | None = Field(default=None, max_length=40, description="The batch it belongs to.")
+    batch_line: int | None = Field(default=None, description="Its 0-based line in the batch's input.")
+    custom_id: str | None = Field(default=None, max_length=512, description="The batch line's custom_id.")
+    completion_window: str | None = Field(default=None, max_length=8, description="24h: may wait off-peak.")
     lease_token: str | None = Field(default=None, max_length=40)
     lease_expires_at: datetime | None = _timestamp()
     not_before: datetime | None = _timestamp()

@@ -9,12 +9,10 @@ import structlog
 from celery.exceptions import SoftTimeLimitExceeded
 
 from schemas.errors import MaxAttemptsExceeded, ProviderTimeout, TenantBusy
-from schemas.jobs import JobPublic
 from schemas.openai import ChatRequest
 from schemas.tables import Job, Usage, utcnow
 from workers import store
 from workers.chain import CallContext
-from workers.events import publish_job_event
 from workers.providers.base import ProviderResponse
 from workers.ratelimit.limiter import Grant
 from workers.ratelimit.policy import tenant_running_bucket
@@ -136,8 +134,5 @@ def _usage_row(job: Job, ctx: CallContext) -> Usage:
 
 
 def _end(rt: Runtime, final: Job | None) -> None:
-    # The event carries the finished job, so a waiting API answers without reading the row.
     if final is not None:
-        publish_job_event(
-            rt.redis, rt.keys, final.id, final.tenant_id, final.status, job=JobPublic.from_row(final)
-        )
+        rt.outcomes.announce_job(final)

@@ -22,7 +22,6 @@ from sqlmodel import Session, col, select
 from schemas.tables import IdempotencyRecord, Job, utcnow
 from workers import store
 from workers.db import session_scope
-from workers.events import publish_job_event
 from workers.runtime import Runtime
 
 SWEEP_LIMIT = 1000
@@ -83,7 +82,7 @@ def recover_expired_leases(rt: Runtime) -> tuple[int, int]:
     requeued = failed = 0
     for job_id, tenant_id, tier, priority, attempts in rows:
         if attempts >= rt.settings.max_attempts:
-            failed += _dead_letter(rt, job_id, tenant_id, attempts)
+            failed += _dead_letter(rt, job_id, attempts)
         else:
             requeued += _requeue(rt, job_id, tenant_id, tier, priority)
     return requeued, failed
@@ -99,11 +98,12 @@ def _requeue(rt: Runtime, job_id: str, tenant_id: str, tier: str, priority: str)
     return 1
 
 
-def _dead_letter(rt: Runtime, job_id: str, tenant_id: str, attempts: int) -> int:
+def _dead_letter(rt: Runtime, job_id: str, attempts: int) -> int:
     message = f"The job's worker was lost {attempts} times; giving up (dead letter)."
     changed = store.fail_expired(rt.engine, job_id, "max_attempts", message)
-    if changed:
-        publish_job_event(rt.redis, rt.keys, job_id, tenant_id, "failed")
+    final = store.load_job(rt.engine, job_id) if changed else None
+    if final is not None:
+        rt.outcomes.announce_job(final)
     return int(changed)
 
 

@@ -16,6 +16,7 @@ from workers.db import make_engine
 from workers.dispatch import Dispatcher
 from workers.keys import RedisKeys
 from workers.middleware import default_chain
+from workers.outcomes import Outcomes
 from workers.providers.registry import ProviderRegistry
 from workers.ratelimit.limiter import Limiter
 from workers.ratelimit.policy import TenantLimits, build_limiter
@@ -51,6 +52,10 @@ class Runtime:
     @cached_property
     def dispatcher(self) -> Dispatcher:
         return Dispatcher(self.celery, self.redis, self.keys)
+
+    @cached_property
+    def outcomes(self) -> Outcomes:
+        return Outcomes(self.settings, self.engine, self.redis, self.keys)
 
     @cached_property
     def tenant_limits(self) -> TenantLimits:

@@ -19,7 +19,6 @@ from api.submission import submit_job
 from schemas.jobs import FINAL_STATUSES, JobCreate, JobList, JobPublic
 from schemas.tables import Job
 from workers import store
-from workers.events import publish_job_event
 from workers.paging import split_page
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
@@ -103,7 +102,7 @@ async def get_job(
 def cancel_job(job_id: JobId, services: ServicesDep, principal: Submitter) -> Response:
     """Cancel a job that has not started; running and finished jobs answer 409."""
     job = store.cancel_job(services.engine, principal.tenant_id, job_id)
-    publish_job_event(services.redis, services.keys, job.id, job.tenant_id, job.status)
+    services.outcomes.announce_job(job)
     return job_response(job)
 
 

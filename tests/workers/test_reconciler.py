@@ -203,7 +203,14 @@ def test_expired_lease_with_attempts_used_up_fails_with_max_attempts(runtime: Ru
     event = events.get_message(timeout=2)
     events.close()
     assert event is not None
-    assert json.loads(event["data"]) == {"job_id": job_id, "tenant_id": job.tenant_id, "status": "failed"}
+    payload = json.loads(event["data"])
+    assert {k: payload[k] for k in ("job_id", "tenant_id", "status")} == {
+        "job_id": job_id,
+        "tenant_id": job.tenant_id,
+        "status": "failed",
+    }
+    # The dead letter's wake-up carries the failed job, as the worker's does.
+    assert (payload["job"]["status"], payload["job"]["error"]["code"]) == ("failed", "max_attempts")
 
 
 def test_expired_idempotency_records_are_purged(runtime: Runtime, tier: str) -> None:

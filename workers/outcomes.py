@@ -1,0 +1,58 @@
+"""The one place final states are announced, whichever path ended a job or a batch.
+
+The worker (succeeded, failed), the reconciler (dead letter) and the API (canceled) call
+:meth:`Outcomes.announce_job`; batch accounting calls :meth:`Outcomes.announce_batch` when a
+batch ends. Both go through :meth:`Outcomes.emit`, where each consumer of events (the
+long-poll wake-up, the tenant event stream, webhook deliveries) is plugged in once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from redis import Redis
+from sqlalchemy.engine import Engine
+
+from schemas.jobs import JobPublic
+from schemas.settings import Settings
+from schemas.tables import Job, utcnow
+from workers.events import publish_job_event
+from workers.ids import new_id
+from workers.keys import RedisKeys
+
+
+@dataclass(frozen=True)
+class Event:
+    """Something a tenant may be told about: ``job.succeeded``, ``batch.completed``, ..."""
+
+    tenant_id: str
+    type: str
+    data: dict[str, Any]
+    id: str = field(default_factory=lambda: new_id("evt"))
+    timestamp: datetime = field(default_factory=utcnow)
+
+
+@dataclass
+class Outcomes:
+    """Announces final states; built once per process from its settings, engine and Redis."""
+
+    settings: Settings
+    engine: Engine
+    redis: Redis
+    keys: RedisKeys
+
+    def announce_job(self, job: Job) -> None:
+        """Tell everyone who waits on this job that it reached ``job.status``."""
+        public = JobPublic.from_row(job)
+        # The wake-up carries the finished job, so a waiting API answers without reading the row.
+        publish_job_event(self.redis, self.keys, job.id, job.tenant_id, job.status, job=public)
+        self.emit(Event(job.tenant_id, f"job.{job.status}", public.model_dump(mode="json")))
+
+    def announce_batch(self, tenant_id: str, status: str, batch: dict[str, Any]) -> None:
+        """Tell the tenant a batch ended: ``batch.completed``, ``batch.failed`` or ``batch.canceled``."""
+        self.emit(Event(tenant_id, f"batch.{status}", batch))
+
+    def emit(self, event: Event) -> None:
+        """Hand one event to every consumer of events."""
