@@ -136,6 +136,45 @@ class RateLimitSettings(BaseModel):
         return {"live": 0.0, "batch": self.batch_reserve, "precompute": self.precompute_reserve}[priority]
 
 
+class WebhookSettings(BaseModel):
+    """Signed webhook deliveries: retries, timeouts and the SSRF guard (docs/webhooks.md)."""
+
+    retry_schedule_s: list[float] = Field(
+        default_factory=lambda: [0, 5, 300, 1800, 7200, 18000, 36000, 36000],
+        min_length=1,
+        description="Delay before each attempt; the first is normally 0 (immediately). Tests compress it.",
+    )
+    jitter: float = Field(0.1, ge=0, lt=1, description="Each retry delay varies by up to this share.")
+    connect_timeout_s: float = Field(15.0, gt=0)
+    read_timeout_s: float = Field(15.0, gt=0)
+    sweep_interval_s: float = Field(1.0, gt=0, description="Beat period of the sweep for due retries.")
+    claim_s: float = Field(
+        60.0, gt=0, description="An attempt not finished this long after it was claimed is tried again."
+    )
+    rotation_grace_s: float = Field(
+        86_400.0, ge=0, description="How long a rotated-out secret still signs (both signatures sent)."
+    )
+    disable_after_failing_s: float = Field(
+        5 * 86_400.0, gt=0, description="An endpoint failing continuously this long is disabled."
+    )
+    by_reference_bytes: int = Field(
+        256_000, gt=0, description="Payloads larger than this carry a URL to fetch the object instead."
+    )
+    endpoint_cache_s: int = Field(60, gt=0, description="Redis lifetime of a tenant's cached endpoint list.")
+    max_endpoints_per_tenant: int = Field(50, gt=0)
+    require_https: bool = Field(False, description="Refuse http:// endpoints and callback URLs.")
+    allow_loopback: bool = Field(
+        False, description="Test-only: let loopback addresses through the SSRF guard. Off in production."
+    )
+
+    @field_validator("retry_schedule_s")
+    @classmethod
+    def _non_negative(cls, delays: list[float]) -> list[float]:
+        if any(delay < 0 for delay in delays):
+            raise ValueError("retry delays must be >= 0")
+        return delays
+
+
 class Settings(BaseSettings):
     """Every setting of Switchyard, process-wide, passed in explicitly."""
 
@@ -190,6 +229,7 @@ class Settings(BaseSettings):
     rate_limits: RateLimitSettings = Field(default_factory=lambda: RateLimitSettings.model_validate({}))
     cache: CacheSettings = Field(default_factory=lambda: CacheSettings.model_validate({}))
     precompute: PrecomputeSettings = Field(default_factory=lambda: PrecomputeSettings.model_validate({}))
+    webhooks: WebhookSettings = Field(default_factory=lambda: WebhookSettings.model_validate({}))
     providers: dict[str, ProviderConfig] = Field(default_factory=dict)
     models: dict[str, ModelConfig] = Field(default_factory=dict)
     tiers: dict[str, TierConfig] = Field(default_factory=dict)

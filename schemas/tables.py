@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, Index, UniqueConstraint
+from sqlalchemy import JSON, Column, DateTime, Index, Text, UniqueConstraint
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
@@ -179,5 +179,74 @@ class KnownQuery(SQLModel, table=True):
     next_run_at: datetime = _timestamp(nullable=False)
     last_run_at: datetime | None = _timestamp()
     last_job_id: str | None = Field(default=None, max_length=40)
+    created_at: datetime = _timestamp(nullable=False)
+    updated_at: datetime = _timestamp(nullable=False)
+
+
+class WebhookEndpoint(SQLModel, table=True):
+    """A tenant's URL that wants signed events; its secret is stored as is, because it signs."""
+
+    __tablename__ = "webhook_endpoints"
+    __table_args__ = (Index("ix_webhook_endpoints_tenant_created", "tenant_id", "created_at"),)
+
+    id: str = Field(primary_key=True, max_length=40)
+    tenant_id: str = Field(foreign_key="tenants.id", max_length=40)
+    url: str = Field(max_length=2048)
+    event_types: list[str] = _json(nullable=False)
+    description: str = Field(default="", max_length=500)
+    secret: str = Field(max_length=100, description="whsec_..., needed in the clear to sign.")
+    previous_secret: str | None = Field(default=None, max_length=100)
+    previous_secret_expires_at: datetime | None = _timestamp()
+    enabled: bool = True
+    disabled_reason: str | None = Field(default=None, max_length=200)
+    disabled_at: datetime | None = _timestamp()
+    failing_since: datetime | None = _timestamp()
+    created_at: datetime = _timestamp(nullable=False)
+    updated_at: datetime = _timestamp(nullable=False)
+
+
+class TenantWebhookSecret(SQLModel, table=True):
+    """The tenant's default secret: it signs deliveries to a job's one-off ``callback_url``."""
+
+    __tablename__ = "tenant_webhook_secrets"
+
+    tenant_id: str = Field(primary_key=True, foreign_key="tenants.id", max_length=40)
+    secret: str = Field(max_length=100)
+    previous_secret: str | None = Field(default=None, max_length=100)
+    previous_secret_expires_at: datetime | None = _timestamp()
+    created_at: datetime = _timestamp(nullable=False)
+    updated_at: datetime = _timestamp(nullable=False)
+
+
+class WebhookDelivery(SQLModel, table=True):
+    """One event for one endpoint (or callback URL): its body, attempts and outcome.
+
+    ``status`` is pending, succeeded or failed (the dead letter). ``dedupe_key`` (event and
+    target) makes a second insert of the same event for the same target a no-op.
+    """
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        UniqueConstraint("dedupe_key", name="uq_webhook_deliveries_dedupe"),
+        Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
+        Index("ix_webhook_deliveries_tenant_created", "tenant_id", "created_at"),
+        Index("ix_webhook_deliveries_endpoint_created", "endpoint_id", "created_at"),
+    )
+
+    id: str = Field(primary_key=True, max_length=40)
+    tenant_id: str = Field(foreign_key="tenants.id", max_length=40)
+    event_id: str = Field(max_length=40, description="The webhook-id header, the same on every attempt.")
+    event_type: str = Field(max_length=64)
+    endpoint_id: str | None = Field(default=None, max_length=40, description="None: the callback URL.")
+    url: str = Field(max_length=2048)
+    dedupe_key: str = Field(max_length=90)
+    body: str = Field(sa_column=Column(Text, nullable=False))
+    status: str = Field(default="pending", max_length=16)
+    attempts: int = 0
+    next_attempt_at: datetime | None = _timestamp()
+    last_attempt_at: datetime | None = _timestamp()
+    last_status_code: int | None = None
+    last_error: str | None = Field(default=None, max_length=500)
+    last_response_ms: float | None = None
     created_at: datetime = _timestamp(nullable=False)
     updated_at: datetime = _timestamp(nullable=False)

@@ -19,6 +19,15 @@ class RedisKeys:
         """Celery queue of the reconciler and other housekeeping tasks."""
         return f"{self.prefix}.maintenance"
 
+    @property
+    def webhook_queue(self) -> str:
+        """Celery queue of webhook delivery attempts and their retry sweep (workers/webhooks/)."""
+        return f"{self.prefix}.webhooks"
+
+    def webhook_endpoints(self, tenant_id: str) -> str:
+        """JSON list of a tenant's webhook endpoints, cached for the emitting hot path."""
+        return f"{self.prefix}:webhooks:endpoints:{tenant_id}"
+
     def tenant_backlog(self, tier: str) -> str:
         """HASH tenant -> jobs queued in the tier, for fair queue order (workers/dispatch.py)."""
         return f"{self.prefix}:backlog:{tier}"
