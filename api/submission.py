@@ -92,7 +92,9 @@ def _insert(
     fields = {
         "tenant_id": principal.tenant_id,
         "tier": body.tier,
+        "kind": body.kind,
         "priority": body.priority,
+        "completion_window": body.completion_window,
         "cache_mode": policy.mode,
         "cache": cache,
         "request": body.request.model_dump(mode="json", exclude_none=True),

@@ -5,12 +5,26 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    ValidatorFunctionWrapHandler,
+    field_validator,
+)
 
-from schemas.openai import ChatRequest
+from schemas.openai import ChatRequest, EmbeddingRequest
 from schemas.tables import Job
 
 JobStatus = Literal["queued", "running", "succeeded", "failed", "canceled"]
+JobKind = Literal["chat", "embedding"]
+JobRequest = ChatRequest | EmbeddingRequest
+# The request body each kind of job carries.
+REQUEST_MODELS: dict[str, type[ChatRequest] | type[EmbeddingRequest]] = {
+    "chat": ChatRequest,
+    "embedding": EmbeddingRequest,
+}
 FINAL_STATUSES = frozenset({"succeeded", "failed", "canceled"})
 
 
@@ -20,7 +34,11 @@ class JobCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     tier: str = Field(min_length=1, max_length=64, examples=["small"])
-    request: ChatRequest
+    kind: JobKind = Field(
+        "chat",
+        description="chat: `request` is a chat.completions body; embedding: an embeddings body.",
+    )
+    request: JobRequest
     callback_url: str | None = Field(None, description="Called with the job when it ends.")
     cache: Literal["exact", "semantic", "off"] | None = Field(
         None,
@@ -35,7 +53,26 @@ class JobCreate(BaseModel):
         description="live: first in line; batch: leaves a reserve of each limit for live; "
         "precompute: only spare capacity.",
     )
+    completion_window: Literal["24h"] | None = Field(
+        None,
+        description="24h: a batch-priority job may wait for a provider's Batch API at its lower price "
+        "(docs/provider-batches.md).",
+    )
     metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("request", mode="wrap")
+    @classmethod
+    def _request_of_kind(cls, value: Any, handler: ValidatorFunctionWrapHandler, info: ValidationInfo) -> Any:
+        # Validate against the kind's body only, so errors name that body's fields.
+        return parse_request(info.data.get("kind", "chat"), value)
+
+
+def parse_request(kind: str, value: Any) -> JobRequest:
+    """The request body of a job of ``kind``, validated (a stored row's or a submitted one)."""
+    model = REQUEST_MODELS.get(kind, ChatRequest)
+    if isinstance(value, BaseModel) and not isinstance(value, model):
+        raise ValueError(f"a job of kind {kind!r} needs a {model.__name__} body")
+    return value if isinstance(value, model) else model.model_validate(value)
 
 
 class JobUsage(BaseModel):
@@ -66,6 +103,7 @@ class JobPublic(BaseModel):
 
     id: str
     object: Literal["job"] = "job"
+    kind: JobKind = "chat"
     tier: str
     priority: str
     status: JobStatus
@@ -97,6 +135,7 @@ class JobPublic(BaseModel):
         )
         return cls(
             id=job.id,
+            kind=job.kind,  # type: ignore[arg-type]
             tier=job.tier,
             priority=job.priority,
             status=job.status,  # type: ignore[arg-type]

@@ -23,6 +23,8 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG_FILE = PROJECT_ROOT / "infra" / "switchyard.toml"
 # Priority classes, highest first. Each has its own queue per tier; live is consumed first.
 PRIORITIES = ("live", "batch", "precompute")
+# OpenAI's Batch API costs half its live price; a model without batch prices assumes the same.
+BATCH_DISCOUNT = 0.5
 
 
 class ProviderConfig(BaseModel):
@@ -32,6 +34,9 @@ class ProviderConfig(BaseModel):
     base_url: str | None = None
     api_key: SecretStr = SecretStr("not-needed")
     timeout_s: float = Field(60.0, gt=0)
+    batch_api: bool = Field(
+        False, description="Batch-lane 24h jobs go through its Batch API (docs/provider-batches.md)."
+    )
 
 
 class ModelConfig(BaseModel):
@@ -39,12 +44,27 @@ class ModelConfig(BaseModel):
 
     provider: str
     model: str
+    kind: Literal["chat", "embedding"] = Field("chat", description="The kind of job the model serves.")
     input_usd_per_mtok: float = Field(0.0, ge=0)
     output_usd_per_mtok: float = Field(0.0, ge=0)
     context_window: int = Field(8192, gt=0)
     rpm: int | None = Field(None, gt=0, description="Requests per rate-limit window; none = unlimited.")
     tpm: int | None = Field(None, gt=0, description="Tokens per rate-limit window; none = unlimited.")
     max_concurrency: int | None = Field(None, gt=0, description="Calls in flight at once.")
+    batch_input_usd_per_mtok: float | None = Field(
+        None, ge=0, description="Price through the provider's Batch API; none = half the live price."
+    )
+    batch_output_usd_per_mtok: float | None = Field(None, ge=0)
+    dimensions: int | None = Field(None, gt=0, description="Vector length of an embedding model.")
+
+    def batch_prices(self) -> tuple[float, float]:
+        """USD per million input and output tokens through the provider's Batch API."""
+        input_price = self.batch_input_usd_per_mtok
+        output_price = self.batch_output_usd_per_mtok
+        return (
+            self.input_usd_per_mtok * BATCH_DISCOUNT if input_price is None else input_price,
+            self.output_usd_per_mtok * BATCH_DISCOUNT if output_price is None else output_price,
+        )
 
     @property
     def bucket(self) -> str:
@@ -103,6 +123,24 @@ class PrecomputeSettings(BaseModel):
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise ValueError(f"unknown IANA time zone {name!r}") from exc
         return name
+
+
+class ProviderBatchSettings(BaseModel):
+    """The provider Batch API lane: grouping, flushing and polling (docs/provider-batches.md)."""
+
+    max_lines: int = Field(10_000, gt=0, le=50_000, description="Jobs per provider batch (OpenAI: 50,000).")
+    max_bytes: int = Field(
+        100_000_000, gt=0, le=200_000_000, description="Input file size per provider batch (OpenAI: 200 MB)."
+    )
+    max_wait_s: float = Field(300.0, gt=0, description="A batch is sent this long after its first job.")
+    poll_interval_s: float = Field(30.0, gt=0, description="Beat period of the send-and-poll pass.")
+    resend_after_s: float = Field(
+        600.0, gt=0, description="A send or merge left unfinished this long (a crash) is taken up again."
+    )
+    max_send_attempts: int = Field(3, gt=0, description="Failed sends before the jobs run individually.")
+    lane_lease_s: int = Field(
+        93_600, gt=86_400, description="Lease of a job waiting in the lane; above the 24 h window."
+    )
 
 
 class RateLimitSettings(BaseModel):
@@ -175,6 +213,18 @@ class WebhookSettings(BaseModel):
         return delays
 
 
+class StreamingSettings(BaseModel):
+    """The tenant event stream and token streaming (docs/streaming.md)."""
+
+    event_retention_s: int = Field(86_400, gt=0, description="How far back GET /v1/events can resume.")
+    event_max_per_tenant: int = Field(
+        100_000, gt=0, description="Cap on a tenant's retained events, trimmed approximately."
+    )
+    keepalive_s: float = Field(15.0, gt=0, description="An idle SSE stream sends a comment this often.")
+    retry_ms: int = Field(3_000, gt=0, description="The SSE `retry:` hint: how soon a client reconnects.")
+    token_ttl_s: int = Field(600, gt=0, description="How long a job's streamed tokens stay readable.")
+
+
 class Settings(BaseSettings):
     """Every setting of Switchyard, process-wide, passed in explicitly."""
 
@@ -202,6 +252,9 @@ class Settings(BaseSettings):
     max_content_chars: int = 200_000
     max_tokens_limit: int = 32_768
     max_metadata_bytes: int = 16_384
+    max_embedding_inputs: int = Field(2048, gt=0, description="Texts in one embedding job.")
+    max_batch_bytes: int = Field(200_000_000, gt=0, description="Batch and file uploads (OpenAI: 200 MB).")
+    max_batch_lines: int = Field(50_000, gt=0, description="Lines in one batch (OpenAI: 50,000).")
     idempotency_ttl_s: int = 86_400
     max_wait_s: float = 60.0
 
@@ -229,6 +282,10 @@ class Settings(BaseSettings):
     rate_limits: RateLimitSettings = Field(default_factory=lambda: RateLimitSettings.model_validate({}))
     cache: CacheSettings = Field(default_factory=lambda: CacheSettings.model_validate({}))
     precompute: PrecomputeSettings = Field(default_factory=lambda: PrecomputeSettings.model_validate({}))
+    streaming: StreamingSettings = Field(default_factory=lambda: StreamingSettings.model_validate({}))
+    provider_batches: ProviderBatchSettings = Field(
+        default_factory=lambda: ProviderBatchSettings.model_validate({})
+    )
     webhooks: WebhookSettings = Field(default_factory=lambda: WebhookSettings.model_validate({}))
     providers: dict[str, ProviderConfig] = Field(default_factory=dict)
     models: dict[str, ModelConfig] = Field(default_factory=dict)
@@ -256,6 +313,8 @@ class Settings(BaseSettings):
             for alias in tier.models:
                 if alias not in self.models:
                     raise ValueError(f"tier {name!r} names unknown model {alias!r}")
+            if len({self.models[alias].kind for alias in tier.models}) > 1:
+                raise ValueError(f"tier {name!r} mixes chat and embedding models")
         if not self.task_soft_time_limit_s < self.task_time_limit_s < self.visibility_timeout_s:
             raise ValueError("need task_soft_time_limit_s < task_time_limit_s < visibility_timeout_s")
         if self.lease_s <= self.task_time_limit_s:
@@ -272,6 +331,10 @@ class Settings(BaseSettings):
         if self.database_url.startswith("postgresql://"):
             return "postgresql+psycopg://" + self.database_url.removeprefix("postgresql://")
         return self.database_url
+
+    def tier_kind(self, tier: str) -> str:
+        """The kind of job a tier serves: that of its models (a tier never mixes kinds)."""
+        return self.models[self.tiers[tier].models[0]].kind
 
     def queue_names(self) -> list[str]:
         """Every Celery queue: one per tier and priority."""

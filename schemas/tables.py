@@ -1,4 +1,4 @@
-"""SQLModel tables: tenants, API keys, jobs, usage, idempotency records and known queries.
+"""SQLModel tables: tenants, keys, jobs, usage, idempotency records, known queries, files, batches.
 
 The database row is the truth for a job; Celery messages carry only its id.
 """
@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, Index, Text, UniqueConstraint
+from sqlalchemy import JSON, Column, DateTime, Index, LargeBinary, Text, UniqueConstraint
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
@@ -80,6 +80,8 @@ class Job(SQLModel, table=True):
         Index("ix_jobs_tenant_created", "tenant_id", "created_at"),
         Index("ix_jobs_status_lease", "status", "lease_expires_at"),
         Index("ix_jobs_batch_line", "batch_id", "batch_line"),
+        # Batch accounting asks "is any job of this batch still open?" once per finished job.
+        Index("ix_jobs_batch_status", "batch_id", "status"),
     )
 
     id: str = Field(primary_key=True, max_length=40)
@@ -108,6 +110,9 @@ class Job(SQLModel, table=True):
     batch_line: int | None = Field(default=None, description="Its 0-based line in the batch's input.")
     custom_id: str | None = Field(default=None, max_length=512, description="The batch line's custom_id.")
     completion_window: str | None = Field(default=None, max_length=8, description="24h: may wait off-peak.")
+    provider_batch_id: str | None = Field(
+        default=None, max_length=40, index=True, description="The provider batch it went through, if any."
+    )
     lease_token: str | None = Field(default=None, max_length=40)
     lease_expires_at: datetime | None = _timestamp()
     not_before: datetime | None = _timestamp()
@@ -183,6 +188,67 @@ class KnownQuery(SQLModel, table=True):
     updated_at: datetime = _timestamp(nullable=False)
 
 
+class File(SQLModel, table=True):
+    """An uploaded or generated file, OpenAI-style (``file-...``).
+
+    Uploaded bytes live in ``file_contents``; a batch's output and error files have no bytes
+    of their own: they are read from the batch's job rows (``batch_id``) when asked for.
+    """
+
+    __tablename__ = "files"
+    __table_args__ = (Index("ix_files_tenant_created", "tenant_id", "created_at"),)
+
+    id: str = Field(primary_key=True, max_length=40)
+    tenant_id: str = Field(foreign_key="tenants.id", max_length=40)
+    purpose: str = Field(max_length=32, description="batch, batch_output or batch_errors")
+    filename: str = Field(max_length=512)
+    bytes: int = 0
+    batch_id: str | None = Field(default=None, max_length=40, description="The batch that generated it.")
+    created_at: datetime = _timestamp(nullable=False)
+
+
+class FileContent(SQLModel, table=True):
+    """The bytes of an uploaded file, apart from its metadata so listing never loads them."""
+
+    __tablename__ = "file_contents"
+
+    file_id: str = Field(primary_key=True, foreign_key="files.id", max_length=40)
+    data: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+class Batch(SQLModel, table=True):
+    """Many jobs submitted at once from one JSONL input, OpenAI Batch-style (``batch_...``)."""
+
+    __tablename__ = "batches"
+    __table_args__ = (
+        Index("ix_batches_tenant_created", "tenant_id", "created_at"),
+        Index("ix_batches_status", "status"),
+    )
+
+    id: str = Field(primary_key=True, max_length=40)
+    tenant_id: str = Field(foreign_key="tenants.id", max_length=40)
+    tier: str = Field(max_length=64)
+    endpoint: str = Field(max_length=64)
+    completion_window: str = Field(max_length=8)
+    status: str = Field(default="in_progress", max_length=16)
+    input_file_id: str | None = Field(default=None, max_length=40)
+    output_file_id: str | None = Field(default=None, max_length=40)
+    error_file_id: str | None = Field(default=None, max_length=40)
+    callback_url: str | None = Field(default=None, max_length=2048)
+    batch_metadata: dict[str, Any] = Field(default=None, sa_column=Column("metadata", JSONType, nullable=False))
+    total: int = Field(default=0, description="Input lines, skipped invalid ones included.")
+    invalid_lines: list[dict[str, Any]] = _json(nullable=False)
+    created_at: datetime = _timestamp(nullable=False)
+    in_progress_at: datetime | None = _timestamp()
+    finalizing_at: datetime | None = _timestamp()
+    completed_at: datetime | None = _timestamp()
+    failed_at: datetime | None = _timestamp()
+    cancelling_at: datetime | None = _timestamp()
+    cancelled_at: datetime | None = _timestamp()
+    expires_at: datetime | None = _timestamp()
+    expired_at: datetime | None = _timestamp()
+
+
 class WebhookEndpoint(SQLModel, table=True):
     """A tenant's URL that wants signed events; its secret is stored as is, because it signs."""
 
@@ -249,4 +315,31 @@ class WebhookDelivery(SQLModel, table=True):
     last_error: str | None = Field(default=None, max_length=500)
     last_response_ms: float | None = None
     created_at: datetime = _timestamp(nullable=False)
+    updated_at: datetime = _timestamp(nullable=False)
+
+
+class ProviderBatch(SQLModel, table=True):
+    """Batch-lane jobs sent together through a provider's Batch API (docs/provider-batches.md).
+
+    ``status``: open (taking jobs) -> sending -> submitted -> merging -> done. The member jobs
+    are the rows whose ``provider_batch_id`` and ``lease_token`` are this id.
+    """
+
+    __tablename__ = "provider_batches"
+    __table_args__ = (Index("ix_provider_batches_status", "status", "updated_at"),)
+
+    id: str = Field(primary_key=True, max_length=40)
+    provider: str = Field(max_length=64)
+    model: str = Field(max_length=128, description="The model alias every line goes to.")
+    status: str = Field(default="open", max_length=16)
+    lines: int = 0
+    bytes: int = 0
+    send_attempts: int = 0
+    input_file_id: str | None = Field(default=None, max_length=128)
+    remote_id: str | None = Field(default=None, max_length=128, description="The provider's batch id.")
+    remote_status: str | None = Field(default=None, max_length=32)
+    error_message: str | None = Field(default=None, max_length=2000)
+    created_at: datetime = _timestamp(nullable=False)
+    submitted_at: datetime | None = _timestamp()
+    finished_at: datetime | None = _timestamp()
     updated_at: datetime = _timestamp(nullable=False)
