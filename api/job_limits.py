@@ -8,14 +8,19 @@ from urllib.parse import urlsplit
 
 from schemas import errors
 from schemas.jobs import JobCreate
+from schemas.openai import ChatRequest, EmbeddingRequest
 from schemas.settings import Settings, TierConfig
 
 
 def check_job(body: JobCreate, settings: Settings) -> None:
     """Raise the first limit the job breaks; say what to change."""
     _check_tier_and_model(body, settings)
-    _check_messages(body, settings)
-    _check_max_tokens(body, settings)
+    _check_kind(body, settings)
+    if isinstance(body.request, EmbeddingRequest):
+        _check_inputs(body.request, settings)
+    else:
+        _check_messages(body.request, settings)
+        _check_max_tokens(body.request, settings)
     if body.callback_url is not None:
         check_callback_url(body.callback_url)
     _check_metadata(body.metadata, settings)
@@ -44,8 +49,37 @@ def _check_tier_and_model(body: JobCreate, settings: Settings) -> None:
         )
 
 
-def _check_messages(body: JobCreate, settings: Settings) -> None:
-    messages = body.request.messages
+def _check_kind(body: JobCreate, settings: Settings) -> None:
+    served = settings.tier_kind(body.tier)
+    if body.kind != served:
+        raise errors.WrongJobKind(
+            f"Tier {body.tier!r} serves {served} jobs, not {body.kind} jobs; pick a tier of "
+            f"kind {body.kind!r} or set `kind` to {served!r}.",
+            tier_kind=served,
+        )
+    if body.kind == "embedding" and body.cache == "semantic":
+        raise errors.CacheModeUnsupported(
+            "Embedding jobs cannot use the semantic cache; use `exact` or `off`."
+        )
+
+
+def _check_inputs(request: EmbeddingRequest, settings: Settings) -> None:
+    inputs = request.inputs()
+    if len(inputs) > settings.max_embedding_inputs:
+        raise errors.TooManyInputs(
+            f"{len(inputs)} inputs; at most {settings.max_embedding_inputs} are allowed in one job.",
+            max_inputs=settings.max_embedding_inputs,
+        )
+    total = sum(len(text) for text in inputs)
+    if total > settings.max_content_chars:
+        raise errors.ContentTooLong(
+            f"The inputs hold {total} characters; at most {settings.max_content_chars} are allowed.",
+            max_content_chars=settings.max_content_chars,
+        )
+
+
+def _check_messages(request: ChatRequest, settings: Settings) -> None:
+    messages = request.messages
     if len(messages) > settings.max_messages:
         raise errors.TooManyMessages(
             f"{len(messages)} messages; at most {settings.max_messages} are allowed.",
@@ -59,8 +93,8 @@ def _check_messages(body: JobCreate, settings: Settings) -> None:
         )
 
 
-def _check_max_tokens(body: JobCreate, settings: Settings) -> None:
-    requested = body.request.requested_max_tokens()
+def _check_max_tokens(request: ChatRequest, settings: Settings) -> None:
+    requested = request.requested_max_tokens()
     if requested is not None and not 1 <= requested <= settings.max_tokens_limit:
         raise errors.MaxTokensOutOfRange(
             f"max_tokens must be between 1 and {settings.max_tokens_limit}; got {requested}.",

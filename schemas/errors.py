@@ -8,18 +8,31 @@ Every error carries an HTTP status, a stable ``code`` and whether retrying may h
     │   ├── UnknownModel (400 unknown_model)
     │   ├── MetadataTooLarge (400 metadata_too_large)
     │   ├── InvalidCallbackUrl (400 invalid_callback_url)
+    │   ├── UnsafeCallbackUrl (400 unsafe_callback_url: the SSRF guard)
+    │   ├── UnknownEventType (400 unknown_event_type)
+    │   ├── TooManyWebhookEndpoints (400 too_many_webhook_endpoints)
     │   ├── TooManyMessages (400 too_many_messages)
     │   ├── ContentTooLong (400 content_too_long)
     │   ├── MaxTokensOutOfRange (400 max_tokens_out_of_range)
+    │   ├── WrongJobKind (400 wrong_job_kind)
+    │   ├── TooManyInputs (400 too_many_inputs)
+    │   ├── CacheModeUnsupported (400 cache_mode_unsupported)
     │   ├── InvalidIdempotencyKey (400 invalid_idempotency_key)
+    │   ├── InvalidLastEventId (400 invalid_last_event_id)
     │   └── InvalidSchedule (400 invalid_schedule)
     ├── RequestValidationFailed (422 validation_error)
     ├── IdempotencyKeyReused (422 idempotency_key_reused)
+    ├── InvalidBatchFile (422 invalid_batch_file; ``errors`` lists bad lines by number)
     ├── PayloadTooLarge (413 payload_too_large)
+    │   └── BatchTooLarge (413 batch_too_large)
+    ├── UnsupportedMediaType (415 unsupported_media_type)
     ├── AuthenticationFailed (401 invalid_api_key)
     ├── PermissionDenied (403 insufficient_scope)
     ├── NotFound (404 not_found)
     ├── JobNotCancelable (409 job_not_cancelable)
+    ├── DeliveryPending (409 delivery_pending)
+    ├── WebhookEndpointDisabled (409 webhook_endpoint_disabled)
+    ├── BatchNotCancelable (409 batch_not_cancelable)
     ├── KnownQueryExists (409 known_query_exists)
     ├── ServiceUnavailable (503 service_unavailable, retryable)
     ├── TooManyRequests (429 too_many_requests, retryable; answered with Retry-After)
@@ -87,6 +100,20 @@ class InvalidCallbackUrl(InvalidRequest):
     code = "invalid_callback_url"
 
 
+class UnsafeCallbackUrl(InvalidRequest):
+    """A webhook URL that could reach a non-public address, or with a scheme not allowed."""
+
+    code = "unsafe_callback_url"
+
+
+class UnknownEventType(InvalidRequest):
+    code = "unknown_event_type"
+
+
+class TooManyWebhookEndpoints(InvalidRequest):
+    code = "too_many_webhook_endpoints"
+
+
 class TooManyMessages(InvalidRequest):
     code = "too_many_messages"
 
@@ -99,6 +126,22 @@ class MaxTokensOutOfRange(InvalidRequest):
     code = "max_tokens_out_of_range"
 
 
+class WrongJobKind(InvalidRequest):
+    """A job whose kind the tier does not serve, e.g. an embedding job on a chat tier."""
+
+    code = "wrong_job_kind"
+
+
+class TooManyInputs(InvalidRequest):
+    code = "too_many_inputs"
+
+
+class CacheModeUnsupported(InvalidRequest):
+    """A cache mode the job's kind cannot use (semantic matching is for chat questions)."""
+
+    code = "cache_mode_unsupported"
+
+
 class InvalidIdempotencyKey(InvalidRequest):
     code = "invalid_idempotency_key"
 
@@ -108,6 +151,12 @@ class InvalidSchedule(InvalidRequest):
     ``param`` names the field."""
 
     code = "invalid_schedule"
+
+
+class InvalidLastEventId(InvalidRequest):
+    """A ``Last-Event-ID`` that is not an event id of GET /v1/events."""
+
+    code = "invalid_last_event_id"
 
 
 class RequestValidationFailed(SwitchyardError):
@@ -123,6 +172,24 @@ class IdempotencyKeyReused(SwitchyardError):
 class PayloadTooLarge(SwitchyardError):
     status_code = 413
     code = "payload_too_large"
+
+
+class BatchTooLarge(PayloadTooLarge):
+    """A batch input over the line limit (the byte limit answers ``payload_too_large``)."""
+
+    code = "batch_too_large"
+
+
+class InvalidBatchFile(SwitchyardError):
+    """A batch input with bad lines; ``errors`` gives each line's number, code and reason."""
+
+    status_code = 422
+    code = "invalid_batch_file"
+
+
+class UnsupportedMediaType(SwitchyardError):
+    status_code = 415
+    code = "unsupported_media_type"
 
 
 class AuthenticationFailed(SwitchyardError):
@@ -143,6 +210,27 @@ class NotFound(SwitchyardError):
 class JobNotCancelable(SwitchyardError):
     status_code = 409
     code = "job_not_cancelable"
+
+
+class BatchNotCancelable(SwitchyardError):
+    """The batch already ended; ``status`` says how."""
+
+    status_code = 409
+    code = "batch_not_cancelable"
+
+
+class DeliveryPending(SwitchyardError):
+    """A webhook delivery still being tried cannot be redelivered yet."""
+
+    status_code = 409
+    code = "delivery_pending"
+
+
+class WebhookEndpointDisabled(SwitchyardError):
+    """Redelivery to a disabled endpoint; enable it first (PATCH ``enabled: true``)."""
+
+    status_code = 409
+    code = "webhook_endpoint_disabled"
 
 
 class KnownQueryExists(SwitchyardError):

@@ -1,8 +1,8 @@
-"""OpenAI-compatible chat.completions shapes: the request a job carries and the result it stores."""
+"""OpenAI-compatible shapes (chat.completions, embeddings): a job's request and the result it stores."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -87,3 +87,56 @@ class ChatCompletion(BaseModel):
     model: str
     choices: list[Choice] = Field(min_length=1)
     usage: CompletionUsage
+
+
+class EmbeddingRequest(BaseModel):
+    """An embeddings request body; ``model`` is optional because the tier routes."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str | None = Field(None, max_length=128)
+    input: str | list[Annotated[str, Field(min_length=1)]] = Field(
+        min_length=1, description="One text or a list of texts, none empty."
+    )
+    encoding_format: Literal["float", "base64"] | None = None
+    dimensions: int | None = Field(None, gt=0, le=8192)
+    user: str | None = Field(None, max_length=256)
+
+    def inputs(self) -> list[str]:
+        """The texts to embed, as a list."""
+        return [self.input] if isinstance(self.input, str) else list(self.input)
+
+    def requested_max_tokens(self) -> None:
+        """Embeddings generate no tokens, so nothing beyond the prompt is reserved."""
+        return None
+
+
+class EmbeddingUsage(BaseModel):
+    """Token counts of an embeddings call; embeddings have no completion tokens."""
+
+    prompt_tokens: int = Field(ge=0)
+    total_tokens: int = Field(ge=0)
+
+    @property
+    def completion_tokens(self) -> int:
+        """Always 0, so usage and cost code treat both kinds of call alike."""
+        return 0
+
+
+class Embedding(BaseModel):
+    """One input's vector: a list of floats, or base64 of little-endian float32."""
+
+    object: Literal["embedding"] = "embedding"
+    index: int = Field(ge=0)
+    embedding: list[float] | str
+
+
+class EmbeddingList(BaseModel):
+    """The embeddings list object: one vector per input, in input order."""
+
+    model_config = ConfigDict(extra="allow")
+
+    object: Literal["list"] = "list"
+    data: list[Embedding]
+    model: str
+    usage: EmbeddingUsage
