@@ -9,6 +9,9 @@ import typer
 
 from schemas.settings import Settings
 
+# Line errors of a rejected batch printed before "... and N more".
+SHOWN_LINE_ERRORS = 20
+
 
 def api_key_or_demo(api_key: str | None, settings: Settings) -> str:
     """The given key, else the demo key that ``switchyard up`` saved."""
@@ -22,26 +25,45 @@ def api_key_or_demo(api_key: str | None, settings: Settings) -> str:
     )
 
 
-def call(settings: Settings, api_key: str, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
-    """Call the API; on an error answer, print its code and message and exit 1."""
+def send(settings: Settings, api_key: str, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    """Call the API; on no answer or an error answer, say what went wrong and exit 1."""
     try:
         response = httpx.request(
             method,
             settings.api_url + path,
-            headers={"Authorization": f"Bearer {api_key}"},
+            headers={"Authorization": f"Bearer {api_key}", **kwargs.pop("headers", {})},
             timeout=kwargs.pop("timeout", 30.0),
             **kwargs,
         )
     except httpx.HTTPError as exc:
         typer.secho(
-            f"Cannot reach the API at {settings.api_url}: {exc}. Is `switchyard up` running?",
+            f"Cannot reach the API at {settings.api_url}: {exc}. Start it with `make run` "
+            "(or `switchyard up`) in another terminal, or point SWITCHYARD_API_URL at a running one.",
             fg="red",
             err=True,
         )
         raise typer.Exit(1) from exc
-    body: dict[str, Any] = response.json()
     if response.status_code >= 400:
-        error = body.get("error", {})
-        typer.secho(f"{response.status_code} {error.get('code')}: {error.get('message')}", fg="red", err=True)
+        _print_error(response)
         raise typer.Exit(1)
+    return response
+
+
+def call(settings: Settings, api_key: str, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+    """Call the API and return its JSON answer; on an error, print its code and message and exit 1."""
+    body: dict[str, Any] = send(settings, api_key, method, path, **kwargs).json()
     return body
+
+
+def _print_error(response: httpx.Response) -> None:
+    try:
+        error = response.json().get("error", {})
+    except ValueError:
+        error = {"code": "unexpected_answer", "message": response.text[:500]}
+    typer.secho(f"{response.status_code} {error.get('code')}: {error.get('message')}", fg="red", err=True)
+    line_errors = error.get("errors") or []
+    for entry in line_errors[:SHOWN_LINE_ERRORS]:
+        typer.secho(f"  line {entry.get('line')}: {entry.get('code')}: {entry.get('message')}", err=True)
+    more = len(line_errors[SHOWN_LINE_ERRORS:]) + int(error.get("more_errors") or 0)
+    if more:
+        typer.secho(f"  ... and {more} more invalid line(s)", err=True)

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from cli.admin import keys_app, tenants_app
+from cli.batches import batch_app
 from cli.jobs import jobs_app, submit
 from schemas.settings import load_settings
 
@@ -20,6 +21,7 @@ app = typer.Typer(
 app.add_typer(tenants_app, name="tenants")
 app.add_typer(keys_app, name="keys")
 app.add_typer(jobs_app, name="jobs")
+app.add_typer(batch_app, name="batch")
 app.command("submit")(submit)
 
 
