@@ -9,7 +9,7 @@ from fastapi import FastAPI
 
 from api.body_limit import BodySizeLimit
 from api.errors import install_error_handlers
-from api.routes import cache, health, jobs, known_queries, limits
+from api.routes import cache, events, health, jobs, known_queries, limits
 from api.services import Services
 from schemas.settings import Settings, load_settings
 from workers.logging import configure_logging
@@ -31,7 +31,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await services.waiter.start()
+        await services.event_hub.start()
         yield
+        await services.event_hub.stop()
         await services.waiter.stop()
         services.close()
 
@@ -41,6 +43,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodySizeLimit, max_bytes=services.settings.max_body_bytes)
     app.include_router(health.router)
     app.include_router(jobs.router)
+    app.include_router(events.router)
     app.include_router(limits.router)
     app.include_router(cache.router)
     app.include_router(known_queries.router)

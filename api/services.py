@@ -9,6 +9,7 @@ from redis import Redis
 from sqlalchemy.engine import Engine
 
 from api.admission import Admission
+from api.event_hub import EventHub
 from api.job_waiter import JobWaiter
 from api.keys import Principal
 from api.publish_marks import PublishMarks
@@ -56,6 +57,7 @@ class Services:
     redis: Redis
     keys: RedisKeys
     waiter: JobWaiter
+    event_hub: EventHub
     principals: PrincipalCache
     publish_marks: PublishMarks
     limiter: Limiter
@@ -80,6 +82,7 @@ class Services:
             redis=redis,
             keys=keys,
             waiter=JobWaiter(settings.redis_url, keys.job_events),
+            event_hub=EventHub(settings.redis_url, keys.tenant_event_notices),
             principals=PrincipalCache(),
             publish_marks=PublishMarks(engine),
             limiter=limiter,

@@ -121,6 +121,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterator[
         # suite's bursts of submissions do not trip.
         "rate_limits__window_s": "2",
         "rate_limits__tenant_rpm": "100000",
+        # SSE keep-alives every second, so test readers notice a close promptly.
+        "streaming__keepalive_s": "1",
     }
     settings = make_test_settings(var_dir, redis_url)
     env = {

@@ -14,6 +14,19 @@ class RedisKeys:
         """Pub/sub channel: one message per job reaching a final state."""
         return f"{self.prefix}:events:jobs"
 
+    def tenant_events(self, tenant_id: str) -> str:
+        """STREAM of a tenant's final-state events, what GET /v1/events reads (workers/event_log.py)."""
+        return f"{self.prefix}:events:tenant:{tenant_id}"
+
+    @property
+    def tenant_event_notices(self) -> str:
+        """Pub/sub channel: the id of a tenant whose event stream just grew."""
+        return f"{self.prefix}:events:notices"
+
+    def job_tokens(self, job_id: str) -> str:
+        """STREAM of a streaming job's text deltas, short-lived (workers/token_stream.py)."""
+        return f"{self.prefix}:tokens:{job_id}"
+
     @property
     def maintenance_queue(self) -> str:
         """Celery queue of the reconciler and other housekeeping tasks."""

@@ -19,6 +19,8 @@ from schemas.jobs import JobPublic
 from schemas.settings import Settings
 from schemas.tables import Job, utcnow
 from workers.events import publish_job_event
+from workers import batches
+from workers.event_log import record_event
 from workers.ids import new_id
 from workers.keys import RedisKeys
 
@@ -56,3 +58,5 @@ class Outcomes:
 
     def emit(self, event: Event) -> None:
         """Hand one event to every consumer of events."""
+        record_event(self.redis, self.keys, self.settings.streaming, event)  # GET /v1/events
+        self.webhooks.emit(event)  # signed webhooks to endpoints and callback URLs

@@ -1,0 +1,50 @@
+"""The tenant event log: every final state, kept per tenant in a Redis stream for GET /v1/events.
+
+Each tenant has one Redis stream; its entry ids (``<ms>-<seq>``) are the SSE event ids a client
+resumes from with ``Last-Event-ID``. Entries older than the retention window are trimmed on
+each write (``XTRIM MINID ~``), a cap bounds a burst (``MAXLEN ~``), and an idle tenant's
+stream expires with the window. A notice on one pub/sub channel wakes the API processes.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import TYPE_CHECKING
+
+from redis import Redis
+
+from schemas.settings import StreamingSettings
+from workers.keys import RedisKeys
+
+if TYPE_CHECKING:
+    from workers.outcomes import Event
+
+
+def event_json(event: Event) -> str:
+    """The event as clients see it in ``data:``: ``{id, type, timestamp, data}``."""
+    body = {"id": event.id, "type": event.type, "timestamp": event.timestamp.isoformat(), "data": event.data}
+    return json.dumps(body, separators=(",", ":"))
+
+
+def retention_floor(settings: StreamingSettings, now_ms: int | None = None) -> int:
+    """The millisecond time before which events are no longer kept."""
+    now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+    return max(0, now_ms - settings.event_retention_s * 1000)
+
+
+def record_event(redis: Redis, keys: RedisKeys, settings: StreamingSettings, event: Event) -> str:
+    """Append the event to its tenant's stream, trim what fell out of the window, notify readers."""
+    key = keys.tenant_events(event.tenant_id)
+    pipe = redis.pipeline(transaction=True)
+    pipe.xadd(
+        key,
+        {"type": event.type, "event": event_json(event)},
+        maxlen=settings.event_max_per_tenant,
+        approximate=True,
+    )
+    pipe.xtrim(key, minid=f"{retention_floor(settings)}-0", approximate=True)
+    pipe.expire(key, settings.event_retention_s)
+    pipe.publish(keys.tenant_event_notices, event.tenant_id)
+    stream_id = pipe.execute()[0]
+    return stream_id.decode() if isinstance(stream_id, bytes) else str(stream_id)
