@@ -16,6 +16,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--fail-rate", type=float, default=0.0, help="random 500/503 share, 0..1")
     parser.add_argument("--window-s", type=float, default=60.0, help="rate-limit window length")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--batch-delay-s", type=float, default=0.5, help="how long a batch runs before it completes"
+    )
     return parser.parse_args(argv)
 
 
@@ -31,6 +34,7 @@ def main(argv: list[str] | None = None) -> None:
         args.fail_rate,
         args.window_s,
         args.seed,
+        args.batch_delay_s,
     )
 
 

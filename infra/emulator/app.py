@@ -1,4 +1,5 @@
-"""The provider emulator's ASGI app: OpenAI's chat.completions, embeddings and models routes.
+"""The provider emulator's ASGI app: OpenAI's chat.completions, embeddings, models, files and
+batches routes.
 
 The /v1 routes are plain Starlette routes that read the JSON by hand, because benchmarks push
 thousands of calls a second through them and FastAPI's body validation would dominate. The
@@ -9,8 +10,10 @@ import json
 
 from fastapi import FastAPI, Request, Response
 
+from infra.emulator.batch_api import router as batch_router
 from infra.emulator.calls import BadRequest, parse_chat, parse_embeddings, read_json
 from infra.emulator.control import router as control_router
+from infra.emulator.file_api import router as file_router
 from infra.emulator.provider import Emulator, EmulatorConfig, current_emulator
 
 __all__ = ["EmulatorConfig", "create_app"]
@@ -52,4 +55,6 @@ def create_app(config: EmulatorConfig | None = None) -> FastAPI:
     app.add_route("/v1/embeddings", embeddings, methods=["POST"])
     app.add_route("/v1/models", list_models, methods=["GET"])
     app.include_router(control_router)
+    app.include_router(file_router)
+    app.include_router(batch_router)
     return app

@@ -25,8 +25,10 @@ from typing import Any
 
 from fastapi import Request, Response
 
+from infra.emulator.batches import BatchPlan, EmulatedBatch
 from infra.emulator.calls import BadRequest
 from infra.emulator.faults import Fault, FaultPlan, error_body
+from infra.emulator.files import FileStore
 from infra.emulator.limits import Decision, RateLimiter, format_duration
 
 Build = Callable[[], tuple[dict[str, Any], int]]
@@ -42,6 +44,7 @@ class EmulatorConfig:
     fail_rate: float = 0.0
     seed: int = 0
     window_s: float = 60.0
+    batch_delay_s: float = 0.5  # how long a batch stays in_progress before its lines are answered
 
 
 @dataclass
@@ -52,6 +55,8 @@ class Stats:
     tokens: int = 0
     by_status: Counter[str] = field(default_factory=Counter)
     by_model: Counter[str] = field(default_factory=Counter)
+    batches: int = 0  # batches created (their lines are not requests on the live routes)
+    batch_lines: int = 0
 
 
 def retry_headers(seconds: float) -> dict[str, str]:
@@ -70,6 +75,10 @@ class Emulator:
         self.limiters: dict[str, RateLimiter] = {}
         self.plan = FaultPlan(seed=config.seed)
         self.stats = Stats()
+        self.files = FileStore()
+        self.batches: dict[str, EmulatedBatch] = {}
+        self.batch_tasks: set[asyncio.Task[None]] = set()
+        self.batch_plan = BatchPlan(config.batch_delay_s)
 
     def limiter(self, model: str) -> RateLimiter:
         """Return a model's rate limiter, created with the configured limits on first use."""
@@ -90,6 +99,7 @@ class Emulator:
         for limiter in self.limiters.values():
             limiter.reset()
         self.plan.clear()
+        self.batch_plan = BatchPlan(self.config.batch_delay_s)
 
     def respond(self, status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
         """Count and build a JSON response; body is JSON-ready data or raw bytes."""

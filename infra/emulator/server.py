@@ -15,10 +15,17 @@ def serve(
     fail_rate: float = 0.0,
     window_s: float = 60.0,
     seed: int = 0,
+    batch_delay_s: float = 0.5,
 ) -> None:
     """Serve an emulator until interrupted."""
     config = EmulatorConfig(
-        rpm=rpm, tpm=tpm, latency_ms=latency_ms, fail_rate=fail_rate, seed=seed, window_s=window_s
+        rpm=rpm,
+        tpm=tpm,
+        latency_ms=latency_ms,
+        fail_rate=fail_rate,
+        seed=seed,
+        window_s=window_s,
+        batch_delay_s=batch_delay_s,
     )
     uvicorn.run(
         create_app(config),
