@@ -9,7 +9,19 @@ from fastapi import FastAPI
 
 from api.body_limit import BodySizeLimit
 from api.errors import install_error_handlers
-from api.routes import cache, events, health, jobs, known_queries, limits
+from api.routes import (
+    batches,
+    cache,
+    events,
+    files,
+    health,
+    jobs,
+    known_queries,
+    limits,
+    webhook_deliveries,
+    webhook_endpoints,
+    webhook_secret,
+)
 from api.services import Services
 from schemas.settings import Settings, load_settings
 from workers.logging import configure_logging
@@ -40,11 +52,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="Switchyard", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     app.state.services = services
     install_error_handlers(app)
-    app.add_middleware(BodySizeLimit, max_bytes=services.settings.max_body_bytes)
+    app.add_middleware(
+        BodySizeLimit,
+        max_bytes=services.settings.max_body_bytes,
+        upload_max_bytes=services.settings.max_batch_bytes,
+    )
     app.include_router(health.router)
     app.include_router(jobs.router)
     app.include_router(events.router)
     app.include_router(limits.router)
     app.include_router(cache.router)
     app.include_router(known_queries.router)
+    app.include_router(files.router)
+    app.include_router(batches.router)
+    app.include_router(webhook_endpoints.router)
+    app.include_router(webhook_deliveries.router)
+    app.include_router(webhook_secret.router)
     return app

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 
 from redis import Redis
@@ -18,11 +19,12 @@ from sqlalchemy.engine import Engine
 from schemas.jobs import JobPublic
 from schemas.settings import Settings
 from schemas.tables import Job, utcnow
-from workers.events import publish_job_event
 from workers import batches
 from workers.event_log import record_event
+from workers.events import publish_job_event
 from workers.ids import new_id
 from workers.keys import RedisKeys
+from workers.webhooks.emitter import WebhookEmitter
 
 
 @dataclass(frozen=True)
@@ -45,12 +47,18 @@ class Outcomes:
     redis: Redis
     keys: RedisKeys
 
+    @cached_property
+    def webhooks(self) -> WebhookEmitter:
+        """Signed webhook deliveries of this process's events (workers/webhooks/)."""
+        return WebhookEmitter(self.settings, self.engine, self.redis, self.keys)
+
     def announce_job(self, job: Job) -> None:
         """Tell everyone who waits on this job that it reached ``job.status``."""
         public = JobPublic.from_row(job)
         # The wake-up carries the finished job, so a waiting API answers without reading the row.
         publish_job_event(self.redis, self.keys, job.id, job.tenant_id, job.status, job=public)
         self.emit(Event(job.tenant_id, f"job.{job.status}", public.model_dump(mode="json")))
+        batches.job_ended(self, job)  # the batch ends with its last job (workers/batches.py)
 
     def announce_batch(self, tenant_id: str, status: str, batch: dict[str, Any]) -> None:
         """Tell the tenant a batch ended: ``batch.completed``, ``batch.failed`` or ``batch.canceled``."""

@@ -44,6 +44,14 @@ class ExactCache:
         raw = self.redis.get(self.keys.exact_entry(tenant_id, tier, key))
         return json.loads(raw) if raw else None  # type: ignore[arg-type]
 
+    def get_many(self, tenant_id: str, tier: str, keys: list[str]) -> list[dict[str, Any] | None]:
+        """The entries of many keys, with one MGET per ``SCAN_BATCH`` keys."""
+        found: list[dict[str, Any] | None] = []
+        for start in range(0, len(keys), SCAN_BATCH):
+            names = [self.keys.exact_entry(tenant_id, tier, key) for key in keys[start : start + SCAN_BATCH]]
+            found.extend(json.loads(raw) if raw else None for raw in self.redis.mget(names))  # type: ignore[union-attr]
+        return found
+
     def put(self, tenant_id: str, tier: str, key: str, entry: Mapping[str, Any], ttl_s: int) -> None:
         self.redis.set(self.keys.exact_entry(tenant_id, tier, key), json.dumps(entry), ex=ttl_s)
 

@@ -1,0 +1,169 @@
+"""Accepting a batch: read every line, then insert the batch and its jobs in bulk, then publish.
+
+Nothing is queued unless every line is valid (or the caller asked to skip bad lines). The
+batch and its job rows are committed in one transaction before any message is published,
+so a crash in between leaves queued rows the reconciler publishes. Lines the exact cache
+answers are inserted finished and never queued.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from api.batch_lines import LineJob, LineReader, ParsedLines, reject_invalid
+from api.job_limits import check_callback_url, known_tier
+from api.keys import Principal
+from api.services import Services
+from schemas import errors
+from schemas.tables import Batch, Job, utcnow
+from workers import batch_store, batches
+from workers.cache import policy as cache_policy
+from workers.cache.exact import request_key
+from workers.ids import new_id
+from workers.store import COLUMNS
+
+COMPLETION_WINDOWS = {"24h": timedelta(hours=24)}
+# Every column of a job row at its default, so each executemany row has the same keys.
+JOB_DEFAULTS: dict[str, Any] = Job.model_construct(id="").model_dump()
+
+
+@dataclass
+class BatchOrder:
+    """What the caller asked for, whichever form they used."""
+
+    endpoint: str
+    completion_window: str
+    tier: str | None = None
+    callback_url: str | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
+    skip_invalid_lines: bool = False
+    input_file_id: str | None = None
+
+
+def check_order(services: Services, order: BatchOrder) -> None:
+    """The batch-wide fields, before any line is read."""
+    if order.tier is not None:
+        known_tier(services.settings, order.tier)
+    if order.callback_url is not None:
+        check_callback_url(order.callback_url)
+    size = len(json.dumps(order.metadata))
+    if size > services.settings.max_metadata_bytes:
+        raise errors.MetadataTooLarge(
+            f"metadata is {size} bytes as JSON; at most {services.settings.max_metadata_bytes} are allowed.",
+            max_metadata_bytes=services.settings.max_metadata_bytes,
+        )
+
+
+def reader_for(services: Services, order: BatchOrder) -> LineReader:
+    """A line reader for the order's endpoint, tier and window."""
+    check_order(services, order)
+    return LineReader(services.settings, order.endpoint, order.tier, order.completion_window)
+
+
+def submit_batch(services: Services, principal: Principal, order: BatchOrder, parsed: ParsedLines) -> Batch:
+    """Insert the batch and its jobs, publish the queued ones; the new batch row."""
+    if not order.skip_invalid_lines:
+        reject_invalid(parsed)
+    services.admission.check_tenant_rate(principal)
+    tier = parsed.tier or order.tier
+    if tier is not None and parsed.jobs:
+        services.admission.check_tier(tier, "batch")
+    batch = _new_batch(principal, order, parsed, tier)
+    hits = _look_up_cache(services, principal, parsed.jobs)
+    rows = [_job_row(principal, batch, line, hit) for line, hit in zip(parsed.jobs, hits, strict=True)]
+    with services.engine.begin() as connection:
+        batch_store.insert_batch(connection, batch)
+        batch_store.insert_jobs(connection, rows)
+    queued = [row["id"] for row in rows if row["status"] == "queued"]
+    _publish(services, queued, batch)
+    if batch.status == "failed":
+        batches.fail(services.outcomes, batch.id)
+    elif not queued:  # the exact cache answered every line: the batch is already done
+        batches.close(services.outcomes, batch.id)
+    return batch
+
+
+def _new_batch(principal: Principal, order: BatchOrder, parsed: ParsedLines, tier: str | None) -> Batch:
+    now = utcnow()
+    window = COMPLETION_WINDOWS.get(order.completion_window)
+    failed = not parsed.jobs  # only when every line was invalid and skipped
+    return Batch(
+        id=new_id("batch"),
+        tenant_id=principal.tenant_id,
+        tier=tier or "",
+        endpoint=order.endpoint,
+        completion_window=order.completion_window,
+        status="failed" if failed else "in_progress",
+        input_file_id=order.input_file_id,
+        callback_url=order.callback_url,
+        batch_metadata=order.metadata,
+        total=parsed.total,
+        invalid_lines=[error.as_dict() for error in parsed.invalid],
+        created_at=now,
+        in_progress_at=None if failed else now,
+        failed_at=now if failed else None,
+        expires_at=now + window if window else None,
+    )
+
+
+def _look_up_cache(services: Services, principal: Principal, lines: list[LineJob]) -> list[Any]:
+    """Per line: (policy, key, hit); the exact lookups share pipelined round trips."""
+    found: list[Any] = []
+    probes: list[tuple[str, dict[str, Any]]] = []
+    for line in lines:
+        body = line.job
+        tier = services.settings.tiers[body.tier]
+        policy = cache_policy.resolve(body.cache, body.cache_ttl, body.request, tier)
+        request = body.request.model_dump(mode="json", exclude_none=True)
+        key = request_key(principal.tenant_id, body.tier, request) if policy.enabled else None
+        found.append([policy, key, request, None])
+        if key is not None:
+            probes.append((key, request))
+    if probes:
+        tier_name = lines[0].job.tier
+        hits = iter(services.results.lookup_many(principal.tenant_id, tier_name, probes))
+        for entry in found:
+            if entry[1] is not None:
+                entry[3] = next(hits)
+    return found
+
+
+def _job_row(principal: Principal, batch: Batch, line: LineJob, probe: list[Any]) -> dict[str, Any]:
+    """The jobs-table row of one line (column names), finished already on a cache hit."""
+    policy, key, request, hit = probe
+    now = batch.created_at
+    cache = {"mode": policy.mode, "ttl_s": policy.ttl_s, "key": key, "hit": None}
+    row: dict[str, Any] = {
+        **JOB_DEFAULTS,
+        "id": new_id("job"),
+        "tenant_id": principal.tenant_id,
+        "tier": line.job.tier,
+        "kind": line.job.kind,
+        "priority": "batch",
+        "cache_mode": policy.mode,
+        "status": "queued",
+        "request": request,
+        "cache": cache,
+        "attempt_log": [],
+        "job_metadata": {},
+        "batch_id": batch.id,
+        "batch_line": line.index,
+        "custom_id": line.custom_id,
+        "completion_window": line.job.completion_window,
+        "created_at": now,
+        "updated_at": now,
+    }
+    if hit is not None:
+        row.update(hit.as_job_fields(cache))
+    return {COLUMNS[name]: value for name, value in row.items()}
+
+
+def _publish(services: Services, job_ids: list[str], batch: Batch) -> None:
+    if not job_ids or "skip_publish_after_commit" in services.settings.inject_faults:
+        return  # the fault: behave as if the process died between commit and publish
+    services.dispatcher.publish_many(job_ids, batch.tier, "batch", batch.tenant_id)
+    for job_id in job_ids:
+        services.publish_marks.add(job_id)
