@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install run test lint typecheck pytest bench-overhead bench-ratelimit bench-cache clean
+.PHONY: install run demo test lint typecheck pytest bench-overhead bench-ratelimit bench-cache clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,6 +22,9 @@ install: $(STAMP)  ## create .venv and install Switchyard with its dev tools
 
 run: install  ## migrate, create the demo key, start API, workers, beat, Flower, emulator
 	$(BIN)/switchyard up
+
+demo: install  ## summarise examples/documents with the local model in one batch, with a progress bar
+	$(BIN)/switchyard demo
 
 lint: install
 	$(BIN)/ruff check .

@@ -21,6 +21,8 @@ TEMPLATE_FIELDS = ("text", "name", "path")
 TEXT_FIELDS = ("text", "body", "content")
 HEADING_FIELDS = ("title", "subject")
 CHAT_URL = "/v1/chat/completions"
+# Instructions after the text: the small local model follows them better than instructions first.
+DEFAULT_TEMPLATE = "{text}\n\nSummarise the text above in one sentence."
 
 
 class BuildError(ValueError):

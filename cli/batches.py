@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 
 from cli.api_client import api_key_or_demo, call
-from cli.batch_build import BuildError, build_lines, write_jsonl
+from cli.batch_build import DEFAULT_TEMPLATE, BuildError, build_lines, write_jsonl
 from cli.batch_client import (
     BatchOptions,
     default_output_path,
@@ -42,7 +42,7 @@ def build(
     template: Annotated[
         str,
         typer.Option(help="Prompt per document: {text} is its text, {name} its file name, {path} its path."),
-    ] = "Summarise in one sentence: {text}",
+    ] = DEFAULT_TEMPLATE,
     tier: Annotated[
         str, typer.Option(help="Tier (or model alias) written as each line's body.model.")
     ] = "local",
@@ -187,7 +187,7 @@ def finish(settings: Settings, key: str, batch: dict[str, Any], path: Path) -> i
         return 1
     count = save(settings, key, batch_id, path)
     console.print(f"[bold green]output:[/] {count} lines written to {path}")
-    if (batch.get("request_counts") or {}).get("failed"):
+    if any((batch.get("counts") or {}).get(state) for state in ("failed", "canceled", "invalid")):
         errors_path = path.with_name(
             f"{path.name.removesuffix('.jsonl').removesuffix('.output')}.errors.jsonl"
         )

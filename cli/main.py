@@ -10,6 +10,7 @@ import typer
 
 from cli.admin import keys_app, tenants_app
 from cli.batches import batch_app
+from cli.demo import demo
 from cli.jobs import jobs_app, submit
 from schemas.settings import load_settings
 
@@ -23,6 +24,7 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(batch_app, name="batch")
 app.command("submit")(submit)
+app.command("demo")(demo)
 
 
 @app.command()
