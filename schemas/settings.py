@@ -34,6 +34,12 @@ class ProviderConfig(BaseModel):
     base_url: str | None = None
     api_key: SecretStr = SecretStr("not-needed")
     timeout_s: float = Field(60.0, gt=0)
+    max_batch_size: int = Field(
+        1, ge=1, le=256, description="Calls of one model a local provider runs as one batch (worker-batching)."
+    )
+    max_batch_wait_ms: float = Field(
+        20.0, ge=0, le=10_000, description="How long a batch waits for more calls after its first arrived."
+    )
     batch_api: bool = Field(
         False, description="Batch-lane 24h jobs go through its Batch API (docs/provider-batches.md)."
     )
@@ -178,7 +184,7 @@ class WebhookSettings(BaseModel):
     """Signed webhook deliveries: retries, timeouts and the SSRF guard (docs/webhooks.md)."""
 
     retry_schedule_s: list[float] = Field(
-        default_factory=lambda: [0, 5, 300, 1800, 7200, 18000, 36000, 36000],
+        default_factory=lambda: [0.0, 5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0],
         min_length=1,
         description="Delay before each attempt; the first is normally 0 (immediately). Tests compress it.",
     )

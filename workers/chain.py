@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from schemas.errors import SwitchyardError
-from schemas.openai import ChatRequest
+from schemas.openai import ChatRequest, EmbeddingRequest
 from schemas.settings import ModelConfig, Settings
 from schemas.tables import Job
 from workers.cache.results import CachedResult
-from workers.providers.base import ProviderResponse
+from workers.providers.base import AnyResponse
 from workers.ratelimit.limiter import Grant
 
 
@@ -39,9 +39,9 @@ class CallContext:
 
     job: Job
     settings: Settings
-    request: ChatRequest
+    request: ChatRequest | EmbeddingRequest  # by the job's kind
     route: Route | None = None
-    response: ProviderResponse | None = None
+    response: AnyResponse | None = None
     error: SwitchyardError | None = None
     latency_ms: float = 0.0
     cost_usd: float = 0.0
@@ -70,7 +70,7 @@ class Middleware:
         """Runs when the attempt failed (``ctx.error`` is set), in reverse chain order."""
 
 
-ProviderCall = Callable[[CallContext], ProviderResponse]
+ProviderCall = Callable[[CallContext], AnyResponse]
 
 
 class PolicyChain:
@@ -99,7 +99,7 @@ class PolicyChain:
                 entered.pop().on_error(ctx)
 
     @staticmethod
-    def _timed(ctx: CallContext, call: ProviderCall) -> ProviderResponse:
+    def _timed(ctx: CallContext, call: ProviderCall) -> AnyResponse:
         started = time.perf_counter()
         ctx.called = True
         try:

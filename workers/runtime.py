@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -79,11 +80,18 @@ class Runtime:
 
 
 _runtimes: dict[int, Runtime] = {}
+_runtimes_lock = threading.Lock()
 
 
 def runtime_for(app: Celery) -> Runtime:
     """The runtime of this process for ``app``, created on first use."""
     key = id(app)
-    if key not in _runtimes:
-        _runtimes[key] = Runtime(settings=app.settings, celery=app)  # type: ignore[attr-defined]
-    return _runtimes[key]
+    with _runtimes_lock:  # a threads-pool worker's first tasks arrive together
+        if key not in _runtimes:
+            runtime = Runtime(settings=app.settings, celery=app)  # type: ignore[attr-defined]
+            # cached_property has no lock: build the shared parts (no I/O yet) before threads
+            # race on them, so every task of a threads-pool worker shares one of each.
+            for part in ("engine", "redis", "dispatcher", "outcomes", "tenant_limits", "chain"):
+                getattr(runtime, part)
+            _runtimes[key] = runtime
+        return _runtimes[key]

@@ -232,6 +232,7 @@ def test_routing_sets_route_and_default_max_tokens(settings: Settings) -> None:
     assert ctx.route.alias == "emu-a"
     assert ctx.route.provider == "emulator"
     assert ctx.route.model == settings.models["emu-a"]
+    assert isinstance(ctx.request, ChatRequest)
     assert ctx.request.max_tokens == settings.tiers["small"].default_max_tokens == 64
 
 
@@ -242,6 +243,7 @@ def test_routing_keeps_max_tokens_the_client_asked_for(settings: Settings) -> No
     Routing().before_call(explicit)
     Routing().before_call(completion_limit)
 
+    assert isinstance(explicit.request, ChatRequest) and isinstance(completion_limit.request, ChatRequest)
     assert explicit.request.max_tokens == 7
     assert completion_limit.request.max_tokens is None
     assert completion_limit.request.requested_max_tokens() == 9

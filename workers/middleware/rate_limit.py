@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 
 from schemas.errors import CapacityExhausted, ExceedsRateLimit, ProviderRateLimited
-from schemas.openai import ChatRequest
+from schemas.openai import ChatRequest, EmbeddingRequest
 from schemas.settings import ModelConfig
 from workers.chain import CallContext, Middleware, Route
 from workers.middleware.routing import candidate_models
@@ -102,7 +102,7 @@ class RateLimiting(Middleware):
         others = candidate_models(tier, ctx.request.model, ctx.job.attempt_log or [])
         return [ctx.route.alias, *(alias for alias in others if alias != ctx.route.alias)]
 
-    def _cost(self, request: ChatRequest, model: ModelConfig) -> int:
+    def _cost(self, request: ChatRequest | EmbeddingRequest, model: ModelConfig) -> int:
         prompt = self.providers.get(model.provider).estimate_prompt_tokens(request)
         return prompt + (request.requested_max_tokens() or 0)
 

@@ -4,7 +4,8 @@ The API answers exact hits itself, before a job is queued (api/submission.py). F
 ``semantic`` mode the worker looks for a close earlier question before routing; a hit
 answers the job with no provider call. Every fresh answer is stored under the exact key the
 API computed (``job.cache["key"]``) and, in semantic mode, in the semantic cache too, with
-the job's TTL. Jobs in mode ``off`` are neither looked up nor stored.
+the job's TTL. Jobs in mode ``off`` are neither looked up nor stored. Embedding jobs use the
+exact cache only: the API never gives them ``semantic`` mode, and the lookup checks again.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ class ResultCaching(Middleware):
 
     def before_call(self, ctx: CallContext) -> None:
         job = ctx.job
-        if job.cache_mode != "semantic":
+        if job.cache_mode != "semantic" or job.kind != "chat":
             return
         hit, ctx.semantic_probe = self.results.lookup_similar(job.tenant_id, job.tier, job.request)
         if hit is not None:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from schemas.openai import CompletionUsage
+from schemas.openai import CompletionUsage, EmbeddingUsage
 from schemas.settings import ModelConfig
 from workers.chain import CallContext, Middleware
 
 
-def call_cost_usd(model: ModelConfig, usage: CompletionUsage) -> float:
+def call_cost_usd(model: ModelConfig, usage: CompletionUsage | EmbeddingUsage) -> float:
     """The price of one call: tokens times the per-million-token prices."""
     return (
         usage.prompt_tokens * model.input_usd_per_mtok + usage.completion_tokens * model.output_usd_per_mtok
@@ -42,3 +42,5 @@ class UsageRecording(Middleware):
             "completion_tokens": completion_tokens,
             "cost_usd": round(ctx.cost_usd, 8),
         }
+        if ctx.response is not None and ctx.response.batch_size > 1:
+            ctx.attempt_record["batch_size"] = ctx.response.batch_size  # worker-side batching

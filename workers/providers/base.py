@@ -3,32 +3,50 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar
 
-from schemas.openai import ChatCompletion, ChatRequest
+from schemas.openai import ChatCompletion, ChatRequest, EmbeddingList, EmbeddingRequest
 from schemas.settings import ModelConfig
+
+Completion = TypeVar("Completion", ChatCompletion, EmbeddingList)
 
 
 @dataclass(frozen=True)
-class ProviderResponse:
-    """A validated completion plus the response headers a limiter may read."""
+class ProviderResponse(Generic[Completion]):
+    """A validated completion (or embeddings list) plus the response headers a limiter may read.
 
-    completion: ChatCompletion
+    ``batch_size`` is how many calls shared the provider call that answered this one.
+    """
+
+    completion: Completion
     headers: dict[str, str] = field(default_factory=dict)
+    batch_size: int = 1
+
+
+# What the policy chain holds: the answer of a chat or of an embeddings call.
+AnyResponse = ProviderResponse[ChatCompletion] | ProviderResponse[EmbeddingList]
 
 
 class Provider(Protocol):
-    """An adapter: turns a chat request for one model into a validated completion.
+    """An adapter: turns a chat (or embeddings) request for one model into a validated answer.
 
     Implementations raise only :class:`schemas.errors.ProviderError` subclasses.
     """
 
-    def estimate_prompt_tokens(self, request: ChatRequest) -> int:
+    def estimate_prompt_tokens(self, request: ChatRequest | EmbeddingRequest) -> int:
         """The request's prompt tokens, before the call, for the rate limiter."""
         ...
 
-    def complete(self, request: ChatRequest, model: ModelConfig, timeout_s: float) -> ProviderResponse:
+    def complete(
+        self, request: ChatRequest, model: ModelConfig, timeout_s: float
+    ) -> ProviderResponse[ChatCompletion]:
         """Run one chat completion."""
+        ...
+
+    def embed(
+        self, request: EmbeddingRequest, model: ModelConfig, timeout_s: float
+    ) -> ProviderResponse[EmbeddingList]:
+        """Embed every input of the request; the response holds an :class:`EmbeddingList`."""
         ...
 
     def close(self) -> None:

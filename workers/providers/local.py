@@ -3,6 +3,10 @@
 The model loads on the first call, not at import: every worker imports the adapter registry,
 most serve other tiers. Requests that share sampling settings run as one left-padded batch in
 one ``generate``; each row stops at its own end token, token budget or stop string.
+
+Calls from the worker's threads meet in a :class:`BatchCollector` per model, which runs up to
+the provider's ``max_batch_size`` of them as one batch (docs/worker-batching.md). Embedding
+calls go the same way to MiniLM (:mod:`workers.providers.local_embeddings`).
 """
 
 from __future__ import annotations
@@ -12,12 +16,23 @@ import threading
 import time
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 from schemas.errors import ContextTooLong, ProviderError, ProviderTimeout, ProviderUnavailable
-from schemas.openai import ChatCompletion, ChatRequest, Choice, ChoiceMessage, CompletionUsage
+from schemas.openai import (
+    ChatCompletion,
+    ChatRequest,
+    Choice,
+    ChoiceMessage,
+    CompletionUsage,
+    EmbeddingList,
+    EmbeddingRequest,
+)
 from schemas.settings import ModelConfig, ProviderConfig, Settings
 from workers.providers.base import ProviderResponse
+from workers.providers.collector import BatchCollector
+from workers.providers.local_embeddings import LocalEmbeddings
 from workers.providers.local_weights import (
     LoadedModel,
     PromptRow,
@@ -27,6 +42,10 @@ from workers.providers.local_weights import (
 )
 
 DEFAULT_MAX_TOKENS = 64
+# A caller waits this long past its timeout for the batch's own answer (finished or timed out).
+ANSWER_GRACE_S = 1.0
+Chat = ProviderResponse[ChatCompletion]
+Embedded = ProviderResponse[EmbeddingList]
 CHATML_TURN = "<|im_start|>{role}\n{content}<|im_end|>\n"
 CHATML_REPLY = "<|im_start|>assistant\n"
 ROLE_ALIASES = {"developer": "system"}
@@ -113,6 +132,14 @@ def to_completion(
     )
 
 
+@dataclass(frozen=True)
+class _Call:
+    """A chat call waiting for a batch, and when its caller stops waiting."""
+
+    request: ChatRequest
+    deadline: float
+
+
 class LocalProvider:
     """Runs SmolLM2-135M-Instruct in this process; one lock serialises loading and generation."""
 
@@ -121,31 +148,46 @@ class LocalProvider:
         self.settings = settings
         self._lock = threading.Lock()
         self._loaded: LoadedModel | None = None
+        self._chat_collectors: dict[str, BatchCollector[_Call, Chat]] = {}
+        self._embed_collectors: dict[str, BatchCollector[EmbeddingRequest, Embedded]] = {}
+        self._collectors_lock = threading.Lock()
+        self.embeddings = LocalEmbeddings()
 
     def load(self) -> LoadedModel:
         """The loaded model, loading (and on first use converting) it now if needed."""
         with self._lock:
             return self._load_locked()
 
-    def estimate_prompt_tokens(self, request: ChatRequest) -> int:
-        """Exact prompt tokens, from the model's own tokenizer and chat template."""
+    def estimate_prompt_tokens(self, request: ChatRequest | EmbeddingRequest) -> int:
+        """Exact prompt tokens, from the model's own tokenizer (and chat template)."""
+        if isinstance(request, EmbeddingRequest):
+            return sum(self.embeddings.count_tokens(request.inputs()))
         tokenizer = self.load().tokenizer
         return len(tokenizer.encode(build_prompt(tokenizer, request), add_special_tokens=False))
 
-    def complete(self, request: ChatRequest, model: ModelConfig, timeout_s: float) -> ProviderResponse:
-        """Run one chat completion."""
-        result = self.complete_batch([request], model, timeout_s)[0]
-        if isinstance(result, ProviderError):
-            raise result
-        return result
+    def complete(self, request: ChatRequest, model: ModelConfig, timeout_s: float) -> Chat:
+        """Run one chat completion, in a batch with the calls other threads make meanwhile."""
+        call = _Call(request, time.monotonic() + timeout_s)
+        return self._chat_collector(model).submit(call, timeout_s + ANSWER_GRACE_S)
+
+    def embed(self, request: EmbeddingRequest, model: ModelConfig, timeout_s: float) -> Embedded:
+        """Embed the request's inputs, in a batch with the calls other threads make meanwhile."""
+        return self._embed_collector(model).submit(request, timeout_s)
+
+    def batch_sizes(self) -> dict[str, dict[int, int]]:
+        """Per collector, how many batches of each size it ran."""
+        with self._collectors_lock:
+            sizes = {c.name: dict(c.batch_sizes) for c in self._chat_collectors.values()}
+            sizes.update({c.name: dict(c.batch_sizes) for c in self._embed_collectors.values()})
+            return sizes
 
     def complete_batch(
         self, requests: list[ChatRequest], model: ModelConfig, timeout_s: float
-    ) -> list[ProviderResponse | ProviderError]:
+    ) -> list[Chat | ProviderError]:
         """Run many completions, batched; each result is a response or that request's error."""
         with self._lock:
             loaded = self._load_locked()
-            results: dict[int, ProviderResponse | ProviderError] = {}
+            results: dict[int, Chat | ProviderError] = {}
             groups: dict[tuple[Any, ...], list[int]] = {}
             prepared: dict[int, PromptRow] = {}
             for index, request in enumerate(requests):
@@ -161,6 +203,39 @@ class LocalProvider:
                 for index, answer in zip(indices, answers, strict=True):
                     results[index] = answer
         return [results[index] for index in range(len(requests))]
+
+    def _chat_collector(self, model: ModelConfig) -> BatchCollector[_Call, Chat]:
+        key = model.model_dump_json()
+        with self._collectors_lock:
+            if key not in self._chat_collectors:
+                self._chat_collectors[key] = BatchCollector(
+                    lambda calls: self._complete_calls(calls, model),
+                    self.config.max_batch_size,
+                    self.config.max_batch_wait_ms,
+                    name=f"chat:{model.model}",
+                )
+            return self._chat_collectors[key]
+
+    def _embed_collector(self, model: ModelConfig) -> BatchCollector[EmbeddingRequest, Embedded]:
+        key = model.model_dump_json()
+        with self._collectors_lock:
+            if key not in self._embed_collectors:
+                self._embed_collectors[key] = BatchCollector(
+                    lambda requests: self.embeddings.embed_batch(requests, model),
+                    self.config.max_batch_size,
+                    self.config.max_batch_wait_ms,
+                    name=f"embedding:{model.model}",
+                )
+            return self._embed_collectors[key]
+
+    def _complete_calls(self, calls: list[_Call], model: ModelConfig) -> list[Chat | ProviderError]:
+        # The batch may run until its most pressed caller gives up.
+        timeout_s = max(0.001, min(call.deadline for call in calls) - time.monotonic())
+        results = self.complete_batch([call.request for call in calls], model, timeout_s)
+        return [
+            replace(result, batch_size=len(calls)) if isinstance(result, ProviderResponse) else result
+            for result in results
+        ]
 
     def close(self) -> None:
         """Drop the model so its memory can be returned."""
@@ -185,13 +260,15 @@ class LocalProvider:
         request: ChatRequest,
         model: ModelConfig,
         timeout_s: float,
-    ) -> list[ProviderResponse | ProviderError]:
+    ) -> list[Chat | ProviderError]:
         sampling = Sampling(request.temperature, request.top_p, request.seed)
         started = time.monotonic()
         try:
             generated = generate_rows(loaded, rows, sampling, timeout_s)
         except RuntimeError as error:
-            return [ProviderUnavailable(f"local generation failed: {error}") for _ in rows]
+            if len(rows) > 1:  # one row may have broken the batch: each runs again alone
+                return [self._run_group(loaded, [row], request, model, timeout_s)[0] for row in rows]
+            return [ProviderUnavailable(f"local generation failed: {error}")]
         timed_out = time.monotonic() - started >= timeout_s
         return [
             _answer(loaded.tokenizer, row, tokens, model, timed_out)
@@ -201,7 +278,7 @@ class LocalProvider:
 
 def _answer(
     tokenizer: Any, row: PromptRow, generated: list[int], model: ModelConfig, timed_out: bool
-) -> ProviderResponse | ProviderError:
+) -> Chat | ProviderError:
     end_ids = {tokenizer.eos_token_id, tokenizer.pad_token_id} - {None}
     tokens, ended = cut_row(generated, row.max_new_tokens, end_ids)
     text, stopped = trim_at_stop(tokenizer.decode(tokens, skip_special_tokens=True), row.stop)

@@ -13,9 +13,10 @@ import openai
 from pydantic import ValidationError
 
 from schemas import errors
-from schemas.openai import ChatCompletion, ChatRequest
+from schemas.openai import ChatCompletion, ChatRequest, EmbeddingList, EmbeddingRequest
 from schemas.settings import ModelConfig, ProviderConfig, Settings
 from workers.providers.base import ProviderResponse
+from workers.providers.embedding_output import finish_embeddings
 from workers.ratelimit.tokens import estimate_prompt_tokens
 
 
@@ -34,6 +35,24 @@ def from_openai_body(body: Any) -> ChatCompletion:
         raise errors.InvalidOutput(
             f"The provider answered a malformed completion: {exc.error_count()} problems."
         ) from exc
+
+
+def to_embedding_params(request: EmbeddingRequest, model: ModelConfig) -> dict[str, Any]:
+    """The embeddings body for ``model``; floats are asked for so they can be checked."""
+    params = request.model_dump(exclude_none=True, exclude={"model"})
+    params.update(model=model.model, encoding_format="float")
+    return params
+
+
+def from_embeddings_body(body: Any, request: EmbeddingRequest, model: ModelConfig) -> EmbeddingList:
+    """A checked embeddings list from a raw response body, or InvalidOutput."""
+    try:
+        result = EmbeddingList.model_validate(body)
+    except ValidationError as exc:
+        raise errors.InvalidOutput(
+            f"The provider answered a malformed embeddings list: {exc.error_count()} problems."
+        ) from exc
+    return finish_embeddings(result, request, model)
 
 
 def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
@@ -61,16 +80,21 @@ def map_error(exc: openai.OpenAIError) -> errors.ProviderError:
 
 
 def _map_status_error(exc: openai.APIStatusError) -> errors.ProviderError:
-    status, message = exc.status_code, _provider_message(exc)
-    retry_after = retry_after_seconds(exc.response.headers)
+    headers = exc.response.headers
+    return error_for_status(exc.status_code, _provider_message(exc), _provider_code(exc), headers)
+
+
+def error_for_status(
+    status: int, message: str, code: str | None = None, headers: Mapping[str, str] | None = None
+) -> errors.ProviderError:
+    """The typed error for a provider's HTTP error status (a live answer or a batch line's)."""
+    headers = headers or {}
+    retry_after = retry_after_seconds(headers)
     if status == 429:
-        return errors.ProviderRateLimited(
-            message, retry_after=retry_after, headers=dict(exc.response.headers)
-        )
+        return errors.ProviderRateLimited(message, retry_after=retry_after, headers=dict(headers))
     if status in (401, 403):
         return errors.ProviderAuthenticationFailed(message)
     if status in (400, 404, 422):
-        code = _provider_code(exc)
         if code == "context_length_exceeded":
             return errors.ContextTooLong(message)
         return errors.ProviderBadRequest(message, provider_status=status)
@@ -100,27 +124,34 @@ class OpenAICompatibleProvider:
             max_retries=0,
         )
 
-    def estimate_prompt_tokens(self, request: ChatRequest) -> int:
+    def estimate_prompt_tokens(self, request: ChatRequest | EmbeddingRequest) -> int:
         """A documented estimate: tiktoken's files cannot be fetched here (workers/ratelimit/tokens.py)."""
         return estimate_prompt_tokens(request)
 
-    def complete(self, request: ChatRequest, model: ModelConfig, timeout_s: float) -> ProviderResponse:
+    def complete(
+        self, request: ChatRequest, model: ModelConfig, timeout_s: float
+    ) -> ProviderResponse[ChatCompletion]:
         """One chat completion; raises only typed provider errors."""
+        body, headers = self._post("/chat/completions", to_openai_params(request, model), timeout_s)
+        return ProviderResponse(completion=from_openai_body(body), headers=headers)
+
+    def embed(
+        self, request: EmbeddingRequest, model: ModelConfig, timeout_s: float
+    ) -> ProviderResponse[EmbeddingList]:
+        """Every input of the request in one embeddings call; raises only typed provider errors."""
+        body, headers = self._post("/embeddings", to_embedding_params(request, model), timeout_s)
+        return ProviderResponse(completion=from_embeddings_body(body, request, model), headers=headers)
+
+    def _post(self, path: str, body: dict[str, Any], timeout_s: float) -> tuple[Any, dict[str, str]]:
         try:
             # The raw response skips the SDK's own model parsing; the body is validated once,
-            # against our schema, below. Error statuses still raise the SDK's typed errors.
-            raw = self._client.post(
-                "/chat/completions",
-                cast_to=httpx.Response,
-                body=to_openai_params(request, model),
-                options={"timeout": timeout_s},
-            )
-            body = raw.json()
+            # against our schema, by the caller. Error statuses still raise the SDK's typed errors.
+            raw = self._client.post(path, cast_to=httpx.Response, body=body, options={"timeout": timeout_s})
+            return raw.json(), dict(raw.headers)
         except openai.OpenAIError as exc:
             raise map_error(exc) from exc
         except ValueError as exc:  # a body that is not JSON at all
             raise errors.InvalidOutput("The provider answered a body that is not JSON.") from exc
-        return ProviderResponse(completion=from_openai_body(body), headers=dict(raw.headers))
 
     def close(self) -> None:
         """Close the HTTP connection pool."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import threading
 from typing import Any
 
 from schemas.settings import ProviderConfig, Settings
@@ -23,18 +24,21 @@ def adapter_class(kind: str) -> Any:
 
 
 class ProviderRegistry:
-    """One adapter instance per configured provider, built lazily."""
+    """One adapter instance per configured provider, built lazily, once even under threads."""
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self._instances: dict[str, Provider] = {}
+        # A threads-pool worker's tasks share one adapter, and so one batch collector per model.
+        self._lock = threading.Lock()
 
     def get(self, name: str) -> Provider:
         """The adapter serving provider ``name``."""
-        if name not in self._instances:
-            config: ProviderConfig = self._settings.providers[name]
-            self._instances[name] = adapter_class(config.kind)(config, self._settings)
-        return self._instances[name]
+        with self._lock:
+            if name not in self._instances:
+                config: ProviderConfig = self._settings.providers[name]
+                self._instances[name] = adapter_class(config.kind)(config, self._settings)
+            return self._instances[name]
 
     def close(self) -> None:
         """Close every adapter that was built."""

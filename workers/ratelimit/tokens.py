@@ -15,15 +15,17 @@ from __future__ import annotations
 import json
 import math
 
-from schemas.openai import ChatRequest
+from schemas.openai import ChatRequest, EmbeddingRequest
 
 BYTES_PER_TOKEN = 4
 MESSAGE_OVERHEAD = 4
 REPLY_PRIMING = 3
 
 
-def estimate_prompt_tokens(request: ChatRequest) -> int:
-    """Prompt tokens of a chat request, estimated from its text."""
+def estimate_prompt_tokens(request: ChatRequest | EmbeddingRequest) -> int:
+    """Prompt tokens of a chat or embeddings request, estimated from its text."""
+    if isinstance(request, EmbeddingRequest):
+        return sum(_text_tokens(text) for text in request.inputs())
     total = REPLY_PRIMING
     for message in request.messages:
         total += MESSAGE_OVERHEAD + _text_tokens(message.text())
