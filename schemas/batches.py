@@ -16,8 +16,8 @@ FINAL_BATCH_STATUSES = frozenset({"failed", "completed", "expired", "cancelled"}
 # The lines a batch may hold: an OpenAI Batch line's `url` is one of these.
 BATCH_ENDPOINTS = ("/v1/chat/completions", "/v1/embeddings")
 BatchEndpoint = Literal["/v1/chat/completions", "/v1/embeddings"]
-# 24h: the jobs may wait for the provider batch lane and off-peak; immediate: they run now.
-CompletionWindow = Literal["24h", "immediate"]
+# 24h: the jobs may wait for the provider batch lane and off-peak; now: they run at once.
+CompletionWindow = Literal["24h", "now"]
 
 
 def unix(moment: datetime | None) -> int | None:
@@ -75,7 +75,7 @@ class BatchDirect(BaseModel):
     endpoint: BatchEndpoint = "/v1/chat/completions"
     callback_url: str | None = None
     metadata: dict[str, str] | None = Field(None, max_length=16)
-    completion_window: CompletionWindow = "immediate"
+    completion_window: CompletionWindow = "now"
     skip_invalid_lines: bool = False
 
 

@@ -6,7 +6,8 @@
 - ``running`` rows whose lease expired (a dead worker) go back to ``queued``, or fail
   with ``max_attempts`` once the attempts are used up;
 - expired ``Idempotency-Key`` records are deleted;
-- the fair-order backlog counters are reset from the queued rows.
+- the fair-order backlog counters are reset from the queued rows;
+- batches whose jobs all ended but that were left open (a crash in between) are ended.
 Duplicate messages are harmless: a claim succeeds only once.
 """
 
@@ -20,7 +21,7 @@ from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from schemas.tables import IdempotencyRecord, Job, utcnow
-from workers import store
+from workers import batches, store
 from workers.db import session_scope
 from workers.runtime import Runtime
 
@@ -35,6 +36,7 @@ class SweepReport:
     requeued: int = 0
     dead_lettered: int = 0
     idempotency_purged: int = 0
+    batches_closed: int = 0
 
 
 def reconcile(rt: Runtime) -> SweepReport:
@@ -44,6 +46,7 @@ def reconcile(rt: Runtime) -> SweepReport:
     report.published = report.requeued + publish_unsent(rt)
     report.idempotency_purged = purge_idempotency_keys(rt)
     recount_backlogs(rt)
+    report.batches_closed = batches.repair(rt.outcomes)
     return report
 
 

@@ -87,7 +87,7 @@ async def create_batch(
     endpoint: Annotated[
         BatchEndpoint, Query(description="JSONL form: the lines' url.")
     ] = "/v1/chat/completions",
-    completion_window: Annotated[CompletionWindow, Query(description="JSONL form.")] = "immediate",
+    completion_window: Annotated[CompletionWindow, Query(description="JSONL form.")] = "now",
     callback_url: Annotated[str | None, Query(max_length=2048, description="JSONL form.")] = None,
     skip_invalid_lines: Annotated[bool, Query(description="JSONL form.")] = False,
 ) -> BatchPublic:
