@@ -10,6 +10,7 @@ from schemas import errors
 from schemas.jobs import JobCreate
 from schemas.openai import ChatRequest, EmbeddingRequest
 from schemas.settings import Settings, TierConfig
+from workers.webhooks.ssrf import check_registered_url
 
 
 def check_job(body: JobCreate, settings: Settings) -> None:
@@ -23,6 +24,7 @@ def check_job(body: JobCreate, settings: Settings) -> None:
         _check_max_tokens(body.request, settings)
     if body.callback_url is not None:
         check_callback_url(body.callback_url)
+        check_registered_url(body.callback_url, settings.webhooks)  # the SSRF guard
     _check_metadata(body.metadata, settings)
     _check_storable(body)
 

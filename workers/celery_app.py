@@ -16,7 +16,14 @@ from workers.deferred_release import DeferredRelease
 from workers.dispatch import PRIORITY_STEPS
 from workers.keys import RedisKeys
 
-TASK_MODULES = ["tasks.run_job", "tasks.reconcile", "tasks.precompute"]
+TASK_MODULES = [
+    "tasks.run_job",
+    "tasks.reconcile",
+    "tasks.precompute",
+    "tasks.poll_provider_batches",
+    "tasks.deliver_webhook",
+    "tasks.retry_webhooks",
+]
 
 
 class SwitchyardCelery(Celery):
@@ -32,7 +39,11 @@ def create_celery(settings: Settings) -> SwitchyardCelery:
     app.settings = settings
     queues = [Queue(name, routing_key=name) for name in settings.queue_names()]
     app.conf.update(
-        task_queues=[*queues, Queue(keys.maintenance_queue, routing_key=keys.maintenance_queue)],
+        task_queues=[
+            *queues,
+            Queue(keys.maintenance_queue, routing_key=keys.maintenance_queue),
+            Queue(keys.webhook_queue, routing_key=keys.webhook_queue),
+        ],
         task_default_queue=keys.maintenance_queue,
         task_acks_late=True,
         task_reject_on_worker_lost=True,
@@ -61,6 +72,19 @@ def create_celery(settings: Settings) -> SwitchyardCelery:
                 "task": "switchyard.precompute",
                 "schedule": settings.precompute.scan_interval_s,
                 "options": {"queue": keys.maintenance_queue, "expires": settings.precompute.scan_interval_s},
+            },
+            "poll_provider_batches": {  # the provider Batch API lane (docs/provider-batches.md)
+                "task": "switchyard.poll_provider_batches",
+                "schedule": settings.provider_batches.poll_interval_s,
+                "options": {
+                    "queue": keys.maintenance_queue,
+                    "expires": settings.provider_batches.poll_interval_s,
+                },
+            },
+            "retry_webhooks": {  # webhook retries are scheduled from the database (docs/webhooks.md)
+                "task": "switchyard.retry_webhooks",
+                "schedule": settings.webhooks.sweep_interval_s,
+                "options": {"queue": keys.webhook_queue, "expires": settings.webhooks.sweep_interval_s},
             },
         },
     )

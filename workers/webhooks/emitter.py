@@ -1,0 +1,86 @@
+"""From an event to delivery rows and their first attempt, cheaply, on the emitter's hot path.
+
+A tenant with no endpoint and an event with no callback URL cost one Redis GET (the cached
+endpoint list) and nothing else. Otherwise one INSERT of a row per target, then one Celery
+message per row to the webhook queue, so the first attempt goes out at once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import structlog
+from celery import Celery
+from kombu.exceptions import KombuError
+from redis import Redis
+from redis.exceptions import RedisError
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from schemas.settings import Settings
+from workers.keys import RedisKeys
+from workers.webhooks import deliveries
+from workers.webhooks.endpoints import subscriptions
+from workers.webhooks.payloads import event_body
+
+if TYPE_CHECKING:
+    from workers.outcomes import Event
+
+log = structlog.get_logger("switchyard.webhooks")
+DELIVER_TASK = "switchyard.deliver_webhook"
+
+
+def publish_attempt(celery: Celery, keys: RedisKeys, delivery_id: str, attempts: int) -> None:
+    """Queue the delivery's next attempt (the one after ``attempts``) on the webhook queue."""
+    celery.send_task(DELIVER_TASK, args=[delivery_id, attempts], queue=keys.webhook_queue)
+
+
+@dataclass
+class WebhookEmitter:
+    """Turns events into deliveries; one per process, inside ``Outcomes``."""
+
+    settings: Settings
+    engine: Engine
+    redis: Redis
+    keys: RedisKeys
+    _celery: Celery | None = field(default=None, init=False, repr=False)
+
+    def emit(self, event: Event) -> None:
+        """Create the event's deliveries and send their first attempts; never raises on I/O."""
+        try:
+            rows = self._rows(event)
+            if rows:
+                for row in deliveries.insert_new(self.engine, rows):
+                    publish_attempt(self.celery, self.keys, row["id"], 0)
+        except (SQLAlchemyError, RedisError, KombuError, OSError) as exc:
+            # The job itself is final and stored; a lost webhook must not undo or retry it.
+            log.error("webhook_emit_failed", event=event.id, type=event.type, error=str(exc))
+
+    @property
+    def celery(self) -> Celery:
+        if self._celery is None:
+            from workers.celery_app import create_celery  # the app imports the tasks; build it lazily
+
+            self._celery = create_celery(self.settings)
+        return self._celery
+
+    def _rows(self, event: Event) -> list[dict[str, Any]]:
+        hooks = self.settings.webhooks
+        targets: list[tuple[str | None, str]] = [
+            (sub.endpoint_id, sub.url)
+            for sub in subscriptions(
+                self.engine, self.redis, self.keys, event.tenant_id, hooks.endpoint_cache_s
+            )
+            if sub.wants(event.type)
+        ]
+        callback_url = event.data.get("callback_url")
+        if isinstance(callback_url, str) and callback_url:
+            targets.append((None, callback_url))
+        if not targets:
+            return []
+        body = event_body(event, self.settings)
+        return [
+            deliveries.new_row(event.id, event.type, event.tenant_id, endpoint_id, url, body, hooks.claim_s)
+            for endpoint_id, url in targets
+        ]
