@@ -4,20 +4,27 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from infra.launch import api_argv, celery_argv, emulator_argv, worker_argv
+from infra.launch import api_argv, celery_argv, emulator_argv, local_worker_argv, worker_argv
 from schemas.settings import PRIORITIES, Settings, queue_name
 from workers.keys import RedisKeys
 
 
 def tier_worker_argv(settings: Settings, tier: str, concurrency: int | None = None) -> list[str]:
-    """The celery command line of a worker for one tier (it also serves housekeeping)."""
+    """The celery command line of a worker for one tier (it also serves housekeeping).
+
+    A tier with a local model gets a threads worker with as many threads as its provider's
+    ``max_batch_size``, so that many jobs' calls can meet in one batch.
+    """
     queues = [queue_name(tier, priority) for priority in PRIORITIES]
     queues.append(RedisKeys(settings.key_prefix).maintenance_queue)
-    is_local = any(
-        settings.providers[settings.models[alias].provider].kind == "local"
+    local = [
+        settings.providers[settings.models[alias].provider]
         for alias in settings.tiers[tier].models
-    )
-    return worker_argv(queues, concurrency or (1 if is_local else 4), tier)
+        if settings.providers[settings.models[alias].provider].kind == "local"
+    ]
+    if local:
+        return local_worker_argv(queues, concurrency or max(p.max_batch_size for p in local), tier)
+    return worker_argv(queues, concurrency or 4, tier)
 
 
 def process_table(settings: Settings) -> dict[str, list[str]]:

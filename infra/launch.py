@@ -23,8 +23,11 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def api_argv(port: int, host: str = "127.0.0.1", log_level: str = "info") -> list[str]:
     """The API under uvicorn."""
+    # Above info the access log prints nothing, yet uvicorn still formats each line's arguments:
+    # a third of the cost of answering hundreds of woken long-polls at once (docs/streaming.md).
+    quiet = ["--no-access-log"] if log_level in ("warning", "error", "critical") else []
     return [sys.executable, "-m", "uvicorn", "--factory", "api.main:create_app",
-            "--host", host, "--port", str(port), "--log-level", log_level]  # fmt: skip
+            "--host", host, "--port", str(port), "--log-level", log_level, *quiet]  # fmt: skip
 
 
 def emulator_argv(port: int) -> list[str]:
@@ -39,11 +42,25 @@ def celery_argv(*args: str, app: str = "workers.app", log_level: str | None = "I
 
 
 def worker_argv(
-    queues: list[str], concurrency: int, name: str, app: str = "workers.app", log_level: str = "INFO"
+    queues: list[str],
+    concurrency: int,
+    name: str,
+    app: str = "workers.app",
+    log_level: str = "INFO",
+    pool: str = "prefork",
 ) -> list[str]:
-    """A prefork Celery worker consuming ``queues``."""
-    return celery_argv("worker", "-P", "prefork", "-c", str(concurrency), "-Q", ",".join(queues),
+    """A Celery worker consuming ``queues``: prefork, or threads for a batching local model."""
+    return celery_argv("worker", "-P", pool, "-c", str(concurrency), "-Q", ",".join(queues),
                        "-n", f"{name}@%h", app=app, log_level=log_level)  # fmt: skip
+
+
+def local_worker_argv(queues: list[str], batch_size: int, name: str, log_level: str = "INFO") -> list[str]:
+    """A worker for a tier served in-process: ``batch_size`` threads, whose calls meet in batches.
+
+    Threads, not processes: the jobs' provider calls must share one process (and one loaded
+    model) to be batched together (docs/worker-batching.md).
+    """
+    return worker_argv(queues, batch_size, name, log_level=log_level, pool="threads")
 
 
 def free_port() -> int:

@@ -19,7 +19,16 @@ from sqlmodel import Session
 from tests_support import TEST_CONFIG, make_test_settings
 
 from api.keys import create_key, create_tenant
-from infra.launch import ProcessGroup, api_argv, celery_argv, emulator_argv, free_port, wait_http, worker_argv
+from infra.launch import (
+    ProcessGroup,
+    api_argv,
+    celery_argv,
+    emulator_argv,
+    free_port,
+    local_worker_argv,
+    wait_http,
+    worker_argv,
+)
 from schemas.jobs import FINAL_STATUSES
 from schemas.settings import PRIORITIES, Settings, queue_name
 from workers.db import make_engine
@@ -29,8 +38,9 @@ from workers.migrate import upgrade
 ROOT = Path(__file__).resolve().parents[1]
 # Converted local weights are shared with `make run` (var/models), so they convert once per clone.
 MODEL_DIR = ROOT / "var" / "models"
-LOCAL_QUEUES = [queue_name("local", priority) for priority in PRIORITIES]
-EMULATOR_TIERS = ["small", "retry", "slow", "bad"]
+# The local model's tiers (chat and embeddings) share one threads worker, as batching wants.
+LOCAL_QUEUES = [queue_name(tier, priority) for tier in ("local", "embed") for priority in PRIORITIES]
+EMULATOR_TIERS = ["small", "retry", "slow", "bad", "embed-emu"]
 
 
 @dataclass
@@ -152,7 +162,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterator[
         processes.start("emulator", emulator_argv(emulator_port))
         processes.start("api", api_argv(api_port, log_level="warning"))
         stack.start_emulator_worker()
-        processes.start("worker-local", worker_argv(LOCAL_QUEUES, 1, "local"), env=local_limits)
+        local_worker = local_worker_argv(LOCAL_QUEUES, settings.providers["local"].max_batch_size, "local")
+        processes.start("worker-local", local_worker, env=local_limits)
         processes.start("beat", celery_argv("beat", "-s", str(var_dir / "beat-schedule")))
         wait_http(f"{emulator_url}/emulator/stats", alive=processes.check_alive)
         wait_http(f"{stack.api_url}/readyz", alive=processes.check_alive)
