@@ -9,11 +9,13 @@ import structlog
 from celery.exceptions import SoftTimeLimitExceeded
 
 from schemas.errors import MaxAttemptsExceeded, ProviderTimeout, TenantBusy
-from schemas.openai import ChatRequest
+from schemas.jobs import parse_request
+from schemas.openai import EmbeddingRequest
 from schemas.tables import Job, Usage, utcnow
 from workers import store
 from workers.chain import CallContext
-from workers.providers.base import ProviderResponse
+from workers.provider_batches.grouping import park_if_eligible
+from workers.providers.base import AnyResponse
 from workers.ratelimit.limiter import Grant
 from workers.ratelimit.policy import tenant_running_bucket
 from workers.runtime import Runtime
@@ -32,7 +34,9 @@ def run_job(rt: Runtime, job_id: str) -> None:
         error = MaxAttemptsExceeded(f"The job used all {rt.settings.max_attempts} attempts.")
         _end(rt, store.fail_job(rt.engine, job, error.code, error.message))
         return
-    ctx = CallContext(job=job, settings=rt.settings, request=ChatRequest.model_validate(job.request))
+    if park_if_eligible(rt, job):  # a batch-priority 24h job waits for its provider's Batch API
+        return
+    ctx = CallContext(job=job, settings=rt.settings, request=parse_request(job.kind, job.request))
     slot = _tenant_slot(rt, job)
     if slot is None:
         # The tenant has its maximum of jobs running: other tenants go first, this job soon.
@@ -52,11 +56,13 @@ def _tenant_slot(rt: Runtime, job: Job) -> Grant | None:
     return rt.limiter.acquire(tenant_running_bucket(job.tenant_id), limits, 0).grant
 
 
-def _call_provider(rt: Runtime, ctx: CallContext) -> ProviderResponse:
+def _call_provider(rt: Runtime, ctx: CallContext) -> AnyResponse:
     assert ctx.route is not None
     provider = rt.providers.get(ctx.route.provider)
     timeout_s = min(rt.settings.provider_timeout_s, rt.settings.providers[ctx.route.provider].timeout_s)
     try:
+        if isinstance(ctx.request, EmbeddingRequest):
+            return provider.embed(ctx.request, ctx.route.model, timeout_s)
         return provider.complete(ctx.request, ctx.route.model, timeout_s)
     except SoftTimeLimitExceeded as exc:
         # Turn Celery's soft limit into a typed, retryable timeout so the job is handed back

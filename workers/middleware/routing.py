@@ -1,6 +1,7 @@
 """Routing: pick the model for this attempt from the tier's fallback chain.
 
-Requests without ``max_tokens`` get the tier's default. Each model gets
+Only models of the job's kind (chat or embedding) are candidates. Chat requests without
+``max_tokens`` get the tier's default. Each model gets
 ``attempts_per_model`` tries; a model that failed with an error that
 retrying cannot fix (a bad request, bad credentials) is skipped. The request's ``model``,
 if it names one of the tier's aliases, goes first.
@@ -11,6 +12,7 @@ from __future__ import annotations
 from collections import Counter
 
 from schemas.errors import MaxAttemptsExceeded, NoModelAvailable
+from schemas.openai import ChatRequest
 from schemas.settings import TierConfig
 from workers.chain import CallContext, Middleware, Route
 
@@ -26,6 +28,9 @@ def model_order(tier: TierConfig, requested: str | None) -> list[str]:
 
 def candidate_models(tier: TierConfig, requested: str | None, history: list[dict[str, object]]) -> list[str]:
     """The models of the chain still worth a try, in order, given earlier attempts."""
+    # A provider batch's failure is the lane's, not the model's: the job then runs live on the
+    # same chain (docs/provider-batches.md).
+    history = [entry for entry in history if not entry.get("lane")]
     failures = Counter(str(entry["model"]) for entry in history if entry.get("outcome") != "ok")
     fatal = {str(entry["model"]) for entry in history if entry.get("outcome") in FATAL_FOR_MODEL}
     return [
@@ -48,6 +53,8 @@ class Routing(Middleware):
         tier = ctx.settings.tiers.get(ctx.job.tier)
         if tier is None:  # the tier left the config after the job was accepted
             raise NoModelAvailable(f"Tier {ctx.job.tier!r} is no longer configured.")
+        if ctx.settings.tier_kind(ctx.job.tier) != ctx.job.kind:  # the tier changed kind since
+            raise NoModelAvailable(f"Tier {ctx.job.tier!r} no longer serves {ctx.job.kind} jobs.")
         alias = next_model(tier, ctx.request.model, ctx.job.attempt_log or [])
         if alias is None:
             last = (ctx.job.attempt_log or [{}])[-1]
@@ -56,5 +63,5 @@ class Routing(Middleware):
                 models=tier.models,
             )
         ctx.route = Route(alias=alias, model=ctx.settings.models[alias])
-        if ctx.request.requested_max_tokens() is None:
+        if isinstance(ctx.request, ChatRequest) and ctx.request.requested_max_tokens() is None:
             ctx.request = ctx.request.model_copy(update={"max_tokens": tier.default_max_tokens})

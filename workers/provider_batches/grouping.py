@@ -1,0 +1,57 @@
+"""The worker's side of the lane: which jobs go to a provider batch, and parking them there.
+
+A job goes to the lane when it is ``priority: batch`` with ``completion_window: 24h``, a chat
+job, has never been in a provider batch, and the model its tier's chain would call now is
+served by an ``openai`` provider with ``batch_api = true``. Parking joins the model's open
+batch and gives the job a lease above the 24 h window, in one transaction.
+"""
+
+from __future__ import annotations
+
+from schemas.openai import ChatRequest
+from schemas.settings import Settings
+from schemas.tables import Job
+from workers.chain import Route
+from workers.middleware.routing import next_model
+from workers.provider_batches import batch_store
+from workers.provider_batches.lines import encode_line, request_line
+from workers.runtime import Runtime
+
+
+def lane_route(settings: Settings, job: Job) -> Route | None:
+    """The model a job would go to through its provider's Batch API, or None if not eligible."""
+    if job.priority != "batch" or job.completion_window != "24h" or job.kind != "chat":
+        return None
+    tier = settings.tiers.get(job.tier)
+    if job.provider_batch_id is not None or tier is None:  # one lane attempt only
+        return None
+    alias = next_model(tier, ChatRequest.model_validate(job.request).model, job.attempt_log or [])
+    if alias is None:
+        return None
+    model = settings.models[alias]
+    provider = settings.providers[model.provider]
+    return Route(alias, model) if provider.kind == "openai" and provider.batch_api else None
+
+
+def park_if_eligible(rt: Runtime, job: Job) -> bool:
+    """Park a claimed job in its model's open provider batch; False if it runs live instead."""
+    route = lane_route(rt.settings, job)
+    if route is None:
+        return False
+    line = encode_line(request_line(job, route.model, rt.settings.tiers[job.tier].default_max_tokens))
+    limits = rt.settings.provider_batches
+    try:
+        with rt.engine.begin() as connection:
+            batch_id = batch_store.join_open_batch(connection, route.provider, route.alias, len(line), limits)
+            parked = batch_store.park_job(
+                connection, job, batch_id, limits.lane_lease_s, model=route.alias, provider=route.provider
+            )
+            if not parked:
+                raise _LeaseLost
+    except _LeaseLost:
+        pass  # another worker holds the job now; the join was rolled back with the transaction
+    return True
+
+
+class _LeaseLost(Exception):
+    """The job's claim did not hold: roll the batch join back."""
