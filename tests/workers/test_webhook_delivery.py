@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, update
 from sqlmodel import Session, col, select
-from tests_support import delete_tier_queues, make_test_settings, new_tenant_key
+from tests_support import make_test_settings, new_tenant_key
 from webhook_receiver import WebhookReceiverServer
 
 from schemas.settings import Settings, WebhookSettings
@@ -33,6 +33,13 @@ from workers.webhooks.transport import guarded_client
 SCHEDULE = [0.0, 1.0, 2.0, 4.0, 8.0]  # five attempts, compressed; the real one is minutes to hours
 
 
+def forget_keys(redis: Any, prefix: str) -> None:
+    """Drop every key and queue of this test's prefix."""
+    names = redis.keys(f"*{prefix}*")
+    if names:
+        redis.delete(*names)
+
+
 @pytest.fixture
 def rt(tmp_path: Path, redis_url: str, database_url: str) -> Iterator[Runtime]:
     hooks = {"allow_loopback": True, "retry_schedule_s": SCHEDULE, "jitter": 0.0}
@@ -40,7 +47,7 @@ def rt(tmp_path: Path, redis_url: str, database_url: str) -> Iterator[Runtime]:
     upgrade(settings)
     runtime = Runtime(settings=settings, celery=create_celery(settings))
     yield runtime
-    delete_tier_queues(runtime.redis, [], settings.key_prefix)
+    forget_keys(runtime.redis, settings.key_prefix)
     runtime.engine.dispose()
 
 
