@@ -65,7 +65,7 @@ def api(tmp_path: Path, redis_url: str, database_url: str) -> Iterator[Api]:
     upgrade(settings)
     with TestClient(create_app(settings)) as client:
         yield Api(client)
-        forget_keys(client.app.state.services.redis, settings.key_prefix)
+        forget_keys(client.app.state.services.redis, settings.key_prefix)  # type: ignore[attr-defined]
 
 
 def test_register_show_change_and_delete_an_endpoint(api: Api) -> None:
