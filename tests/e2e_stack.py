@@ -27,6 +27,7 @@ from infra.launch import (
     free_port,
     local_worker_argv,
     wait_http,
+    webhook_worker_argv,
     worker_argv,
 )
 from schemas.jobs import FINAL_STATUSES
@@ -40,7 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 MODEL_DIR = ROOT / "var" / "models"
 # The local model's tiers (chat and embeddings) share one threads worker, as batching wants.
 LOCAL_QUEUES = [queue_name(tier, priority) for tier in ("local", "embed") for priority in PRIORITIES]
-EMULATOR_TIERS = ["small", "retry", "slow", "bad", "embed-emu"]
+EMULATOR_TIERS = ["small", "retry", "slow", "bad", "embed-emu", "provider_lane"]
 
 
 @dataclass
@@ -133,6 +134,17 @@ def stack(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterator[
         "rate_limits__tenant_rpm": "100000",
         # SSE keep-alives every second, so test readers notice a close promptly.
         "streaming__keepalive_s": "1",
+        # The provider batch lane: a pass a second; 8 jobs fill a batch, fewer go after 5 s.
+        "provider_batches__poll_interval_s": "1",
+        "provider_batches__max_lines": "8",
+        "provider_batches__max_wait_s": "5",
+        "provider_batches__resend_after_s": "5",
+        # Webhooks: loopback receivers allowed (tests only), and a compressed retry schedule
+        # of five attempts (the fourth comes 2 s after the third), swept every 0.2 s.
+        "webhooks__allow_loopback": "true",
+        "webhooks__retry_schedule_s": "[0, 0.3, 0.3, 2, 0.3]",
+        "webhooks__jitter": "0",
+        "webhooks__sweep_interval_s": "0.2",
     }
     settings = make_test_settings(var_dir, redis_url)
     env = {
@@ -143,6 +155,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterator[
         "SWITCHYARD_DATABASE_URL": "",
         "SWITCHYARD_KEY_PREFIX": settings.key_prefix,
         "SWITCHYARD_PROVIDERS__EMULATOR__BASE_URL": f"{emulator_url}/v1",
+        "SWITCHYARD_PROVIDERS__EMULATOR_BATCH__BASE_URL": f"{emulator_url}/v1",
         "SWITCHYARD_MODEL_DIR": str(MODEL_DIR),
         "HF_HUB_OFFLINE": "1",
         "TRANSFORMERS_OFFLINE": "1",
@@ -164,6 +177,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterator[
         stack.start_emulator_worker()
         local_worker = local_worker_argv(LOCAL_QUEUES, settings.providers["local"].max_batch_size, "local")
         processes.start("worker-local", local_worker, env=local_limits)
+        processes.start(
+            "worker-webhooks", webhook_worker_argv(RedisKeys(settings.key_prefix).webhook_queue, 4)
+        )
         processes.start("beat", celery_argv("beat", "-s", str(var_dir / "beat-schedule")))
         wait_http(f"{emulator_url}/emulator/stats", alive=processes.check_alive)
         wait_http(f"{stack.api_url}/readyz", alive=processes.check_alive)
