@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from infra.launch import api_argv, celery_argv, emulator_argv, local_worker_argv, worker_argv
+from infra.launch import (
+    api_argv,
+    celery_argv,
+    emulator_argv,
+    local_worker_argv,
+    webhook_worker_argv,
+    worker_argv,
+)
 from schemas.settings import PRIORITIES, Settings, queue_name
 from workers.keys import RedisKeys
 
@@ -37,6 +44,7 @@ def process_table(settings: Settings) -> dict[str, list[str]]:
     }
     for tier in settings.tiers:
         table[f"worker-{tier}"] = tier_worker_argv(settings, tier)
+    table["worker-webhooks"] = webhook_worker_argv(RedisKeys(settings.key_prefix).webhook_queue)
     if settings.emulator_port:
         table["emulator"] = emulator_argv(settings.emulator_port)
     return table

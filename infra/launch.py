@@ -54,6 +54,11 @@ def worker_argv(
                        "-n", f"{name}@%h", app=app, log_level=log_level)  # fmt: skip
 
 
+def webhook_worker_argv(queue: str, concurrency: int = 16, name: str = "webhooks") -> list[str]:
+    """A threads worker for webhook attempts: each mostly waits on a receiver's answer."""
+    return worker_argv([queue], concurrency, name, pool="threads")
+
+
 def local_worker_argv(queues: list[str], batch_size: int, name: str, log_level: str = "INFO") -> list[str]:
     """A worker for a tier served in-process: ``batch_size`` threads, whose calls meet in batches.
 
