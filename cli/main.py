@@ -95,9 +95,13 @@ def emulator(
     window_s: Annotated[
         float, typer.Option(min=0.001, help="Length of the rate-limit window; 60 is a real minute.")
     ] = 60.0,
+    batch_delay_s: Annotated[
+        float, typer.Option(min=0.0, help="How long a Batch API batch runs before it completes.")
+    ] = 0.5,
 ) -> None:
     """Run the OpenAI-compatible provider emulator: deterministic answers, real usage,
-    per-model rate limits with 429 and x-ratelimit headers, injected latency and faults."""
+    per-model rate limits with 429 and x-ratelimit headers, injected latency and faults,
+    and the Files and Batches endpoints (docs/provider-batches.md)."""
     from infra.emulator.server import serve
 
     serve(
@@ -108,6 +112,7 @@ def emulator(
         latency_ms=latency_ms,
         fail_rate=fail_rate,
         window_s=window_s,
+        batch_delay_s=batch_delay_s,
     )
 
 

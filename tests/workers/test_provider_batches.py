@@ -189,7 +189,8 @@ def test_a_full_batch_is_sent_at_once_and_the_next_job_opens_another(
 
 
 def test_one_submission_merges_every_answer_back_at_the_batch_price(rt: Runtime, emulator_url: str) -> None:
-    job_ids = add_jobs(rt, 3)
+    key = uuid.uuid4().hex
+    job_ids = add_jobs(rt, 2) + add_jobs(rt, 1, cache={"mode": "exact", "ttl_s": 60, "key": key, "hit": None})
     claim_all(rt, job_ids)
     assert drive(rt).sent == 1
     assert emulator_batches(emulator_url)["created"] == 1
@@ -208,6 +209,9 @@ def test_one_submission_merges_every_answer_back_at_the_batch_price(rt: Runtime,
         usage = session.exec(select(Usage).where(col(Usage.job_id).in_(job_ids))).all()
     assert sorted(row.job_id for row in usage) == sorted(job_ids)
     assert batches(rt)[0].status == "done" and batches(rt)[0].remote_status == "completed"
+    cached_job = jobs(rt, job_ids)[2]  # the exact cache took the answer, at the batch price
+    hit = rt.results.exact.get(cached_job.tenant_id, TIER, key)
+    assert hit is not None and hit["result"] == cached_job.result and hit["cost_usd"] == cached_job.cost_usd
 
 
 def test_line_errors_fail_permanent_ones_and_send_retryable_ones_live(rt: Runtime, emulator_url: str) -> None:
