@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -28,6 +27,8 @@ from kombu.transport.redis import Channel
 from redis import Redis
 
 from schemas.settings import PRIORITIES, queue_name
+from workers import bulk_publish
+from workers.bulk_publish import MessageTemplate
 from workers.keys import RedisKeys
 
 RUN_JOB_TASK = "switchyard.run_job"
@@ -76,25 +77,31 @@ class Dispatcher:
 
     def publish_many(self, job_ids: Sequence[str], tier: str, priority: str, tenant_id: str) -> None:
         """Publish many jobs of one tenant, tier and class: one backlog update, and the
-        messages pipelined through kombu's producer batches instead of a round trip each."""
+        messages in pipelined round trips instead of one each (workers/bulk_publish.py)."""
         if not job_ids:
             return
         backlog = int(self.redis.hincrby(self.keys.tenant_backlog(tier), tenant_id, len(job_ids)))
         first = backlog - len(job_ids)
         queue = queue_name(tier, priority)
-        amqp = self.celery.amqp
+        levels = [message_priority(priority, first + offset) for offset in range(1, len(job_ids) + 1)]
+        if not str(self.celery.conf.broker_url).startswith("redis"):
+            self._publish_through_kombu(job_ids, queue, levels)
+            return
+        template = MessageTemplate(self.celery, RUN_JOB_TASK, queue)
+        lists = priority_keys(queue)
+        bulk_publish.push(
+            self.redis,
+            [
+                (lists[level], template.encode(job_id, level))
+                for job_id, level in zip(job_ids, levels, strict=True)
+            ],
+        )
+
+    def _publish_through_kombu(self, job_ids: Sequence[str], queue: str, levels: list[int]) -> None:
         with self.celery.producer_or_acquire() as producer, producer.batch(max_size=PUBLISH_BATCH):
-            for offset, job_id in enumerate(job_ids, start=1):
-                # The same message send_task builds, minus its per-call routing and signals.
-                message = amqp.as_task_v2(str(uuid.uuid4()), RUN_JOB_TASK, args=[job_id], ignore_result=True)
-                producer.publish(
-                    message.body,
-                    routing_key=queue,
-                    exchange="",
-                    serializer="json",
-                    priority=message_priority(priority, first + offset),
-                    headers=message.headers,
-                    **message.properties,
+            for job_id, level in zip(job_ids, levels, strict=True):
+                self.celery.send_task(
+                    RUN_JOB_TASK, args=[job_id], queue=queue, priority=level, producer=producer
                 )
 
     def defer(self, job_id: str, tier: str, priority: str, tenant_id: str, delay_s: float) -> None:

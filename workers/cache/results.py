@@ -119,17 +119,25 @@ class ResultCache:
     def lookup_many(
         self, tenant_id: str, tier: str, probes: list[tuple[str, dict[str, Any]]]
     ) -> list[CachedResult | None]:
-        """:meth:`lookup` for many (key, request) pairs of one tier: pipelined reads and counts
-        instead of a round trip per request (a batch's lines)."""
+        """:meth:`lookup` for many (key, request) pairs of one tier (a batch's lines): one MGET
+        per thousand keys and the counters summed in one round trip.
+
+        Misses are counted in the stats but not in the per-request miss ranking: a batch's
+        lines are one-off documents, and keeping each body for suggestions would fill Redis.
+        """
         entries = self.exact.get_many(tenant_id, tier, [key for key, _ in probes])
         found = [CachedResult.from_entry(entry) if entry else None for entry in entries]
+        hits = [hit for hit in found if hit is not None]
         with self.redis.pipeline(transaction=False) as pipe:
-            for (key, request), hit in zip(probes, found, strict=True):
-                self.stats.count(
-                    pipe, tenant_id, tier, "exact", hit is not None, hit.cost_usd if hit else 0.0
-                )
-                if hit is None:
-                    self.misses.count(pipe, tenant_id, tier, key, request)
+            self.stats.count_many(
+                pipe,
+                tenant_id,
+                tier,
+                "exact",
+                len(hits),
+                len(found) - len(hits),
+                sum(h.cost_usd for h in hits),
+            )
             pipe.execute()
         return found
 

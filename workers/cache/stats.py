@@ -34,6 +34,18 @@ class CacheStats:
         if hit and saved_usd:
             pipe.hincrbyfloat(key, f"{tier}:saved_usd", saved_usd)
 
+    def count_many(
+        self, pipe: Pipeline, tenant_id: str, tier: str, kind: str, hits: int, misses: int, saved_usd: float
+    ) -> None:
+        """Queue the counting of many lookups at once on ``pipe``."""
+        key = self.keys.cache_stats(tenant_id)
+        if hits:
+            pipe.hincrby(key, f"{tier}:{kind}:hits", hits)
+        if misses:
+            pipe.hincrby(key, f"{tier}:{kind}:misses", misses)
+        if saved_usd:
+            pipe.hincrbyfloat(key, f"{tier}:saved_usd", saved_usd)
+
     def read(self, tenant_id: str) -> dict[str, dict[str, Any]]:
         """Per tier: hits, misses and hit rate of each kind, and the saved cost."""
         raw: dict[Any, Any] = self.redis.hgetall(self.keys.cache_stats(tenant_id))  # type: ignore[assignment]

@@ -1,0 +1,180 @@
+"""Batches, measured in one run; each measurement is its own function, the last line joins them.
+
+**submit_10k_s**: seconds from the start of ``POST /v1/batches`` with a 10,000-line JSONL
+(OpenAI Batch input format, direct form) until every job is on its Redis queue: the API
+answers after the rows are committed and the messages published, and the queue length is
+checked right after. Real API under uvicorn, real Redis, SQLite by default
+(``--database-url`` for PostgreSQL); no worker runs, so the queue holds exactly the batch.
+Baseline in the same run: single ``POST /v1/jobs`` over one keep-alive connection, a sample
+of ``--baseline-jobs`` timed and extrapolated to 10,000 (``single_jobs_10k_s``).
+
+Run: ``.venv/bin/python bench/batch.py`` (``make bench-batch``). Ends with
+``submit_10k_s=... [other measurements' figures]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import bench_paths
+import httpx
+from redis import Redis
+from switchyard_side import create_database, drop_database, tenant_key
+
+from infra.launch import ProcessGroup, api_argv, free_port, wait_http
+from schemas.settings import load_settings
+from workers.dispatch import priority_keys
+from workers.migrate import upgrade
+
+LINES = 10_000
+TARGETS = {"submit_10k_s": 3.0}
+SUBMIT_CONFIG = """\
+# Written by bench/batch.py: one tier; no worker runs, so nothing is called.
+[providers.emulator]
+kind = "openai"
+base_url = "http://127.0.0.1:9/v1"
+
+[models.emu-bench]
+provider = "emulator"
+model = "emu-bench"
+
+[tiers.{tier}]
+models = ["emu-bench"]
+"""
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="bench/batch.py", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/14")
+    parser.add_argument("--database-url", default="", help="PostgreSQL admin URL; empty: SQLite")
+    parser.add_argument("--repeats", type=int, default=3, help="10k-line submissions; the median counts")
+    parser.add_argument("--baseline-jobs", type=int, default=500, help="single POST /v1/jobs timed")
+    return parser.parse_args(argv)
+
+
+def batch_lines(tier: str, count: int) -> bytes:
+    """``count`` distinct chat lines (each misses the exact cache, which every line consults)."""
+    tag = uuid.uuid4().hex[:8]
+    return "\n".join(
+        json.dumps(
+            {
+                "custom_id": f"doc-{index}",
+                "method": "POST",
+                "url": "/v1/chat/completions",
+                "body": {
+                    "model": tier,
+                    "messages": [{"role": "user", "content": f"Summarise document {index} {tag}."}],
+                },
+            }
+        )
+        for index in range(count)
+    ).encode()
+
+
+def queued(redis: Redis, tier: str) -> int:
+    """Messages on the tier's batch queue, every priority level."""
+    return sum(int(redis.llen(key)) for key in priority_keys(f"tier.{tier}.batch"))  # type: ignore[arg-type]
+
+
+def submit_10k(args: argparse.Namespace) -> dict[str, float]:
+    """10,000 lines in one batch against single job submissions, through the real API."""
+    tier = f"bb{uuid.uuid4().hex[:8]}"
+    var_dir = Path(tempfile.mkdtemp(prefix="switchyard-bench-batch-"))
+    config = var_dir / "bench.toml"
+    config.write_text(SUBMIT_CONFIG.format(tier=tier))
+    database_url = create_database(args.database_url) if args.database_url else ""
+    settings = load_settings(
+        config_file=config, var_dir=var_dir, redis_url=args.redis_url, database_url=database_url,
+        key_prefix=f"bench{uuid.uuid4().hex[:8]}",
+    )  # fmt: skip
+    upgrade(settings)
+    redis = Redis.from_url(args.redis_url)
+    processes = ProcessGroup(log_dir=var_dir, env={**bench_paths.process_env(), **_env(settings)})
+    port = free_port()
+    try:
+        processes.start("api", api_argv(port, log_level="warning"))
+        wait_http(f"http://127.0.0.1:{port}/readyz", alive=processes.check_alive)
+        headers = {"Authorization": f"Bearer {tenant_key(settings)}"}
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=headers, timeout=120) as client:
+            baseline = _single_jobs_10k_s(client, tier, args.baseline_jobs)
+            _drain(redis, tier)
+            runs = [_one_batch(client, redis, tier) for _ in range(args.repeats)]
+    finally:
+        processes.stop_all()
+        _drain(redis, tier)
+        if database_url:
+            drop_database(args.database_url, database_url)
+    submit = statistics.median(runs)
+    print(f"submit 10k lines: runs {', '.join(f'{run:.2f}' for run in runs)} s, median {submit:.2f} s")
+    print(f"single POST /v1/jobs: {baseline:.1f} s for 10k (extrapolated from {args.baseline_jobs})")
+    print(f"batch is {baseline / submit:.1f}x faster than single submissions (target: submit_10k_s <= 3)")
+    return {"submit_10k_s": round(submit, 2), "single_jobs_10k_s": round(baseline, 1)}
+
+
+def _single_jobs_10k_s(client: httpx.Client, tier: str, count: int) -> float:
+    tag = uuid.uuid4().hex[:8]
+    started = time.perf_counter()
+    for index in range(count):
+        request = {"messages": [{"role": "user", "content": f"Summarise document {index} {tag}."}]}
+        response = client.post("/v1/jobs", json={"tier": tier, "priority": "batch", "request": request})
+        if response.status_code != 202:
+            raise RuntimeError(f"POST /v1/jobs answered {response.status_code}: {response.text[:300]}")
+    return (time.perf_counter() - started) / count * LINES
+
+
+def _one_batch(client: httpx.Client, redis: Redis, tier: str) -> float:
+    body = batch_lines(tier, LINES)
+    before = queued(redis, tier)
+    started = time.perf_counter()
+    response = client.post(
+        "/v1/batches", content=body, params={"tier": tier}, headers={"Content-Type": "application/jsonl"}
+    )
+    elapsed = time.perf_counter() - started
+    if response.status_code != 200:
+        raise RuntimeError(f"POST /v1/batches answered {response.status_code}: {response.text[:300]}")
+    if queued(redis, tier) - before != LINES:
+        raise RuntimeError(f"{queued(redis, tier) - before} of {LINES} jobs are queued after the answer")
+    _drain(redis, tier)
+    return elapsed
+
+
+def _drain(redis: Redis, tier: str) -> None:
+    redis.delete(*priority_keys(f"tier.{tier}.batch"), *priority_keys(f"tier.{tier}.live"))
+
+
+def _env(settings: Any) -> dict[str, str]:
+    return {
+        "SWITCHYARD_CONFIG_FILE": str(settings.config_file),
+        "SWITCHYARD_VAR_DIR": str(settings.var_dir),
+        "SWITCHYARD_REDIS_URL": settings.redis_url,
+        "SWITCHYARD_DATABASE_URL": settings.database_url,
+        "SWITCHYARD_KEY_PREFIX": settings.key_prefix,
+    }
+
+
+# Each measurement: a function of the arguments answering its figures. Add yours here.
+MEASUREMENTS: list[Callable[[argparse.Namespace], dict[str, float]]] = [submit_10k]
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    figures: dict[str, float] = {}
+    for measure in MEASUREMENTS:
+        figures.update(measure(args))
+    for name, target in TARGETS.items():
+        if name in figures:
+            verdict = "meets" if figures[name] <= target else "misses"
+            print(f"{name}={figures[name]} {verdict} its target of {target}")
+    print(" ".join(f"{name}={value}" for name, value in figures.items()))
+
+
+if __name__ == "__main__":
+    main()

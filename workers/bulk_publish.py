@@ -1,0 +1,75 @@
+"""Publishing thousands of job messages in pipelined Redis round trips (a batch's jobs).
+
+Celery's ``send_task`` costs about 0.4 ms of CPU per message here, and even kombu's producer
+batches about 0.13 ms: 10,000 jobs would take seconds before the first round trip. A batch's
+messages differ only in the job id, the task id and the priority, so the envelope is built
+once by Celery and kombu (:meth:`celery.app.amqp.AMQP.as_task_v2`, kombu's
+``Channel.prepare_message``), and each job's message is that envelope with those fields
+filled in, as kombu's Redis transport would write it: the same JSON on the same list
+(``<queue>`` or ``<queue>\\x06\\x16<priority>``), pushed with LPUSH, so workers consume it
+as any other message. A broker other than Redis gets the messages through kombu's
+producer batches instead.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from celery import Celery
+from kombu.serialization import dumps
+from redis import Redis
+
+PIPELINE_CHUNK = 2000
+# Placeholders of the per-job values in the template; job and task ids never contain "@".
+JOB_ID, TASK_ID, BODY, ARGSREPR, PRIORITY, TAG = (
+    f"@sy-{name}@" for name in ("job", "task", "body", "argsrepr", "priority", "tag")
+)
+
+
+class MessageTemplate:
+    """The run_job message of one queue, built once by Celery and kombu, as JSON text with
+    placeholders where each job's values go."""
+
+    def __init__(self, celery: Celery, task_name: str, queue: str) -> None:
+        message = celery.amqp.as_task_v2(TASK_ID, task_name, args=[JOB_ID], ignore_result=True)
+        content_type, encoding, self._body = dumps(message.body, serializer="json")
+        with celery.producer_or_acquire() as producer:
+            self._base64 = producer.channel.body_encoding == "base64"
+            envelope: dict[str, Any] = producer.channel.prepare_message(
+                BODY, 0, content_type, encoding, message.headers, message.properties
+            )
+        envelope["headers"]["argsrepr"] = ARGSREPR
+        envelope["properties"].update(
+            delivery_mode=2,  # persistent, as kombu's producer sets it
+            delivery_info={"exchange": "", "routing_key": queue},
+            body_encoding="base64" if self._base64 else None,
+            priority=PRIORITY,
+            delivery_tag=TAG,
+        )
+        self._text = json.dumps(envelope)
+
+    def encode(self, job_id: str, priority: int) -> str:
+        """The message of ``job_id`` as the transport stores it."""
+        body = self._body.replace(JOB_ID, job_id)
+        if self._base64:
+            body = base64.b64encode(body.encode()).decode()
+        return (
+            self._text.replace(f'"{BODY}"', json.dumps(body))
+            .replace(TASK_ID, str(uuid.uuid4()))
+            .replace(f'"{ARGSREPR}"', json.dumps(repr([job_id])))
+            .replace(f'"{PRIORITY}"', str(priority))
+            .replace(f'"{TAG}"', json.dumps(str(uuid.uuid4())))
+        )
+
+
+def push(redis: Redis, keys_and_messages: Sequence[tuple[str, str]]) -> None:
+    """LPUSH each message on its list, ``PIPELINE_CHUNK`` per round trip, in order."""
+    for start in range(0, len(keys_and_messages), PIPELINE_CHUNK):
+        with redis.pipeline(transaction=False) as pipe:
+            for key, message in keys_and_messages[start : start + PIPELINE_CHUNK]:
+                pipe.lpush(key, message)
+            pipe.execute()
