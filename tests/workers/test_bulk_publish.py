@@ -37,7 +37,7 @@ def test_template_message_is_what_send_task_writes(settings: Settings) -> None:
                 "switchyard.run_job", args=["job_abc"], queue=queue, priority=5, producer=producer
             )
         written = redis.lpop(priority_keys(queue)[5])
-        assert written is not None
+        assert isinstance(written, bytes)
         encoded = MessageTemplate(celery, "switchyard.run_job", queue).encode("job_abc", 5)
         assert _comparable(encoded) == _comparable(written)
         assert json.loads(encoded)["headers"]["id"] != json.loads(encoded)["properties"]["delivery_tag"]
