@@ -57,9 +57,10 @@ def _retrieve(clients: BatchClients, batch: ProviderBatch) -> RemoteBatch | None
     try:
         return clients.get(batch.provider).retrieve(batch.remote_id)
     except ProviderBadRequest as error:
-        if error.details.get("provider_status") != 404:
-            raise
-        return RemoteBatch(batch.remote_id, "failed")  # the provider lost it: run the jobs live
+        if error.details.get("provider_status") == 404:
+            return RemoteBatch(batch.remote_id, "failed")  # the provider lost it: run the jobs live
+        log.warning("provider_batch_poll_failed", batch=batch.id, error=error.message)
+        return None
     except (ProviderError, KeyError) as error:
         log.warning("provider_batch_poll_failed", batch=batch.id, error=str(error))
         return None
