@@ -125,7 +125,7 @@ def test_when_the_whole_batch_raises_each_member_is_retried_alone() -> None:
 def test_a_batch_answering_the_wrong_number_of_results_is_rerun_member_by_member() -> None:
     calls: list[list[int]] = []
 
-    def short_by_one(items: list[int]) -> list[int | Exception]:
+    def short_by_one(items: list[int]) -> Sequence[int | Exception]:
         calls.append(items)
         return [item * 2 for item in items][: max(1, len(items) - 1)]
 

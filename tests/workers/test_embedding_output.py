@@ -20,7 +20,9 @@ from workers.providers.embedding_output import (
 )
 from workers.providers.openai_compat import from_embeddings_body, to_embedding_params
 
-MODEL = ModelConfig(provider="emulator", model="emu-embed", kind="embedding", dimensions=3)
+MODEL = ModelConfig.model_validate(
+    {"provider": "emulator", "model": "emu-embed", "kind": "embedding", "dimensions": 3}
+)
 
 
 def body(vectors: list[Any], indexes: list[int] | None = None) -> dict[str, Any]:
