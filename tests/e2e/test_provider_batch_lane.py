@@ -4,8 +4,12 @@ lane when the provider batch fails."""
 
 from __future__ import annotations
 
+import json
+import time
+import uuid
 from typing import Any
 
+import openai
 from e2e_stack import Stack
 
 TIER = "provider_lane"
@@ -73,3 +77,37 @@ def test_a_live_job_on_the_same_tier_is_called_at_once(e2e: Stack) -> None:
     job = e2e.wait_final(e2e.submit(TIER, "Answer me now")["id"], timeout=30)
     assert job["status"] == "succeeded" and "lane" not in job["attempt_log"][0]
     assert counters(e2e)[2] - before[2] == 1 and counters(e2e)[0] == before[0]
+
+
+def test_a_switchyard_batch_on_the_lane_tier_becomes_one_provider_batch(e2e: Stack) -> None:
+    client = openai.OpenAI(base_url=f"{e2e.api_url}/v1", api_key=e2e.keys["a"], max_retries=0, timeout=60)
+    tag = uuid.uuid4().hex[:8]
+    lines = [
+        {
+            "custom_id": f"{tag}-{n}",
+            "method": "POST",
+            "url": "/v1/chat/completions",
+            "body": {
+                "model": TIER,
+                "messages": [{"role": "user", "content": f"Extract the date ({tag}, {n})"}],
+            },
+        }
+        for n in range(8)
+    ]
+    before = counters(e2e)
+    uploaded = client.files.create(
+        file=("lane.jsonl", "\n".join(map(json.dumps, lines)).encode()), purpose="batch"
+    )
+    batch = client.batches.create(
+        input_file_id=uploaded.id, endpoint="/v1/chat/completions", completion_window="24h"
+    )
+    deadline = time.monotonic() + 90
+    while batch.status not in ("completed", "failed", "cancelled", "expired") and time.monotonic() < deadline:
+        time.sleep(0.5)
+        batch = client.batches.retrieve(batch.id)
+    assert batch.status == "completed" and batch.output_file_id, batch
+    output = [json.loads(line) for line in client.files.content(batch.output_file_id).text.splitlines()]
+    assert [record["custom_id"] for record in output] == [line["custom_id"] for line in lines]
+    assert all(record["response"]["status_code"] == 200 for record in output)
+    after = counters(e2e)
+    assert (after[0] - before[0], after[1] - before[1], after[2] - before[2]) == (1, 8, 0)
