@@ -14,6 +14,7 @@ producer batches instead.
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 import uuid
 from collections.abc import Sequence
@@ -67,9 +68,12 @@ class MessageTemplate:
 
 
 def push(redis: Redis, keys_and_messages: Sequence[tuple[str, str]]) -> None:
-    """LPUSH each message on its list, ``PIPELINE_CHUNK`` per round trip, in order."""
-    for start in range(0, len(keys_and_messages), PIPELINE_CHUNK):
-        with redis.pipeline(transaction=False) as pipe:
-            for key, message in keys_and_messages[start : start + PIPELINE_CHUNK]:
-                pipe.lpush(key, message)
+    """LPUSH each message on its list in order: a run of messages for the same list goes as
+    one LPUSH of many values (a worker's BRPOP takes them first in, first out), and the
+    commands go ``PIPELINE_CHUNK`` messages per round trip."""
+    with redis.pipeline(transaction=False) as pipe:
+        for start in range(0, len(keys_and_messages), PIPELINE_CHUNK):
+            chunk = keys_and_messages[start : start + PIPELINE_CHUNK]
+            for key, run in itertools.groupby(chunk, key=lambda pair: pair[0]):
+                pipe.lpush(key, *(message for _, message in run))
             pipe.execute()
