@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install run demo test lint typecheck pytest bench-overhead bench-ratelimit bench-cache clean
+.PHONY: install run demo test lint typecheck pytest bench-overhead bench-ratelimit bench-cache bench-batch clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -46,6 +46,9 @@ bench-ratelimit: install  ## Switchyard's rate limiter against plain Celery's ra
 
 bench-cache: install  ## exact-hit latency, semantic lookup latency at 1k-100k entries, match quality
 	$(BIN)/python bench/cache.py
+
+bench-batch: install  ## batches: 10,000-line submission against single jobs; worker-side batching speedups
+	$(BIN)/python bench/batch.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
