@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install run demo test lint typecheck pytest bench-overhead bench-ratelimit bench-cache bench-batch clean
+.PHONY: install run demo test lint typecheck pytest bench-overhead bench-ratelimit bench-cache bench-batch bench-provider-batches clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -49,6 +49,9 @@ bench-cache: install  ## exact-hit latency, semantic lookup latency at 1k-100k e
 
 bench-batch: install  ## batches: 10,000-line submission against single jobs; worker-side batching speedups
 	$(BIN)/python bench/batch.py
+
+bench-provider-batches: install  ## the provider Batch API lane against live calls: time, provider requests, cost
+	$(BIN)/python bench/provider_batches.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
