@@ -60,7 +60,11 @@ class JobWaiter:
         return self._ready.is_set()
 
     def _wake(self, event: dict[str, Any]) -> None:
-        for future in self._waiting.get(event["job_id"], ()):
+        futures = self._waiting.get(event["job_id"], ())
+        if futures and "job" in event:
+            # Serialised once for every waiter: hundreds may wait on one job (docs/streaming.md).
+            event["job_body"] = json.dumps(event["job"]).encode()
+        for future in futures:
             if not future.done():
                 future.set_result(event)
 

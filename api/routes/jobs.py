@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import time
 from typing import Annotated, Any, Literal
@@ -107,12 +106,15 @@ def cancel_job(job_id: JobId, services: ServicesDep, principal: Submitter) -> Re
 
 
 def job_response(
-    job: Job | dict[str, Any], status_code: int = 200, headers: dict[str, str] | None = None
+    job: Job | dict[str, Any] | bytes, status_code: int = 200, headers: dict[str, str] | None = None
 ) -> Response:
     """The job as JSON, serialised once (a returned model would be validated again).
 
-    A dict is a public job the worker already serialised (see ``_wait_for_final``).
+    A dict is a public job the worker already serialised, bytes the same already encoded by the
+    job waiter for all its waiters (see ``_wait_for_final``).
     """
+    if isinstance(job, bytes):
+        return Response(job, status_code=status_code, headers=headers, media_type="application/json")
     body = json.dumps(job) if isinstance(job, dict) else JobPublic.from_row(job).model_dump_json()
     return Response(body, status_code=status_code, headers=headers, media_type="application/json")
 
@@ -124,7 +126,7 @@ def _read(services: Services, principal: Principal, job_id: str) -> Job:
 
 async def _wait_for_final(
     services: Services, principal: Principal, job_id: str, wait_s: float
-) -> Job | dict[str, Any]:
+) -> Job | bytes:
     """The job once final (or at the deadline); the worker's event may carry it ready-made."""
     # Register before reading, so an event between the read and the wait is not missed.
     deadline = time.monotonic() + wait_s
@@ -137,9 +139,12 @@ async def _wait_for_final(
             if job.status in FINAL_STATUSES or remaining <= 0:
                 return job
             timeout = remaining if waiter.live else min(remaining, FALLBACK_POLL_S)
-            with contextlib.suppress(TimeoutError):
-                event = await asyncio.wait_for(asyncio.shield(future), timeout=timeout)
-                if "job" in event and event.get("tenant_id") == principal.tenant_id:
-                    return dict(event["job"])
+            # asyncio.wait adds one callback to the future; wait_for(shield(...)) chains three,
+            # and each counts when hundreds of waiters wake at once.
+            done, _ = await asyncio.wait((future,), timeout=timeout)
+            if done:
+                event = future.result()
+                if "job_body" in event and event.get("tenant_id") == principal.tenant_id:
+                    return bytes(event["job_body"])
         finally:
             waiter.unregister(job_id, future)
