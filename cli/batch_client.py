@@ -88,6 +88,8 @@ def watch(
             time.sleep(POLL_INTERVAL_S)
             batch = fetch_batch(settings, key, batch["id"])
             live.update(view(batch))
+    if not console.is_terminal:
+        console.line()  # off a terminal Live prints its last frame without a final newline
     return batch
 
 

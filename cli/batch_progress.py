@@ -72,6 +72,14 @@ class ProgressState:
         return (self.total - self.finished) / self.throughput
 
 
+def batch_elapsed(batch: dict[str, Any], now: float) -> float:
+    """Seconds the batch has run: from its start to its end, or to ``now`` while it runs."""
+    start = batch.get("in_progress_at") or batch.get("created_at") or now
+    ends = [batch.get(name) for name in ("completed_at", "cancelled_at", "failed_at", "expired_at")]
+    end = next((moment for moment in ends if moment), now)
+    return max(0.0, float(end) - float(start))
+
+
 def clock(seconds: float | None) -> str:
     """``h:mm:ss``, or ``-:--:--`` when unknown."""
     if seconds is None:
@@ -86,23 +94,23 @@ def counts_text(state: ProgressState) -> Text:
     return Text(" · ".join(parts) or f"completed {state.completed} · failed {state.failed}", style="dim")
 
 
-def render_progress(state: ProgressState, bar_width: int = 30) -> RenderableType:
-    """The bar with done/total, percentage, throughput, ETA and cost, then the state counts."""
+def render_progress(state: ProgressState, bar_width: int = 40) -> RenderableType:
+    """Three lines that fit 80 columns: the bar with done/total, percentage and ETA; status,
+    successes, failures, throughput, elapsed time and cost; then the job states."""
     share = state.finished / state.total if state.total else 0.0
-    throughput = f"{state.throughput:.1f} req/s" if state.throughput is not None else "- req/s"
-    cost = f"${state.cost_usd:.4f}" if state.cost_usd is not None else ""
-    line = Table.grid(padding=(0, 1))
-    line.add_row(
-        Text(state.batch_id, style="bold"),
-        Text(state.status, style="cyan"),
+    head = Table.grid(padding=(0, 1))
+    head.add_row(
         ProgressBar(total=max(state.total, 1), completed=state.finished, width=bar_width),
-        Text(f"{state.finished}/{state.total}"),
-        Text(f"{share:4.0%}"),
-        Text(f"✓ {state.completed}", style="green"),
-        Text(f"✗ {state.failed}", style="red" if state.failed else "dim"),
-        Text(throughput),
-        Text(f"ETA {clock(state.eta)}"),
-        Text(f"elapsed {clock(state.elapsed_s)}"),
-        Text(cost),
+        Text(f"{state.finished}/{state.total} {share:4.0%}  ETA {clock(state.eta)}", no_wrap=True),
     )
-    return Group(line, counts_text(state))
+    throughput = f"{state.throughput:.1f} req/s" if state.throughput is not None else "- req/s"
+    cost = f"  ${state.cost_usd:.4f}" if state.cost_usd is not None else ""
+    detail = Text.assemble(
+        (state.status, "cyan"),
+        "  ",
+        (f"✓ {state.completed}", "green"),
+        " ",
+        (f"✗ {state.failed}", "red" if state.failed else "dim"),
+        f"  {throughput}  elapsed {clock(state.elapsed_s)}{cost}",
+    )
+    return Group(head, detail, counts_text(state))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -22,7 +23,7 @@ from cli.batch_client import (
     submit_jsonl,
     watch,
 )
-from cli.batch_progress import ProgressState, render_progress
+from cli.batch_progress import ProgressState, batch_elapsed, render_progress
 from cli.jobs import ApiKey
 from schemas.settings import Settings, load_settings
 
@@ -119,7 +120,7 @@ def status(
     if as_json:
         console.print_json(json.dumps(batch))
         return
-    console.print(render_progress(ProgressState.from_batch(batch, 0.0, 0)))
+    show(batch)
     for line in batch_errors(batch):
         typer.echo(line)
 
@@ -145,8 +146,13 @@ def output(
 def cancel(batch_id: BatchId, api_key: ApiKey = None) -> None:
     """Cancel a batch: its queued jobs are canceled; running ones finish."""
     settings = load_settings()
-    batch = call(settings, api_key_or_demo(api_key, settings), "POST", f"/v1/batches/{batch_id}/cancel")
-    console.print(render_progress(ProgressState.from_batch(batch, 0.0, 0)))
+    show(call(settings, api_key_or_demo(api_key, settings), "POST", f"/v1/batches/{batch_id}/cancel"))
+
+
+def show(batch: dict[str, Any]) -> None:
+    """The batch's id and tier, then its progress lines."""
+    console.print(f"[bold]{batch['id']}[/] on tier {batch.get('tier')}")
+    console.print(render_progress(ProgressState.from_batch(batch, batch_elapsed(batch, time.time()), 0)))
 
 
 def announce(batch: dict[str, Any]) -> None:

@@ -95,8 +95,9 @@ def test_submit_wait_runs_the_corpus_and_writes_one_output_line_per_document_in_
     assert f"{len(documents)} lines written to {output}" in " ".join(done.stdout.split())
     # The progress bar's last frame: everything finished, with throughput and ETA fields.
     total = len(documents)
-    assert re.search(rf"completed .* {total}/{total} 100% ✓ {total} ✗ 0 ", done.stdout)
-    assert "req/s" in done.stdout and "ETA 0:00:00" in done.stdout
+    assert re.search(
+        rf" {total}/{total} 100%  ETA 0:00:00\s+completed  ✓ {total} ✗ 0  \d+\.\d req/s", done.stdout
+    )
     lines = read_jsonl(output)
     assert [line["custom_id"] for line in lines] == [document.path for document in documents]
     for line in lines:
@@ -106,7 +107,8 @@ def test_submit_wait_runs_the_corpus_and_writes_one_output_line_per_document_in_
 
     batch_id = created_id(done.stdout)
     status = run_cli("batch", "status", batch_id, env=stack_env(e2e))
-    assert status.returncode == 0 and f"{batch_id} completed" in status.stdout
+    assert status.returncode == 0 and f"{batch_id} on tier small" in status.stdout
+    assert f"{total}/{total} 100%" in status.stdout and f"completed  ✓ {total} ✗ 0" in status.stdout
     printed = run_cli("batch", "output", batch_id, env=stack_env(e2e))
     assert printed.returncode == 0 and printed.stdout == output.read_text()
     as_json = run_cli("batch", "status", batch_id, "--json", env=stack_env(e2e))
@@ -151,7 +153,8 @@ def test_cancel_mid_batch_cancels_the_queued_lines(e2e: Stack, tmp_path: Path) -
     assert f"switchyard batch status {batch_id}" in submitted.stdout
     canceled = run_cli("batch", "cancel", batch_id, env=stack_env(e2e))
     assert canceled.returncode == 0, canceled.stderr
-    assert re.search(rf"{batch_id} (cancelling|cancelled)", canceled.stdout)
+    assert f"{batch_id} on tier slow" in canceled.stdout
+    assert re.search(r"^(cancelling|cancelled)  ✓ \d+ ✗ 0", canceled.stdout, re.MULTILINE)
     ended = wait_ended(e2e, batch_id)
     counts = ended["counts"]
     assert ended["status"] == "cancelled"
