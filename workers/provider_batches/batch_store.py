@@ -16,7 +16,7 @@ from sqlalchemy.engine import Engine
 from schemas.settings import ProviderBatchSettings
 from schemas.tables import Job, ProviderBatch, utcnow
 from workers.ids import new_id
-from workers.store import JOBS, _job_from_row
+from workers.store import COLUMNS, JOBS
 
 BATCHES: Table = ProviderBatch.__table__  # type: ignore[attr-defined]
 
@@ -118,7 +118,8 @@ def members(engine: Engine, batch_id: str) -> list[Job]:
         .order_by(JOBS.c.created_at, JOBS.c.id)
     )
     with engine.connect() as connection:
-        return [_job_from_row(row) for row in connection.execute(query).mappings()]
+        rows = connection.execute(query).mappings().all()
+    return [Job.model_construct(**{name: row[column] for name, column in COLUMNS.items()}) for row in rows]
 
 
 def park_job(connection: Connection, job: Job, batch_id: str, lease_s: int, **values: Any) -> bool:
