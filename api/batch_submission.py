@@ -26,8 +26,12 @@ from workers.ids import new_id
 from workers.store import COLUMNS
 
 COMPLETION_WINDOWS = {"24h": timedelta(hours=24)}
-# Every column of a job row at its default, so each executemany row has the same keys.
-JOB_DEFAULTS: dict[str, Any] = Job.model_construct(id="").model_dump()
+# The job columns with a non-null default; columns left out of a row are NULL.
+JOB_DEFAULTS: dict[str, Any] = {
+    COLUMNS[name]: value
+    for name, value in Job.model_construct(id="").model_dump().items()
+    if value is not None
+}
 
 
 @dataclass
@@ -132,7 +136,7 @@ def _look_up_cache(services: Services, principal: Principal, lines: list[LineJob
 
 
 def _job_row(principal: Principal, batch: Batch, line: LineJob, probe: list[Any]) -> dict[str, Any]:
-    """The jobs-table row of one line (column names), finished already on a cache hit."""
+    """The jobs-table row of one line (column names, nulls left out), finished on a cache hit."""
     policy, key, request, hit = probe
     now = batch.created_at
     cache = {"mode": policy.mode, "ttl_s": policy.ttl_s, "key": key, "hit": None}
@@ -148,17 +152,18 @@ def _job_row(principal: Principal, batch: Batch, line: LineJob, probe: list[Any]
         "request": request,
         "cache": cache,
         "attempt_log": [],
-        "job_metadata": {},
+        "metadata": {},
         "batch_id": batch.id,
         "batch_line": line.index,
         "custom_id": line.custom_id,
-        "completion_window": line.job.completion_window,
         "created_at": now,
         "updated_at": now,
     }
+    if line.job.completion_window is not None:
+        row["completion_window"] = line.job.completion_window
     if hit is not None:
-        row.update(hit.as_job_fields(cache))
-    return {COLUMNS[name]: value for name, value in row.items()}
+        row.update({COLUMNS[name]: value for name, value in hit.as_job_fields(cache).items()})
+    return row
 
 
 def _publish(services: Services, job_ids: list[str], batch: Batch) -> None:

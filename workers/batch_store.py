@@ -56,9 +56,14 @@ def insert_batch(connection: Connection, batch: Batch) -> None:
 
 
 def insert_jobs(connection: Connection, rows: Sequence[dict[str, Any]]) -> None:
-    """Insert job rows (column name -> value) with executemany, ``INSERT_CHUNK`` at a time."""
-    for start in range(0, len(rows), INSERT_CHUNK):
-        connection.execute(insert(JOBS), list(rows[start : start + INSERT_CHUNK]))
+    """Insert job rows (column name -> value; a column left out is NULL) with executemany,
+    ``INSERT_CHUNK`` at a time; rows with the same columns share a statement."""
+    by_columns: dict[frozenset[str], list[dict[str, Any]]] = {}
+    for row in rows:
+        by_columns.setdefault(frozenset(row), []).append(row)
+    for group in by_columns.values():
+        for start in range(0, len(group), INSERT_CHUNK):
+            connection.execute(insert(JOBS), group[start : start + INSERT_CHUNK])
 
 
 def get_batch(session: Session, tenant_id: str, batch_id: str) -> Batch:

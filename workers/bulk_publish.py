@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import itertools
 import json
+import re
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -29,6 +30,8 @@ PIPELINE_CHUNK = 2000
 JOB_ID, TASK_ID, BODY, ARGSREPR, PRIORITY, TAG = (
     f"@sy-{name}@" for name in ("job", "task", "body", "argsrepr", "priority", "tag")
 )
+FIELDS = {BODY: "body", ARGSREPR: "argsrepr", PRIORITY: "priority", TAG: "tag"}
+ID_SAFE = re.compile(r"[A-Za-z0-9_-]+")
 
 
 class MessageTemplate:
@@ -51,19 +54,23 @@ class MessageTemplate:
             priority=PRIORITY,
             delivery_tag=TAG,
         )
-        self._text = json.dumps(envelope)
+        # One str.format per job: the JSON's braces doubled, each quoted placeholder a field.
+        # Every value filled in is JSON-safe as it is: base64, uuids, and ids of [A-Za-z0-9_].
+        text = json.dumps(envelope).replace("{", "{{").replace("}", "}}")
+        for placeholder, name in FIELDS.items():
+            text = text.replace(f'"{placeholder}"', f'"{{{name}}}"' if name != "priority" else "{priority}")
+        self._format = text.replace(TASK_ID, "{task}").format
 
     def encode(self, job_id: str, priority: int) -> str:
         """The message of ``job_id`` as the transport stores it."""
+        if not ID_SAFE.fullmatch(job_id):
+            raise ValueError(f"job id {job_id!r} has characters the template cannot take as they are")
         body = self._body.replace(JOB_ID, job_id)
-        if self._base64:
-            body = base64.b64encode(body.encode()).decode()
-        return (
-            self._text.replace(f'"{BODY}"', json.dumps(body))
-            .replace(TASK_ID, str(uuid.uuid4()))
-            .replace(f'"{ARGSREPR}"', json.dumps(repr([job_id])))
-            .replace(f'"{PRIORITY}"', str(priority))
-            .replace(f'"{TAG}"', json.dumps(str(uuid.uuid4())))
+        body = base64.b64encode(body.encode()).decode() if self._base64 else json.dumps(body)[1:-1]
+        return str(
+            self._format(
+                body=body, task=uuid.uuid4(), argsrepr=repr([job_id]), priority=priority, tag=uuid.uuid4()
+            )
         )
 
 
