@@ -88,3 +88,19 @@ def test_an_input_longer_than_minilm_reads_fails_that_job_only(e2e: Stack) -> No
     failed = e2e.wait_final(too_long["id"], timeout=120)
     assert failed["status"] == "failed"
     assert failed["error"]["code"] == "context_length_exceeded"
+
+
+def test_a_repeated_embedding_job_is_answered_by_the_exact_cache(e2e: Stack) -> None:
+    body = {"tier": "embed-emu", "kind": "embedding", "cache": "exact", "request": {"input": ["cache me"]}}
+    first = e2e.post("/v1/jobs", e2e.keys["a"], json=body)
+    assert first.status_code == 202, first.text
+    done = e2e.wait_final(first.json()["id"], timeout=60)
+    assert done["status"] == "succeeded", done
+
+    again = e2e.post("/v1/jobs", e2e.keys["a"], json=body)
+
+    assert again.status_code == 200, again.text
+    cached = again.json()
+    assert cached["kind"] == "embedding" and cached["status"] == "succeeded"
+    assert cached["cache"]["hit"] == "exact" and cached["cost_usd"] == 0
+    assert cached["result"]["data"] == done["result"]["data"]

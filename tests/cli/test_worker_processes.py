@@ -1,0 +1,35 @@
+"""`switchyard up` / `switchyard worker`: a local-model tier gets a threads worker sized to batch."""
+
+from __future__ import annotations
+
+from tests_support import TEST_CONFIG
+
+from cli.processes import process_table, tier_worker_argv
+from schemas.settings import load_settings
+
+
+def option(argv: list[str], flag: str) -> str:
+    return argv[argv.index(flag) + 1]
+
+
+def test_a_local_model_tier_runs_in_threads_as_many_as_its_batch() -> None:
+    settings = load_settings(config_file=TEST_CONFIG)
+
+    for tier in ("local", "embed"):
+        argv = tier_worker_argv(settings, tier)
+        assert option(argv, "-P") == "threads"
+        assert option(argv, "-c") == str(settings.providers["local"].max_batch_size) == "8"
+        assert f"tier.{tier}.live" in option(argv, "-Q").split(",")
+
+
+def test_a_remote_tier_keeps_the_prefork_pool() -> None:
+    argv = tier_worker_argv(load_settings(config_file=TEST_CONFIG), "small")
+
+    assert option(argv, "-P") == "prefork" and option(argv, "-c") == "4"
+
+
+def test_the_default_config_starts_a_worker_for_the_embed_tier() -> None:
+    table = process_table(load_settings())
+
+    assert option(table["worker-embed"], "-P") == "threads"
+    assert option(table["worker-local"], "-c") == "16"
