@@ -289,6 +289,31 @@ def test_a_crash_after_batches_create_adopts_the_provider_batch_instead_of_a_sec
     assert [job.status for job in jobs(rt, job_ids)] == ["succeeded", "succeeded"]
 
 
+def test_a_crash_after_the_upload_reuses_the_recorded_file(
+    slow_resume_rt: Runtime, emulator_url: str
+) -> None:
+    rt = slow_resume_rt
+    job_ids = add_jobs(rt, 2)
+    claim_all(rt, job_ids)
+    (batch,) = batches(rt)
+    # A worker took the batch and uploaded its file, then died before batches.create.
+    batch_store.take(rt.engine, batch.id, "open", "sending", send_attempts=1)
+    client = BatchClient(rt.settings.providers["emulator_batch"])
+    model = rt.settings.models["emu-lane"]
+    file_id = client.upload(
+        "crash.jsonl", b"".join(encode_line(request_line(j, model, 32)) for j in jobs(rt, job_ids))
+    )
+    client.close()
+    batch_store.take(rt.engine, batch.id, "sending", "sending", input_file_id=file_id)
+    time.sleep(1.6)  # resend_after_s
+    assert drive(rt).sent == 1
+    (resumed,) = batches(rt)
+    assert resumed.input_file_id == file_id and resumed.remote_id is not None
+    remote = httpx.get(f"{emulator_url}/v1/batches/{resumed.remote_id}").json()
+    assert remote["input_file_id"] == file_id and emulator_batches(emulator_url)["created"] == 1
+    assert [job.status for job in jobs(rt, job_ids)] == ["succeeded", "succeeded"]
+
+
 def test_an_unreachable_provider_is_retried_then_its_jobs_run_live(
     tmp_path: Path, redis_url: str, database_url: str, emulator_url: str
 ) -> None:
