@@ -134,10 +134,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterator[
         "rate_limits__tenant_rpm": "100000",
         # SSE keep-alives every second, so test readers notice a close promptly.
         "streaming__keepalive_s": "1",
-        # The provider batch lane: a pass a second; 8 jobs fill a batch, fewer go after 5 s.
+        # The provider batch lane: a pass a second; 8 jobs fill a batch, fewer go after 10 s
+        # (a margin for a loaded machine: the 8 must all join before the first is 10 s old).
         "provider_batches__poll_interval_s": "1",
         "provider_batches__max_lines": "8",
-        "provider_batches__max_wait_s": "5",
+        "provider_batches__max_wait_s": "10",
         "provider_batches__resend_after_s": "5",
         # Webhooks: loopback receivers allowed (tests only), and a compressed retry schedule
         # of five attempts (the fourth comes 2 s after the third), swept every 0.2 s.
