@@ -8,17 +8,28 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 
-from schemas.tables import WebhookDelivery, utcnow
+from schemas.tables import WebhookDelivery, WebhookEndpoint, utcnow
 from workers.ids import new_id
 
 TABLE = WebhookDelivery.__table__  # type: ignore[attr-defined]
+ENDPOINTS = WebhookEndpoint.__table__  # type: ignore[attr-defined]
 PENDING, SUCCEEDED, FAILED = "pending", "succeeded", "failed"
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A delivery whose next attempt this worker holds, and its endpoint (None: callback URL
+    or deleted)."""
+
+    delivery: WebhookDelivery
+    endpoint: WebhookEndpoint | None
 
 
 @dataclass(frozen=True)
@@ -34,29 +45,68 @@ def insert_new(engine: Engine, rows: list[dict[str, Any]]) -> list[dict[str, Any
     """Insert the rows, skipping any whose ``dedupe_key`` exists; the rows actually inserted."""
     if not rows:
         return []
-    dialect = engine.dialect.name
-    module: Any = postgresql if dialect == "postgresql" else sqlite
-    statement = module.insert(TABLE).on_conflict_do_nothing(index_elements=["dedupe_key"])
     with engine.begin() as connection:
-        inserted = {row.id for row in connection.execute(statement.returning(TABLE.c.id), rows)}
+        inserted = {row.id for row in connection.execute(_insert_statement(engine.dialect.name), rows)}
     return [row for row in rows if row["id"] in inserted]
 
 
-def claim(engine: Engine, delivery_id: str, seen_attempts: int, hold_s: float) -> bool:
-    """Take attempt ``seen_attempts + 1``; False if someone else took it or the delivery ended."""
-    now = utcnow()
-    statement = (
-        update(TABLE)
-        .where(TABLE.c.id == delivery_id, TABLE.c.status == PENDING, TABLE.c.attempts == seen_attempts)
-        .values(
-            attempts=seen_attempts + 1,
-            next_attempt_at=now + timedelta(seconds=hold_s),
-            last_attempt_at=now,
-            updated_at=now,
-        )
+@cache
+def _insert_statement(dialect: str) -> Any:
+    module: Any = postgresql if dialect == "postgresql" else sqlite
+    statement = module.insert(TABLE).on_conflict_do_nothing(index_elements=["dedupe_key"])
+    return statement.returning(TABLE.c.id)
+
+
+# The attempt's statements are built once (the hot path; see docs/architecture.md "Hot paths").
+CLAIM = (
+    update(TABLE)
+    .where(TABLE.c.id == bindparam("d_id"), TABLE.c.status == PENDING, TABLE.c.attempts == bindparam("seen"))
+    .values(
+        attempts=bindparam("taken"),
+        next_attempt_at=bindparam("held_until"),
+        last_attempt_at=bindparam("now"),
+        updated_at=bindparam("now"),
     )
+    .returning(*TABLE.c)
+)
+ENDPOINT = select(ENDPOINTS).where(ENDPOINTS.c.id == bindparam("e_id"))
+RECORD = (
+    update(TABLE)
+    .where(
+        TABLE.c.id == bindparam("d_id"), TABLE.c.attempts == bindparam("attempt"), TABLE.c.status == PENDING
+    )
+    .values(
+        status=bindparam("new_status"),
+        next_attempt_at=bindparam("next_at"),
+        last_status_code=bindparam("code"),
+        last_error=bindparam("error"),
+        last_response_ms=bindparam("ms"),
+        updated_at=bindparam("now"),
+    )
+)
+
+
+def claim(engine: Engine, delivery_id: str, seen_attempts: int, hold_s: float) -> Claimed | None:
+    """Take attempt ``seen_attempts + 1`` with its endpoint, in one transaction; None if someone
+    else took it or the delivery ended."""
+    now = utcnow()
+    values = {
+        "d_id": delivery_id,
+        "seen": seen_attempts,
+        "taken": seen_attempts + 1,
+        "held_until": now + timedelta(seconds=hold_s),
+        "now": now,
+    }
     with engine.begin() as connection:
-        return bool(connection.execute(statement).rowcount == 1)
+        row = connection.execute(CLAIM, values).one_or_none()
+        if row is None:
+            return None
+        delivery = WebhookDelivery(**row._mapping)
+        endpoint = None
+        if delivery.endpoint_id is not None:
+            found = connection.execute(ENDPOINT, {"e_id": delivery.endpoint_id}).one_or_none()
+            endpoint = WebhookEndpoint(**found._mapping) if found is not None else None
+    return Claimed(delivery, endpoint)
 
 
 def record(
@@ -68,20 +118,18 @@ def record(
     status: str,
 ) -> None:
     """Store an attempt's outcome: still ``pending`` until ``next_at``, ``succeeded`` or ``failed``."""
-    statement = (
-        update(TABLE)
-        .where(TABLE.c.id == delivery_id, TABLE.c.attempts == attempt, TABLE.c.status == PENDING)
-        .values(
-            status=status,
-            next_attempt_at=next_at if status == PENDING else None,
-            last_status_code=result.status_code,
-            last_error=(result.error or "")[:500] or None,
-            last_response_ms=result.response_ms,
-            updated_at=utcnow(),
-        )
-    )
+    values = {
+        "d_id": delivery_id,
+        "attempt": attempt,
+        "new_status": status,
+        "next_at": next_at if status == PENDING else None,
+        "code": result.status_code,
+        "error": (result.error or "")[:500] or None,
+        "ms": result.response_ms,
+        "now": utcnow(),
+    }
     with engine.begin() as connection:
-        connection.execute(statement)
+        connection.execute(RECORD, values)
 
 
 def take_due(engine: Engine, now: datetime, hold_s: float, limit: int = 500) -> list[tuple[str, int]]:

@@ -16,7 +16,6 @@ import httpx
 import structlog
 from redis import Redis
 from sqlalchemy.engine import Engine
-from sqlmodel import Session
 
 from schemas.errors import UnsafeCallbackUrl
 from schemas.settings import Settings
@@ -30,6 +29,7 @@ from workers.webhooks.ssrf import ResolutionFailed
 
 log = structlog.get_logger("switchyard.webhooks")
 RETRY_AFTER_CODES = (429, 503)
+MAX_ANSWER_BYTES = 65_536
 
 
 @dataclass
@@ -44,18 +44,10 @@ class Deliverer:
 
     def attempt(self, delivery_id: str, seen_attempts: int) -> str:
         """Make attempt ``seen_attempts + 1`` of the delivery; what became of it."""
-        hold = self.settings.webhooks.claim_s
-        if not deliveries.claim(self.engine, delivery_id, seen_attempts, hold):
+        claimed = deliveries.claim(self.engine, delivery_id, seen_attempts, self.settings.webhooks.claim_s)
+        if claimed is None:
             return "skipped"
-        with Session(self.engine, expire_on_commit=False) as session:
-            delivery = session.get(WebhookDelivery, delivery_id)
-            endpoint = (
-                session.get(WebhookEndpoint, delivery.endpoint_id)
-                if delivery and delivery.endpoint_id
-                else None
-            )
-        if delivery is None:
-            return "skipped"
+        delivery, endpoint = claimed.delivery, claimed.endpoint
         attempt = seen_attempts + 1
         if delivery.endpoint_id and (endpoint is None or not endpoint.enabled):
             reason = (
@@ -92,6 +84,7 @@ class Deliverer:
                 "POST", delivery.url, content=delivery.body.encode(), headers=headers
             ) as response:
                 elapsed = round((time.perf_counter() - started) * 1000, 2)
+                _drain(response)
                 error = None if response.is_success else _describe(response)
                 retry_after = parse_retry_after(response.headers.get("retry-after"))
                 return AttemptResult(response.status_code, error, elapsed), retry_after
@@ -138,6 +131,16 @@ class Deliverer:
         if status == FAILED:
             log.info("webhook_dead_letter", delivery=delivery.id, attempts=attempt, error=result.error)
         return status
+
+
+def _drain(response: httpx.Response) -> None:
+    # Reading a short answer to its end lets the connection go back to the pool; a long one
+    # is cut off (the connection closes) rather than held in memory.
+    read = 0
+    for chunk in response.iter_raw():
+        read += len(chunk)
+        if read > MAX_ANSWER_BYTES:
+            break
 
 
 def _describe(response: httpx.Response) -> str:
