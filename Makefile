@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install run demo test lint typecheck pytest bench-overhead bench-ratelimit bench-cache bench-batch bench-provider-batches clean
+.PHONY: install run demo test lint typecheck pytest bench-overhead bench-ratelimit bench-cache bench-batch bench-provider-batches bench-webhooks clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -43,6 +43,9 @@ bench-overhead: install  ## Switchyard's overhead against bare Celery on the sam
 
 bench-ratelimit: install  ## Switchyard's rate limiter against plain Celery's rate_limit on a limited provider
 	$(BIN)/python bench/ratelimit.py
+
+bench-webhooks: install  ## signed webhooks: completion-to-receipt latency and deliveries/s against bare httpx
+	$(BIN)/python bench/webhooks.py
 
 bench-cache: install  ## exact-hit latency, semantic lookup latency at 1k-100k entries, match quality
 	$(BIN)/python bench/cache.py

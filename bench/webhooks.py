@@ -65,7 +65,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="bench/webhooks.py", description=__doc__.split("\n\n")[0])
     parser.add_argument("--count", type=int, default=5000, help="webhooks per phase")
     parser.add_argument("--rate", type=float, default=100.0, help="jobs finishing per second, paced phase")
-    parser.add_argument("--threads", type=int, default=8, help="the webhook worker's threads")
+    parser.add_argument("--workers", type=int, default=2, help="webhook worker processes")
+    parser.add_argument("--threads", type=int, default=8, help="threads of each webhook worker")
     parser.add_argument("--announcers", type=int, default=4, help="threads announcing finished jobs")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/5", help="flushed at start and end")
     parser.add_argument("--database-url", default="", help="default: SQLite in a temporary directory")
@@ -123,7 +124,9 @@ class Bench:
                     "--log-level", "warning", "--no-access-log"]  # fmt: skip
         self.procs.start("receiver", receiver)
         queue = RedisKeys(self.settings.key_prefix).webhook_queue
-        self.procs.start("webhook-worker", webhook_worker_argv(queue, self.args.threads))
+        for index in range(self.args.workers):
+            argv = webhook_worker_argv(queue, self.args.threads, name=f"webhooks{index}")
+            self.procs.start(f"webhook-worker-{index}", argv)
         wait_http(f"http://127.0.0.1:{self.port}/docs", alive=self.procs.check_alive)
         self.phase(50, rate=None, label="warm-up")  # connections, pools, first imports
 
@@ -160,7 +163,8 @@ class Bench:
         while self.redis.llen(self.receipts) < count and time.monotonic() < deadline:
             self.procs.check_alive()
             time.sleep(0.05)
-        rows = [str(raw, "utf-8").split(" ") for raw in self.redis.lrange(self.receipts, 0, -1)]
+        raws = self.redis.lrange(self.receipts, 0, -1)
+        rows = [(raw.decode() if isinstance(raw, bytes) else str(raw)).split(" ") for raw in raws]
         return {job_id: float(at) for job_id, at, _webhook_id in rows}
 
     def baseline(self, count: int) -> dict[str, float]:
