@@ -80,7 +80,7 @@ def submit(
     ] = None,
     completion_window: Annotated[
         str | None,
-        typer.Option(help="`24h` lets jobs wait for the batch lane and off-peak; `immediate` runs now."),
+        typer.Option(help="`24h`: jobs may wait for the batch lane and off-peak; `now` (default): at once."),
     ] = None,
     callback_url: Annotated[
         str | None, typer.Option(help="Webhook URL told once when the batch ends.")
@@ -178,7 +178,7 @@ def watch_until_done(
     try:
         return watch(settings, key, batch, console, timeout)
     except KeyboardInterrupt:
-        typer.echo(f"\nstopped watching; the batch goes on: switchyard batch status {batch['id']}")
+        typer.echo(f"\nstopped watching {batch['id']}; see it with: switchyard batch status {batch['id']}")
         raise typer.Exit(130) from None
 
 
