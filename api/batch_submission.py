@@ -24,6 +24,7 @@ from workers.cache import policy as cache_policy
 from workers.cache.exact import request_key
 from workers.ids import new_id
 from workers.store import COLUMNS
+from workers.webhooks.ssrf import check_registered_url
 
 COMPLETION_WINDOWS = {"24h": timedelta(hours=24)}
 # The job columns with a non-null default; columns left out of a row are NULL.
@@ -53,6 +54,7 @@ def check_order(services: Services, order: BatchOrder) -> None:
         known_tier(services.settings, order.tier)
     if order.callback_url is not None:
         check_callback_url(order.callback_url)
+        check_registered_url(order.callback_url, services.settings.webhooks)  # the SSRF guard
     size = len(json.dumps(order.metadata))
     if size > services.settings.max_metadata_bytes:
         raise errors.MetadataTooLarge(

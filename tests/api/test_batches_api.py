@@ -305,6 +305,8 @@ def test_batch_level_fields_are_checked(api: Api, auth: dict[str, str]) -> None:
     assert_error(
         api.post_jsonl(auth, api.lines(1), tier=api.tier, callback_url="ftp://x"), 400, "invalid_callback_url"
     )
+    loopback = api.post_jsonl(auth, api.lines(1), tier=api.tier, callback_url="http://127.0.0.1:9/hook")
+    assert_error(loopback, 400, "unsafe_callback_url")  # the webhook SSRF guard, as for jobs
     assert_error(api.post_jsonl(auth, ""), 422, "invalid_batch_file")
     not_json = api.client.post("/v1/batches", content="x", headers={**auth, "Content-Type": "text/plain"})
     assert_error(not_json, 415, "unsupported_media_type")
@@ -492,3 +494,22 @@ def _tenant_of(api: Api, auth: dict[str, str]) -> str:
         row = session.get(Batch, batch["id"])
         assert row is not None
         return row.tenant_id
+
+
+def test_embedding_lines_become_embedding_jobs(api: Api, auth: dict[str, str]) -> None:
+    line = {"method": "POST", "url": "/v1/embeddings", "body": {"model": "embed-emu", "input": ["a", "b"]}}
+    lines = [{"custom_id": f"e{index}", **line} for index in range(2)]
+    try:
+        response = api.post_jsonl(auth, lines, endpoint="/v1/embeddings")
+        assert response.status_code == 200, response.text
+        batch = response.json()
+        assert batch["tier"] == "embed-emu" and batch["endpoint"] == "/v1/embeddings"
+        jobs = api.jobs(batch["id"])
+        assert {job.kind for job in jobs} == {"embedding"} and jobs[0].request == {"input": ["a", "b"]}
+        wrong = [{**lines[0], "body": {"model": api.tier, "input": "x"}}]
+        error = assert_error(
+            api.post_jsonl(auth, wrong, endpoint="/v1/embeddings"), 422, "invalid_batch_file"
+        )
+        assert error["errors"][0]["code"] == "wrong_job_kind"
+    finally:
+        delete_tier_queues(api.redis, ["embed-emu"], api.settings.key_prefix)
