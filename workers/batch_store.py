@@ -29,6 +29,10 @@ JOBS = store.JOBS
 INSERT_CHUNK = 1000
 LINE_PAGE = 500
 OPEN_STATUSES = ("queued", "running")
+CANCEL_MESSAGES = {
+    "batch_cancelled": "The batch was cancelled before this line ran.",
+    "batch_expired": "The batch's completion window ended before this line ran.",
+}
 JOB_STATUSES = ("queued", "running", "succeeded", "failed", "canceled")
 ACTIVE_BATCH = ("validating", "in_progress", "cancelling")
 LINE_COLUMNS = (
@@ -120,7 +124,8 @@ def store_statuses() -> tuple[str, ...]:
 
 
 def close_if_done(connection: Connection, batch_id: str) -> str | None:
-    """End the batch if none of its jobs is open: ``completed``, or ``cancelled`` after a cancel.
+    """End the batch if none of its jobs is open: ``completed``, ``cancelled`` after a cancel,
+    or ``expired`` once its window passed (``expired_at`` set).
 
     A conditional update, so of many callers racing at the batch's last job exactly one wins;
     it gets the new status, the others None.
@@ -128,14 +133,15 @@ def close_if_done(connection: Connection, batch_id: str) -> str | None:
     open_jobs = exists().where(JOBS.c.batch_id == batch_id, JOBS.c.status.in_(OPEN_STATUSES))
     now = utcnow()
     cancelling = BATCHES.c.status == "cancelling"
+    expiring = BATCHES.c.expired_at.is_not(None)
     statement = (
         update(BATCHES)
         .where(BATCHES.c.id == batch_id, BATCHES.c.status.in_(ACTIVE_BATCH), ~open_jobs)
         .values(
-            status=case((cancelling, "cancelled"), else_="completed"),
+            status=case((cancelling, "cancelled"), (expiring, "expired"), else_="completed"),
             finalizing_at=now,
             cancelled_at=case((cancelling, now), else_=None),
-            completed_at=case((cancelling, None), else_=now),
+            completed_at=case((cancelling, None), (expiring, None), else_=now),
         )
         .returning(BATCHES.c.status)
     )
@@ -165,16 +171,17 @@ def attach_files(connection: Connection, batch: Batch, has_errors: bool) -> dict
     return ids
 
 
-def cancel_queued(connection: Connection, batch_id: str) -> int:
+def cancel_queued(connection: Connection, batch_id: str, code: str = "batch_cancelled") -> int:
     """Cancel every queued job of the batch in one statement; running ones finish."""
     now = utcnow()
+    message = CANCEL_MESSAGES[code]
     result = connection.execute(
         update(JOBS)
         .where(JOBS.c.batch_id == batch_id, JOBS.c.status == "queued")
         .values(
             status="canceled",
-            error_code="batch_cancelled",
-            error_message="The batch was cancelled before this line ran.",
+            error_code=code,
+            error_message=message,
             finished_at=now,
             updated_at=now,
         )
@@ -190,6 +197,37 @@ def mark_cancelling(connection: Connection, batch_id: str) -> bool:
         .values(status="cancelling", cancelling_at=utcnow())
     )
     return bool(result.rowcount == 1)
+
+
+def mark_expiring(connection: Connection, batch_id: str) -> bool:
+    """Note that an in-progress batch's window passed; False if it ended or was noted already."""
+    now = utcnow()
+    result = connection.execute(
+        update(BATCHES)
+        .where(
+            BATCHES.c.id == batch_id,
+            BATCHES.c.status == "in_progress",
+            BATCHES.c.expired_at.is_(None),
+            BATCHES.c.expires_at < now,
+        )
+        .values(expired_at=now)
+    )
+    return bool(result.rowcount == 1)
+
+
+def past_window(engine: Engine, limit: int) -> list[str]:
+    """In-progress batches whose completion window has passed, not yet noted."""
+    with engine.connect() as connection:
+        rows = connection.execute(
+            select(BATCHES.c.id)
+            .where(
+                BATCHES.c.status == "in_progress",
+                BATCHES.c.expired_at.is_(None),
+                BATCHES.c.expires_at < utcnow(),
+            )
+            .limit(limit)
+        ).all()
+    return [row[0] for row in rows]
 
 
 def line_pages(engine: Engine, batch_id: str, statuses: Sequence[str]) -> Iterator[list[Any]]:

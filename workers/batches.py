@@ -91,6 +91,20 @@ def _eta_s(batch: Batch, by_status: dict[str, int], last_finished: Any) -> float
     return round(open_jobs / rate, 1)
 
 
+def expire_due(outcomes: Outcomes) -> int:
+    """Expire batches whose completion window passed, as OpenAI does: queued lines are
+    cancelled (``batch_expired``), running ones finish, then the batch is ``expired``."""
+    expired = 0
+    for batch_id in batch_store.past_window(outcomes.engine, REPAIR_LIMIT):
+        with outcomes.engine.begin() as connection:
+            if not batch_store.mark_expiring(connection, batch_id):
+                continue
+            batch_store.cancel_queued(connection, batch_id, "batch_expired")
+        close(outcomes, batch_id)
+        expired += 1
+    return expired
+
+
 def repair(outcomes: Outcomes) -> int:
     """End batches whose jobs all ended but that were left open (a crash between the two)."""
     ended = 0

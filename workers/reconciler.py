@@ -7,7 +7,8 @@
   with ``max_attempts`` once the attempts are used up;
 - expired ``Idempotency-Key`` records are deleted;
 - the fair-order backlog counters are reset from the queued rows;
-- batches whose jobs all ended but that were left open (a crash in between) are ended.
+- batches whose jobs all ended but that were left open (a crash in between) are ended, and
+  batches past their completion window expire.
 Duplicate messages are harmless: a claim succeeds only once.
 """
 
@@ -37,6 +38,7 @@ class SweepReport:
     dead_lettered: int = 0
     idempotency_purged: int = 0
     batches_closed: int = 0
+    batches_expired: int = 0
 
 
 def reconcile(rt: Runtime) -> SweepReport:
@@ -46,6 +48,7 @@ def reconcile(rt: Runtime) -> SweepReport:
     report.published = report.requeued + publish_unsent(rt)
     report.idempotency_purged = purge_idempotency_keys(rt)
     recount_backlogs(rt)
+    report.batches_expired = batches.expire_due(rt.outcomes)
     report.batches_closed = batches.repair(rt.outcomes)
     return report
 

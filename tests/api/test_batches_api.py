@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ from tests_support import (
 from api.main import create_app
 from api.services import Services
 from schemas.settings import Settings
-from schemas.tables import Batch, Job
+from schemas.tables import Batch, Job, utcnow
 from workers import store
 from workers.cache.exact import request_key
 from workers.cache.results import CachedResult
@@ -513,3 +514,33 @@ def test_embedding_lines_become_embedding_jobs(api: Api, auth: dict[str, str]) -
         assert error["errors"][0]["code"] == "wrong_job_kind"
     finally:
         delete_tier_queues(api.redis, ["embed-emu"], api.settings.key_prefix)
+
+
+def test_a_batch_past_its_window_expires_after_its_running_jobs(api: Api, auth: dict[str, str]) -> None:
+    from sqlalchemy import update
+
+    from workers import batches
+
+    batch = api.create(auth, 3, completion_window="24h")
+    jobs = api.jobs(batch["id"])
+    api.run(jobs[0].id)
+    running = store.claim_job(api.engine, jobs[1].id, 60)
+    assert running is not None
+    with api.engine.begin() as connection:  # as if 24 h had passed
+        connection.execute(
+            update(Batch)
+            .where(col(Batch.id) == batch["id"])
+            .values(expires_at=utcnow() - timedelta(seconds=1))
+        )
+    assert batches.expire_due(api.services.outcomes) >= 1
+    assert api.get(f"/v1/batches/{batch['id']}", auth).json()["status"] == "in_progress"
+    assert store.claim_job(api.engine, jobs[2].id, 60) is None
+    final = store.finish_job(api.engine, running, status="succeeded", result=COMPLETION)
+    assert final is not None
+    api.services.outcomes.announce_job(final)
+    done = api.get(f"/v1/batches/{batch['id']}", auth).json()
+    assert done["status"] == "expired" and done["expired_at"] is not None and done["completed_at"] is None
+    assert done["request_counts"] == {"total": 3, "completed": 2, "failed": 0}
+    errors = jsonl(api.get(f"/v1/files/{done['error_file_id']}/content", auth))
+    assert [(e["custom_id"], e["error"]["code"]) for e in errors] == [("doc-2", "batch_expired")]
+    assert batches.expire_due(api.services.outcomes) == 0
