@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.table import Table
 
 from cli.api_client import api_key_or_demo, call
 from cli.batch_build import DEFAULT_TEMPLATE, BuildError, build_lines, write_jsonl
@@ -147,6 +149,25 @@ def cancel(batch_id: BatchId, api_key: ApiKey = None) -> None:
     """Cancel a batch: its queued jobs are canceled; running ones finish."""
     settings = load_settings()
     show(call(settings, api_key_or_demo(api_key, settings), "POST", f"/v1/batches/{batch_id}/cancel"))
+
+
+@batch_app.command("list")
+def list_batches(
+    limit: Annotated[int, typer.Option(min=1, max=100, help="How many, newest first.")] = 20,
+    api_key: ApiKey = None,
+) -> None:
+    """List your batches, newest first: id, status, tier, finished/total and when created."""
+    settings = load_settings()
+    page = call(settings, api_key_or_demo(api_key, settings), "GET", "/v1/batches", params={"limit": limit})
+    table = Table("id", "status", "tier", "finished", "created (UTC)", box=None)
+    for batch in page["data"]:
+        counts = batch.get("request_counts") or {}
+        finished = int(counts.get("completed", 0)) + int(counts.get("failed", 0))
+        created = datetime.fromtimestamp(batch["created_at"], UTC).strftime("%Y-%m-%d %H:%M:%S")
+        table.add_row(
+            batch["id"], batch["status"], batch.get("tier"), f"{finished}/{counts.get('total', 0)}", created
+        )
+    console.print(table if page["data"] else "no batches yet")
 
 
 def show(batch: dict[str, Any]) -> None:

@@ -69,7 +69,7 @@ def wait_ended(e2e: Stack, batch_id: str, timeout: float = 90) -> dict[str, Any]
     raise AssertionError(f"{batch_id} did not end in {timeout}s")
 
 
-@pytest.mark.parametrize("command", ["build", "submit", "status", "output", "cancel"])
+@pytest.mark.parametrize("command", ["build", "submit", "status", "output", "cancel", "list"])
 def test_every_batch_command_explains_itself_with_help(command: str) -> None:
     result = runner.invoke(app, ["batch", command, "--help"])
     assert result.exit_code == 0, result.output
@@ -114,6 +114,11 @@ def test_submit_wait_runs_the_corpus_and_writes_one_output_line_per_document_in_
     as_json = run_cli("batch", "status", batch_id, "--json", env=stack_env(e2e))
     counts = json.loads(as_json.stdout)["request_counts"]
     assert counts == {"total": total, "completed": total, "failed": 0}
+    listed = run_cli("batch", "list", env=stack_env(e2e))
+    assert listed.returncode == 0
+    assert re.search(rf"{batch_id}\s+completed\s+small\s+{total}/{total}\s+20\d\d-", listed.stdout), (
+        listed.stdout
+    )
 
 
 def test_a_bad_jsonl_is_rejected_whole_with_each_bad_line_by_number(e2e: Stack, tmp_path: Path) -> None:
