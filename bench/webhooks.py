@@ -21,6 +21,7 @@ Run: ``.venv/bin/python bench/webhooks.py`` (``make bench-webhooks``).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import sys
@@ -38,13 +39,13 @@ from cpu_usage import cpu_snapshot
 from redis import Redis
 from rich.console import Console
 from rich.table import Table
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 from api.keys import create_tenant
-from infra.launch import ProcessGroup, free_port, wait_http, webhook_worker_argv
+from infra.launch import ProcessGroup, celery_argv, free_port, wait_http, webhook_worker_argv
 from schemas.jobs import JobPublic
 from schemas.settings import Settings, load_settings
-from schemas.tables import Job, WebhookEndpoint, utcnow
+from schemas.tables import Job, WebhookDelivery, WebhookEndpoint, utcnow
 from workers.db import make_engine
 from workers.ids import new_id
 from workers.keys import RedisKeys
@@ -77,7 +78,7 @@ class Bench:
     """The started processes, the tenant with one endpoint, and the measuring helpers."""
 
     def __init__(self, args: argparse.Namespace, var_dir: Path) -> None:
-        self.args, self.redis = args, Redis.from_url(args.redis_url)
+        self.args, self.redis, self.var_dir = args, Redis.from_url(args.redis_url), var_dir
         self.secret, self.receipts = new_secret(), f"bench:webhooks:{uuid.uuid4().hex}"
         self.port = free_port()
         overrides = {"webhooks": {"allow_loopback": True}}  # the receiver is on loopback, this machine
@@ -127,6 +128,10 @@ class Bench:
         for index in range(self.args.workers):
             argv = webhook_worker_argv(queue, self.args.threads, name=f"webhooks{index}")
             self.procs.start(f"webhook-worker-{index}", argv)
+        # Beat sweeps due retries (an attempt that failed is tried again 5 s later).
+        self.procs.start(
+            "beat", celery_argv("beat", "-s", str(self.var_dir / "beat-schedule"), log_level="WARNING")
+        )
         wait_http(f"http://127.0.0.1:{self.port}/docs", alive=self.procs.check_alive)
         self.phase(50, rate=None, label="warm-up")  # connections, pools, first imports
 
@@ -156,7 +161,16 @@ class Bench:
 
         with ThreadPoolExecutor(threads) as pool:
             list(pool.map(announce, shares))
-        return summarise(completed, self.collect(count), label)
+        summary = summarise(completed, self.collect(count), label)
+        summary["retried"] = float(self.retried(list(completed)))
+        return summary
+
+    def retried(self, job_ids: list[str]) -> int:
+        """How many of these jobs' deliveries needed more than one attempt."""
+        with Session(self.engine) as session:
+            rows = session.exec(select(WebhookDelivery).where(col(WebhookDelivery.attempts) > 1)).all()
+        wanted = set(job_ids)
+        return sum(1 for row in rows if json.loads(row.body)["data"]["id"] in wanted)
 
     def collect(self, count: int, timeout: float = 300.0) -> dict[str, float]:
         deadline = time.monotonic() + timeout
@@ -209,11 +223,21 @@ def summarise(completed: dict[str, float], received: dict[str, float], label: st
 
 def report(results: dict[str, dict[str, float]], cpu: dict[str, float], args: argparse.Namespace) -> None:
     table = Table(title=f"Webhooks: {args.count} per phase, completion -> receipt (ms)")
-    for column in ("phase", "count", "p50 ms", "p99 ms", "max ms", "deliveries/s"):
+    for column in ("phase", "count", "p50 ms", "p99 ms", "max ms", "deliveries/s", "retried"):
         table.add_column(column, justify="left" if column == "phase" else "right")
     for name, row in results.items():
-        table.add_row(name, f"{row['count']:.0f}", f"{row['p50_ms']:.1f}", f"{row['p99_ms']:.1f}",
-                      f"{row['max_ms']:.1f}", f"{row['per_s']:.0f}")  # fmt: skip
+        figures = [
+            row["count"],
+            row["p50_ms"],
+            row["p99_ms"],
+            row["max_ms"],
+            row["per_s"],
+            row.get("retried", 0),
+        ]
+        table.add_row(
+            name,
+            *(f"{value:.1f}" if 0 < index < 4 else f"{value:.0f}" for index, value in enumerate(figures)),
+        )
     console.print(table)
     used = ", ".join(f"{name} {ms:.2f}" for name, ms in sorted(cpu.items(), key=lambda item: -item[1]))
     console.print(

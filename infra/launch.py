@@ -54,9 +54,12 @@ def worker_argv(
                        "-n", f"{name}@%h", app=app, log_level=log_level)  # fmt: skip
 
 
-def webhook_worker_argv(queue: str, concurrency: int = 16, name: str = "webhooks") -> list[str]:
-    """A threads worker for webhook attempts: each mostly waits on a receiver's answer."""
-    return worker_argv([queue], concurrency, name, pool="threads")
+def webhook_worker_argv(
+    queue: str, concurrency: int = 16, name: str = "webhooks", log_level: str = "WARNING"
+) -> list[str]:
+    """A threads worker for webhook attempts: each mostly waits on a receiver's answer. It logs
+    from WARNING: two INFO lines per task would cost more than a delivery's own work."""
+    return worker_argv([queue], concurrency, name, pool="threads", log_level=log_level)
 
 
 def local_worker_argv(queues: list[str], batch_size: int, name: str, log_level: str = "INFO") -> list[str]:

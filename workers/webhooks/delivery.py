@@ -129,7 +129,7 @@ class Deliverer:
     def _finish(self, delivery: WebhookDelivery, attempt: int, result: AttemptResult, status: str) -> str:
         deliveries.record(self.engine, delivery.id, attempt, result, None, status)
         if status == FAILED:
-            log.info("webhook_dead_letter", delivery=delivery.id, attempts=attempt, error=result.error)
+            log.warning("webhook_dead_letter", delivery=delivery.id, attempts=attempt, error=result.error)
         return status
 
 

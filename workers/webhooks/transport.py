@@ -40,6 +40,8 @@ def guarded_client(settings: WebhookSettings, resolver: Resolver = system_resolv
         transport=GuardedTransport(settings, resolver),
         timeout=timeout,
         follow_redirects=False,
-        limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
+        # Idle connections are dropped before common servers' keep-alive timeouts (uvicorn: 5 s),
+        # so a reused connection is rarely one the receiver is closing at that very moment.
+        limits=httpx.Limits(max_connections=100, max_keepalive_connections=20, keepalive_expiry=4.0),
         headers={"User-Agent": "Switchyard-Webhooks/1"},
     )
