@@ -110,18 +110,24 @@ async def tenant_events(
             cursor = "0"
         else:
             cursor = resume_id
-        async for chunk in _follow(reader, notice, hub, cursor, settings.keepalive_s):
+        deadline = time.monotonic() + settings.max_stream_s
+        async for chunk in _follow(reader, notice, hub, cursor, settings.keepalive_s, deadline):
             yield chunk
     finally:
         hub.unregister(tenant_id, notice)
 
 
 async def _follow(
-    reader: TenantEventReader, notice: asyncio.Event, hub: EventHub, cursor: str, keepalive_s: float
+    reader: TenantEventReader,
+    notice: asyncio.Event,
+    hub: EventHub,
+    cursor: str,
+    keepalive_s: float,
+    deadline: float,
 ) -> AsyncIterator[bytes]:
-    """Send new entries as notices arrive; a comment line keeps an idle connection open."""
+    """Send new entries as notices arrive until ``deadline``; a comment keeps an idle connection open."""
     quiet_since = time.monotonic()
-    while True:
+    while time.monotonic() < deadline:
         notice.clear()  # before the read, so a notice during the read is not lost
         frames, cursor = await reader.frames_after(cursor)
         for item in frames:
@@ -130,7 +136,7 @@ async def _follow(
             continue
         if frames:
             quiet_since = time.monotonic()
-        timeout = keepalive_s if hub.live else min(keepalive_s, FALLBACK_POLL_S)
+        timeout = min(keepalive_s if hub.live else FALLBACK_POLL_S, max(0.0, deadline - time.monotonic()))
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(notice.wait(), timeout=timeout)
         if time.monotonic() - quiet_since >= keepalive_s:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 
 class ChatMessage(BaseModel):
@@ -46,7 +46,9 @@ class ChatRequest(BaseModel):
     tools: list[dict[str, Any]] | None = None
     tool_choice: str | dict[str, Any] | None = None
     user: str | None = Field(None, max_length=256)
-    stream: Literal[False] | None = None
+    stream: StrictBool | None = Field(
+        None, description="true: relay the answer's text as it is generated (GET /v1/jobs/{id}/stream)."
+    )
 
     def requested_max_tokens(self) -> int | None:
         """``max_completion_tokens`` if set, else ``max_tokens``."""

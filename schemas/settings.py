@@ -229,6 +229,9 @@ class StreamingSettings(BaseModel):
     keepalive_s: float = Field(15.0, gt=0, description="An idle SSE stream sends a comment this often.")
     retry_ms: int = Field(3_000, gt=0, description="The SSE `retry:` hint: how soon a client reconnects.")
     token_ttl_s: int = Field(600, gt=0, description="How long a job's streamed tokens stay readable.")
+    max_stream_s: float = Field(
+        3_600.0, gt=0, description="An SSE connection ends after this long; clients reconnect and rebalance."
+    )
 
 
 class Settings(BaseSettings):

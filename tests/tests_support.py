@@ -6,6 +6,8 @@ import base64
 import json
 import os
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +17,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from api.keys import create_key, create_tenant
+from infra.launch import ProcessGroup, emulator_argv, free_port, wait_http
 from schemas.settings import PRIORITIES, Settings, load_settings, queue_name
 from workers.dispatch import priority_keys
 
@@ -71,3 +74,16 @@ def delete_tier_queues(redis: Redis, tiers: list[str], key_prefix: str) -> None:
     """Drop the tiers' queues (every priority level) and every key under ``key_prefix``."""
     queues = [key for tier in tiers for p in PRIORITIES for key in priority_keys(queue_name(tier, p))]
     redis.delete(*queues, *redis.keys(f"*{key_prefix}*"))
+
+
+@contextmanager
+def running_emulator(log_dir: Path) -> Iterator[str]:
+    """The provider emulator as a subprocess on a free port; yields its base URL."""
+    port = free_port()
+    processes = ProcessGroup(log_dir=log_dir, env=dict(os.environ))
+    processes.start("emulator", emulator_argv(port))
+    try:
+        wait_http(f"http://127.0.0.1:{port}/v1/models", alive=processes.check_alive)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        processes.stop_all()

@@ -15,10 +15,11 @@ from schemas.tables import Job, Usage, utcnow
 from workers import store
 from workers.chain import CallContext
 from workers.provider_batches.grouping import park_if_eligible
-from workers.providers.base import AnyResponse
+from workers.providers.base import AnyResponse, StreamingProvider
 from workers.ratelimit.limiter import Grant
 from workers.ratelimit.policy import tenant_running_bucket
 from workers.runtime import Runtime
+from workers.token_stream import TokenPublisher
 
 log = structlog.get_logger("switchyard.job")
 
@@ -63,6 +64,10 @@ def _call_provider(rt: Runtime, ctx: CallContext) -> AnyResponse:
     try:
         if isinstance(ctx.request, EmbeddingRequest):
             return provider.embed(ctx.request, ctx.route.model, timeout_s)
+        if ctx.request.stream and isinstance(provider, StreamingProvider):
+            # A streaming job's deltas go to Redis as they come (GET /v1/jobs/{id}/stream).
+            sink = TokenPublisher.for_job(rt.redis, rt.keys, rt.settings.streaming, ctx.job.id, ctx.attempt)
+            return provider.stream_complete(ctx.request, ctx.route.model, timeout_s, sink)
         return provider.complete(ctx.request, ctx.route.model, timeout_s)
     except SoftTimeLimitExceeded as exc:
         # Turn Celery's soft limit into a typed, retryable timeout so the job is handed back

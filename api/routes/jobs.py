@@ -9,12 +9,15 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Path, Query, Response
 from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import StreamingResponse
 from sqlmodel import Session
 
+from api import sse
 from api.deps import Reader, ServicesDep, SessionDep, Submitter
 from api.keys import Principal
 from api.services import Services
 from api.submission import submit_job
+from api.token_relay import relay_job
 from schemas.jobs import FINAL_STATUSES, JobCreate, JobList, JobPublic
 from schemas.tables import Job
 from workers import store
@@ -90,6 +93,25 @@ async def get_job(
     else:
         job = await run_in_threadpool(_read, services, principal, job_id)
     return job_response(job)
+
+
+@router.get(
+    "/{job_id}/stream",
+    response_class=StreamingResponse,
+    responses={**ERRORS, 200: {"content": {"text/event-stream": {}}, "description": "Deltas, then the job."}},
+    summary="Stream a job's answer as it is generated",
+)
+async def stream_job(job_id: JobId, services: ServicesDep, principal: Reader) -> StreamingResponse:
+    """Server-Sent Events: ``delta`` events with the answer's text as the model generates it
+    (jobs submitted with ``request.stream: true``), ``restart`` when a retry starts the text
+    over, and a last ``job`` event with the final job. A finished job answers at once."""
+    woken = services.waiter.register(job_id)  # before the read, so the end is not missed
+    try:
+        job = await run_in_threadpool(_read, services, principal, job_id)
+    except BaseException:
+        services.waiter.unregister(job_id, woken)
+        raise
+    return sse.sse_response(relay_job(services, principal.tenant_id, job, woken))
 
 
 @router.post(

@@ -28,7 +28,7 @@ async def chat_completions(request: Request) -> Response:
         call = parse_chat(await read_json(request))
     except BadRequest as error:
         return emulator.bad_request(error)
-    return await emulator.call(call.model, call.cost, call.reply)
+    return await emulator.call(call.model, call.cost, call.reply, call.stream, call.include_usage)
 
 
 async def embeddings(request: Request) -> Response:

@@ -52,6 +52,8 @@ class ChatCall:
     max_tokens: int | None
     prompt_tokens: int
     json_mode: bool
+    stream: bool = False
+    include_usage: bool = False  # stream_options.include_usage: a last chunk with the usage
 
     @property
     def cost(self) -> int:
@@ -82,11 +84,17 @@ def parse_chat(body: dict[str, Any]) -> ChatCall:
     limit = body.get("max_tokens") if limit is None else limit
     if limit is not None and (type(limit) is not int or limit < 1):
         raise BadRequest("'max_tokens' must be a positive integer.", "max_tokens")
-    if body.get("stream"):
-        raise BadRequest("The emulator does not stream; send stream=false.", "stream")
+    stream = body.get("stream", False)
+    if stream not in (True, False, None):
+        raise BadRequest("'stream' must be a boolean.", "stream")
+    options = body.get("stream_options")
+    if options is not None and (not stream or not isinstance(options, dict)):
+        raise BadRequest("'stream_options' is an object, allowed only with stream=true.", "stream_options")
     response_format = body.get("response_format")
     json_mode = isinstance(response_format, dict) and response_format.get("type") == "json_object"
-    return ChatCall(model, messages, limit, content.prompt_tokens(messages), json_mode)
+    include_usage = bool(options and options.get("include_usage"))
+    prompt = content.prompt_tokens(messages)
+    return ChatCall(model, messages, limit, prompt, json_mode, bool(stream), include_usage)
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ from infra.emulator.calls import BadRequest
 from infra.emulator.faults import Fault, FaultPlan, error_body
 from infra.emulator.files import FileStore
 from infra.emulator.limits import Decision, RateLimiter, format_duration
+from infra.emulator.streaming import streamed
 
 Build = Callable[[], tuple[dict[str, Any], int]]
 
@@ -112,8 +113,13 @@ class Emulator:
         self.stats.requests += 1
         return self.respond(400, error_body(400, str(error), error.param))
 
-    async def call(self, model: str, cost: int, build: Build) -> Response:
-        """Answer one model call: scripted fault, rate limit, random fault, latency, reply."""
+    async def call(
+        self, model: str, cost: int, build: Build, stream: bool = False, include_usage: bool = False
+    ) -> Response:
+        """Answer one model call: scripted fault, rate limit, random fault, latency, reply.
+
+        A streamed reply spends its latency between its chunks instead of before them.
+        """
         self.stats.requests += 1
         self.stats.by_model[model] += 1
         fault = self.plan.next_scripted(model)
@@ -129,13 +135,16 @@ class Emulator:
         if status:
             return self.respond(status, error_body(status), decision.headers)
         delay = self.config.latency_ms / 1000 + self.plan.extra_latency_s(model)
-        if delay > 0:
+        if delay > 0 and not stream:
             await asyncio.sleep(delay)
         if fault and fault.kind == "malformed":
             return self.respond(200, self.plan.malformed_body(), decision.headers)
         payload, tokens = build()
         limiter.settle(decision, tokens)
         self.stats.tokens += tokens
+        if stream:
+            self.stats.by_status["200"] += 1
+            return streamed(payload, include_usage, delay, decision.headers)
         return self.respond(200, payload, decision.headers)
 
     def scripted_error(self, status: int, fault: Fault, limiter: RateLimiter) -> Response:

@@ -585,10 +585,10 @@ def test_malformed_json_answers_422(api: Api, auth: dict[str, str]) -> None:
         {"colour": "red"},
         {"request": {"messages": MESSAGES, "not_an_openai_field": 1}},
         {"request": {"messages": []}},
-        {"request": {"messages": MESSAGES, "stream": True}},
+        {"request": {"messages": MESSAGES, "stream": "yes"}},
         {"priority": "urgent"},
     ],
-    ids=["unknown-field", "unknown-request-field", "no-messages", "stream", "bad-priority"],
+    ids=["unknown-field", "unknown-request-field", "no-messages", "stream-not-bool", "bad-priority"],
 )
 def test_invalid_body_answers_422(api: Api, auth: dict[str, str], body: dict[str, Any]) -> None:
     full = {"tier": api.tier, "request": {"messages": MESSAGES}, **body}

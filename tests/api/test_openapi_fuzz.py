@@ -51,6 +51,7 @@ def target(
         database_url,
         tiers={tier: {"models": ["emu-a", "emu-b"]}},
         max_wait_s=0.05,  # a fuzzed ?wait= on a queued job must not stall the run
+        streaming={"max_stream_s": 0.05},  # nor may an event stream, which never ends by itself
     )
     upgrade(configured)
     with TestClient(create_app(configured)) as client:

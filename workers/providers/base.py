@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Generic, Protocol, TypeVar
+from typing import Generic, Protocol, TypeVar, runtime_checkable
 
 from schemas.openai import ChatCompletion, ChatRequest, EmbeddingList, EmbeddingRequest
 from schemas.settings import ModelConfig
@@ -51,4 +52,15 @@ class Provider(Protocol):
 
     def close(self) -> None:
         """Release connections and memory."""
+        ...
+
+
+@runtime_checkable
+class StreamingProvider(Protocol):
+    """An adapter that can also hand over a chat answer's text as it is generated."""
+
+    def stream_complete(
+        self, request: ChatRequest, model: ModelConfig, timeout_s: float, on_text: Callable[[str], None]
+    ) -> ProviderResponse[ChatCompletion]:
+        """Run one chat completion, calling ``on_text`` with each piece of text as it arrives."""
         ...

@@ -15,7 +15,7 @@ import gc
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -169,6 +169,20 @@ class LocalProvider:
         """Run one chat completion, in a batch with the calls other threads make meanwhile."""
         call = _Call(request, time.monotonic() + timeout_s)
         return self._chat_collector(model).submit(call, timeout_s + ANSWER_GRACE_S)
+
+    def stream_complete(
+        self, request: ChatRequest, model: ModelConfig, timeout_s: float, on_text: Callable[[str], None]
+    ) -> Chat:
+        """The batched completion, its text handed over as one piece once generated.
+
+        Token-by-token output would take the call out of the batch it shares with other jobs,
+        which costs every one of them more than a streaming client gains (docs/streaming.md).
+        """
+        response = self.complete(request, model, timeout_s)
+        text = response.completion.choices[0].message.content
+        if text:
+            on_text(text)
+        return response
 
     def embed(self, request: EmbeddingRequest, model: ModelConfig, timeout_s: float) -> Embedded:
         """Embed the request's inputs, in a batch with the calls other threads make meanwhile."""

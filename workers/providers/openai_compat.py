@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import httpx
+import httpx2
 import openai
 from pydantic import ValidationError
 
@@ -17,6 +18,7 @@ from schemas.openai import ChatCompletion, ChatRequest, EmbeddingList, Embedding
 from schemas.settings import ModelConfig, ProviderConfig, Settings
 from workers.providers.base import ProviderResponse
 from workers.providers.embedding_output import finish_embeddings
+from workers.providers.openai_stream import TextSink, relay, stream_params
 from workers.ratelimit.tokens import estimate_prompt_tokens
 
 
@@ -134,6 +136,26 @@ class OpenAICompatibleProvider:
         """One chat completion; raises only typed provider errors."""
         body, headers = self._post("/chat/completions", to_openai_params(request, model), timeout_s)
         return ProviderResponse(completion=from_openai_body(body), headers=headers)
+
+    def stream_complete(
+        self, request: ChatRequest, model: ModelConfig, timeout_s: float, on_text: TextSink
+    ) -> ProviderResponse[ChatCompletion]:
+        """One chat completion streamed: each text delta goes to ``on_text`` as it arrives.
+
+        ``timeout_s`` bounds each wait for the next chunk; the task's time limit bounds the whole.
+        """
+        params = stream_params(to_openai_params(request, model))
+        try:
+            raw = self._client.chat.completions.with_raw_response.create(**params, timeout=timeout_s)
+            with raw.parse() as chunks:
+                body = relay(chunks, on_text)
+        except openai.OpenAIError as exc:
+            raise map_error(exc) from exc
+        except (httpx.TimeoutException, httpx2.TimeoutException) as exc:
+            raise errors.ProviderTimeout("The provider's stream stalled.") from exc
+        except (httpx.HTTPError, httpx2.HTTPError) as exc:  # the stream broke after it began
+            raise errors.ProviderConnectionError(f"The provider's stream broke: {exc}.") from exc
+        return ProviderResponse(completion=from_openai_body(body), headers=dict(raw.headers))
 
     def embed(
         self, request: EmbeddingRequest, model: ModelConfig, timeout_s: float
