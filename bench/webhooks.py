@@ -65,7 +65,7 @@ RESULT = {
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="bench/webhooks.py", description=__doc__.split("\n\n")[0])
     parser.add_argument("--count", type=int, default=5000, help="webhooks per phase")
-    parser.add_argument("--rate", type=float, default=100.0, help="jobs finishing per second, paced phase")
+    parser.add_argument("--rate", type=float, default=20.0, help="jobs finishing per second, paced phase")
     parser.add_argument("--workers", type=int, default=2, help="webhook worker processes")
     parser.add_argument("--threads", type=int, default=8, help="threads of each webhook worker")
     parser.add_argument("--announcers", type=int, default=4, help="threads announcing finished jobs")
