@@ -33,3 +33,11 @@ def test_the_default_config_starts_a_worker_for_the_embed_tier() -> None:
 
     assert option(table["worker-embed"], "-P") == "threads"
     assert option(table["worker-local"], "-c") == "16"
+
+
+def test_the_default_config_starts_a_threads_worker_for_webhook_deliveries() -> None:
+    settings = load_settings()
+    argv = process_table(settings)["worker-webhooks"]
+
+    assert option(argv, "-P") == "threads" and option(argv, "-Q") == f"{settings.key_prefix}.webhooks"
+    assert option(argv, "--loglevel") == "WARNING"
