@@ -7,6 +7,7 @@ message per row to the webhook queue, so the first attempt goes out at once.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger("switchyard.webhooks")
 DELIVER_TASK = "switchyard.deliver_webhook"
+_BUILDING = threading.Lock()
 
 
 def publish_attempt(celery: Celery, keys: RedisKeys, delivery_id: str, attempts: int) -> None:
@@ -59,11 +61,12 @@ class WebhookEmitter:
 
     @property
     def celery(self) -> Celery:
-        if self._celery is None:
-            from workers.celery_app import create_celery  # the app imports the tasks; build it lazily
+        with _BUILDING:  # a threads worker announces from many threads at once
+            if self._celery is None:
+                from workers.celery_app import create_celery  # the app imports the tasks; build it lazily
 
-            self._celery = create_celery(self.settings)
-        return self._celery
+                self._celery = create_celery(self.settings)
+            return self._celery
 
     def _rows(self, event: Event) -> list[dict[str, Any]]:
         hooks = self.settings.webhooks

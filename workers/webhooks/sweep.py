@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 from schemas.tables import utcnow
 from workers.runtime import Runtime
 from workers.webhooks import deliveries
@@ -10,15 +12,17 @@ from workers.webhooks.emitter import publish_attempt
 from workers.webhooks.transport import guarded_client
 
 _deliverers: dict[int, Deliverer] = {}
+_building = threading.Lock()
 
 
 def deliverer_for(rt: Runtime) -> Deliverer:
     """This process's deliverer for ``rt``, with one pooled, guarded HTTP client."""
     key = id(rt)
-    if key not in _deliverers:
-        client = guarded_client(rt.settings.webhooks)
-        _deliverers[key] = Deliverer(rt.settings, rt.engine, rt.redis, rt.keys, client)
-    return _deliverers[key]
+    with _building:  # the webhook worker's threads start at once
+        if key not in _deliverers:
+            client = guarded_client(rt.settings.webhooks)
+            _deliverers[key] = Deliverer(rt.settings, rt.engine, rt.redis, rt.keys, client)
+        return _deliverers[key]
 
 
 def publish_due(rt: Runtime) -> int:
