@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from typing import Any
 
 import structlog
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.exceptions import RedisError
 
 log = structlog.get_logger("switchyard.event_hub")
+READER_CONNECTIONS = 32
+BLOCKING_CONNECTIONS = 10_000
 
 
 class EventHub:
@@ -23,9 +26,15 @@ class EventHub:
         self._redis_url = redis_url
         self._channel = channel
         self._readers: dict[str, set[asyncio.Event]] = {}
+        self._reads: dict[tuple[str, str], asyncio.Future[Any]] = {}
         self._task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
-        self.redis: Redis = Redis.from_url(redis_url)
+        # Readers take a connection for one short XRANGE; when hundreds wake at once they queue
+        # for a bounded pool instead of opening hundreds of connections (or failing).
+        pool = BlockingConnectionPool.from_url(redis_url, max_connections=READER_CONNECTIONS, timeout=None)
+        self.redis: Redis = Redis(connection_pool=pool)
+        # Commands that block (the token relay's XREAD BLOCK) hold a connection while they wait.
+        self.blocking: Redis = Redis.from_url(redis_url, max_connections=BLOCKING_CONNECTIONS)
 
     async def start(self) -> None:
         """Subscribe in the background; returns once the subscription is live (or failed)."""
@@ -40,6 +49,7 @@ class EventHub:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         await self.redis.aclose()
+        await self.blocking.aclose()
 
     @property
     def live(self) -> bool:
@@ -59,6 +69,22 @@ class EventHub:
             readers.discard(notice)
             if not readers:
                 del self._readers[tenant_id]
+
+    async def read_after(self, key: str, cursor: str, count: int) -> list[Any]:
+        """Entries of stream ``key`` after ``cursor`` (``0``: from the start).
+
+        The readers a notice wakes ask for the same entries at the same moment: identical
+        reads in flight share one XRANGE.
+        """
+        wanted = (key, cursor)
+        pending = self._reads.get(wanted)
+        if pending is None:
+            low = f"({cursor}" if cursor != "0" else "-"
+            pending = asyncio.ensure_future(self.redis.xrange(key, min=low, count=count))
+            self._reads[wanted] = pending
+            pending.add_done_callback(lambda _: self._reads.pop(wanted, None))
+        # Shielded: one reader leaving must not cancel the read the others wait on.
+        return list(await asyncio.shield(pending) or [])
 
     def _wake(self, tenant_id: str) -> None:
         for notice in self._readers.get(tenant_id, ()):

@@ -53,9 +53,13 @@ def _id_key(stream_id: str) -> tuple[int, int]:
 class TenantEventReader:
     """Reads one tenant's stream for one SSE connection."""
 
-    redis: Redis
+    hub: EventHub
     key: str
     settings: StreamingSettings
+
+    @property
+    def redis(self) -> Redis:
+        return self.hub.redis
 
     async def newest_id(self) -> str:
         """The id of the newest entry, ``0`` when the stream is empty."""
@@ -76,9 +80,9 @@ class TenantEventReader:
 
     async def frames_after(self, cursor: str) -> tuple[list[bytes], str]:
         """SSE frames of up to a page of entries after ``cursor``, and the new cursor."""
-        entries = await self.redis.xrange(self.key, min=f"({cursor}" if cursor != "0" else "-", count=PAGE)
+        entries = await self.hub.read_after(self.key, cursor, PAGE)
         frames = []
-        for raw_id, fields in entries or []:
+        for raw_id, fields in entries:
             cursor = _decode(raw_id)
             assert fields is not None
             frames.append(sse.frame(_decode(fields[b"type"]), _decode(fields[b"event"]), cursor))
@@ -100,7 +104,7 @@ async def tenant_events(
 ) -> AsyncIterator[bytes]:
     """The SSE body: retry hint, the reset if needed, then every event as it is recorded."""
     notice = hub.register(tenant_id)
-    reader = TenantEventReader(hub.redis, key, settings)
+    reader = TenantEventReader(hub, key, settings)
     try:
         yield sse.retry_hint(settings.retry_ms)
         if resume_id is None:
@@ -126,19 +130,23 @@ async def _follow(
     deadline: float,
 ) -> AsyncIterator[bytes]:
     """Send new entries as notices arrive until ``deadline``; a comment keeps an idle connection open."""
-    quiet_since = time.monotonic()
+    quiet_since, must_read = time.monotonic(), True
     while time.monotonic() < deadline:
-        notice.clear()  # before the read, so a notice during the read is not lost
-        frames, cursor = await reader.frames_after(cursor)
-        for item in frames:
-            yield item
-        if len(frames) == PAGE:
-            continue
-        if frames:
-            quiet_since = time.monotonic()
+        if must_read:
+            notice.clear()  # before the read, so a notice during the read is not lost
+            frames, cursor = await reader.frames_after(cursor)
+            for item in frames:
+                yield item
+            if len(frames) == PAGE:
+                continue
+            if frames:
+                quiet_since = time.monotonic()
         timeout = min(keepalive_s if hub.live else FALLBACK_POLL_S, max(0.0, deadline - time.monotonic()))
-        with contextlib.suppress(TimeoutError):
+        try:
             await asyncio.wait_for(notice.wait(), timeout=timeout)
+            must_read = True
+        except TimeoutError:
+            must_read = not hub.live  # with notices flowing, a quiet stream has nothing new
         if time.monotonic() - quiet_since >= keepalive_s:
             yield sse.KEEPALIVE
             quiet_since = time.monotonic()

@@ -113,7 +113,7 @@ async def _follow(
     services: Services, tenant_id: str, job_id: str, woken: asyncio.Future[dict[str, Any]], relay: Relay
 ) -> AsyncIterator[bytes]:
     """Relay deltas until the job is final; one blocking XREAD at a time, raced with the wake-up."""
-    redis, key = services.event_hub.redis, services.keys.job_tokens(job_id)
+    redis, key = services.event_hub.blocking, services.keys.job_tokens(job_id)
     keepalive_s = services.settings.streaming.keepalive_s
     deadline = time.monotonic() + services.settings.streaming.max_stream_s
     while not woken.done():
