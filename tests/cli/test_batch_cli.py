@@ -236,3 +236,19 @@ def test_demo_starts_the_stack_itself_and_stops_it_afterwards(e2e: Stack, tmp_pa
     assert (tmp_path / "var" / "demo-key").exists()
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"{api_url}/readyz", timeout=5)
+
+
+def test_wait_with_a_timeout_stops_watching_exits_2_and_says_how_to_look_later(
+    e2e: Stack, tmp_path: Path
+) -> None:
+    slow_calls = {"model": "emu-slow", "latency_ms": 1000, "responses": [], "mode": "sequence"}
+    e2e.emulator("POST", "/emulator/faults", json=slow_calls)
+    slow = write_jsonl(tmp_path / "slow.jsonl", [chat_line(f"s{n}", f"wait {n}", "slow") for n in range(20)])
+    done = run_cli("batch", "submit", str(slow), "--wait", "--timeout", "1", env=stack_env(e2e))
+    batch_id = created_id(done.stdout)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert f"{batch_id} is still in_progress; see it with: switchyard batch status {batch_id}" in done.stdout
+    assert not (tmp_path / "slow.output.jsonl").exists()
+    cancelled = run_cli("batch", "cancel", batch_id, env=stack_env(e2e))
+    assert cancelled.returncode == 0, cancelled.stderr
+    assert wait_ended(e2e, batch_id)["status"] == "cancelled"
