@@ -51,15 +51,29 @@ def send(settings: Settings, api_key: str, method: str, path: str, **kwargs: Any
 
 def call(settings: Settings, api_key: str, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
     """Call the API and return its JSON answer; on an error, print its code and message and exit 1."""
-    body: dict[str, Any] = send(settings, api_key, method, path, **kwargs).json()
+    response = send(settings, api_key, method, path, **kwargs)
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        typer.secho(
+            f"{settings.api_url}{path} did not answer with a JSON object; "
+            "is SWITCHYARD_API_URL a Switchyard API?",
+            fg="red",
+            err=True,
+        )
+        raise typer.Exit(1)
     return body
 
 
 def _print_error(response: httpx.Response) -> None:
     try:
-        error = response.json().get("error", {})
-    except ValueError:
+        error = response.json()["error"]
+    except (ValueError, KeyError, TypeError):
         error = {"code": "unexpected_answer", "message": response.text[:500]}
+    if not isinstance(error, dict):
+        error = {"code": "unexpected_answer", "message": str(error)[:500]}
     typer.secho(f"{response.status_code} {error.get('code')}: {error.get('message')}", fg="red", err=True)
     line_errors = error.get("errors") or []
     for entry in line_errors[:SHOWN_LINE_ERRORS]:

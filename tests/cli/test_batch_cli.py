@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import functools
+import http.server
 import json
 import os
 import re
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -252,3 +255,22 @@ def test_wait_with_a_timeout_stops_watching_exits_2_and_says_how_to_look_later(
     cancelled = run_cli("batch", "cancel", batch_id, env=stack_env(e2e))
     assert cancelled.returncode == 0, cancelled.stderr
     assert wait_ended(e2e, batch_id)["status"] == "cancelled"
+
+
+def test_a_server_that_is_not_switchyard_gets_a_clear_message_not_a_traceback(tmp_path: Path) -> None:
+    (tmp_path / "v1" / "batches").mkdir(parents=True)
+    (tmp_path / "v1" / "batches" / "batch_here").write_text("<html>a web page</html>")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    env = {"SWITCHYARD_API_URL": f"http://127.0.0.1:{server.server_address[1]}", "SWITCHYARD_API_KEY": "sy_x"}
+    try:
+        page = run_cli("batch", "status", "batch_here", env=env)
+        missing = run_cli("batch", "status", "batch_gone", env=env)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert page.returncode == 1 and "did not answer with a JSON object" in page.stderr
+    assert "Traceback" not in page.stderr
+    assert missing.returncode == 1 and "404 unexpected_answer" in missing.stderr
+    assert "Traceback" not in missing.stderr
