@@ -9,15 +9,14 @@ If events after the resume point may have been trimmed, the stream first sends a
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import re
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 from redis.asyncio import Redis
-from redis.exceptions import ResponseError
 
 from api import sse
 from api.event_hub import EventHub
@@ -67,16 +66,18 @@ class TenantEventReader:
         return _decode(newest[0][0]) if newest else "0"
 
     async def history_lost_after(self, resume_id: str) -> bool:
-        """Whether events after ``resume_id`` may be gone: past the window, or trimmed by the cap."""
+        """Whether events after ``resume_id`` may be gone: past the window, or trimmed by the cap.
+
+        Conservative: a resume entry trimmed together with nothing after it still says lost.
+        """
         if resume_id == "0":
             return False
         if _id_key(resume_id)[0] < retention_floor(self.settings):
             return True
-        with contextlib.suppress(ResponseError):  # no stream yet: nothing was trimmed
-            info = await self.redis.xinfo_stream(self.key)
-            deleted = _decode(info.get("max-deleted-entry-id", b"0-0"))
-            return _id_key(deleted) > _id_key(resume_id)
-        return False
+        # Trimming removes the oldest entries (and does not update XINFO's max-deleted-entry-id),
+        # so if the resume entry itself is gone, what followed it may be too.
+        oldest: Any = await self.redis.xrange(self.key, count=1)
+        return bool(oldest) and _id_key(_decode(oldest[0][0])) > _id_key(resume_id)
 
     async def frames_after(self, cursor: str) -> tuple[list[bytes], str]:
         """SSE frames of up to a page of entries after ``cursor``, and the new cursor."""
