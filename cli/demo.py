@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
@@ -22,7 +23,7 @@ from cli.api_client import api_key_or_demo
 from cli.batch_build import DEFAULT_TEMPLATE, build_lines, write_jsonl
 from cli.batch_client import BatchOptions, submit_jsonl
 from cli.batches import announce, console, finish, watch_until_done
-from infra.launch import ROOT, ProcessGroup, wait_http
+from infra.launch import ROOT, ProcessGroup
 from schemas.settings import Settings, load_settings
 
 DEMO_FOLDER = ROOT / "examples" / "documents"
@@ -33,21 +34,45 @@ READY_TIMEOUT_S = 300.0
 SHOWN_SUMMARIES = 8
 
 
-def api_answers(settings: Settings) -> bool:
-    """Whether an API already answers ``/readyz`` at ``api_url``."""
+def readyz_status(settings: Settings) -> int | None:
+    """The HTTP status of ``/readyz`` at ``api_url`` (200: a Switchyard API), None if nothing answers."""
     try:
-        return httpx.get(f"{settings.api_url}/readyz", timeout=2).status_code == 200
+        return httpx.get(f"{settings.api_url}/readyz", timeout=2).status_code
     except httpx.HTTPError:
-        return False
+        return None
+
+
+def wait_ready(settings: Settings, processes: ProcessGroup) -> None:
+    """Wait until the started API answers ``/readyz`` with 200; raise if a process died or time ran out."""
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while readyz_status(settings) != 200:
+        processes.check_alive()
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{settings.api_url}/readyz did not answer 200 in {READY_TIMEOUT_S:.0f} s")
+        time.sleep(0.2)
+
+
+def refuse_start(settings: Settings, reason: str) -> typer.Exit:
+    """Say why the demo cannot start its API and how to go on."""
+    typer.secho(
+        f"The demo could not start the API at {settings.api_url}: {reason}. Set SWITCHYARD_API_URL "
+        "to a free port, or run `make run` in another terminal and then `make demo`.",
+        fg="red",
+        err=True,
+    )
+    return typer.Exit(1)
 
 
 @contextlib.contextmanager
 def running_api(settings: Settings, tier: str) -> Iterator[str]:
     """An API with a worker for ``tier``, started here if none runs; yields the demo key."""
-    if api_answers(settings):
+    status = readyz_status(settings)
+    if status == 200:
         console.print(f"using the API running at {settings.api_url}")
         yield api_key_or_demo(os.environ.get("SWITCHYARD_API_KEY"), settings)
         return
+    if status is not None:
+        raise refuse_start(settings, f"something else answers there (/readyz gave {status})")
     from cli.bootstrap import prepare
     from cli.processes import process_table
 
@@ -61,7 +86,10 @@ def running_api(settings: Settings, tier: str) -> Iterator[str]:
     try:
         for name in ("web", "beat", f"worker-{tier}"):
             processes.start(name, table[name])
-        wait_http(f"{settings.api_url}/readyz", timeout=READY_TIMEOUT_S, alive=processes.check_alive)
+        try:
+            wait_ready(settings, processes)
+        except (RuntimeError, TimeoutError) as exc:
+            raise refuse_start(settings, str(exc)) from exc
         yield key
     finally:
         console.print(f"stopping what the demo started (logs in {log_dir})")

@@ -7,6 +7,7 @@ import http.server
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 import threading
@@ -209,6 +210,20 @@ def test_demo_uses_a_running_api_and_prints_where_the_summaries_are(e2e: Stack, 
     assert "Emulated answer to" in done.stdout  # the table of summaries
 
 
+def demo_env(tmp_path: Path, redis_url: str, key_prefix: str, api_url: str) -> dict[str, str]:
+    """The environment of a self-contained demo: its own var dir, database, key prefix and port."""
+    return {
+        "SWITCHYARD_CONFIG_FILE": str(TEST_CONFIG),
+        "SWITCHYARD_VAR_DIR": str(tmp_path / "var"),
+        "SWITCHYARD_DATABASE_URL": "",
+        "SWITCHYARD_REDIS_URL": redis_url,
+        "SWITCHYARD_KEY_PREFIX": key_prefix,
+        "SWITCHYARD_API_URL": api_url,
+        "SWITCHYARD_MODEL_DIR": str(MODEL_DIR),
+        "SWITCHYARD_API_KEY": "",
+    }
+
+
 def test_demo_starts_the_stack_itself_and_stops_it_afterwards(e2e: Stack, tmp_path: Path) -> None:
     """The self-contained path of `make demo`: API, beat and a worker started, then stopped.
 
@@ -220,15 +235,8 @@ def test_demo_starts_the_stack_itself_and_stops_it_afterwards(e2e: Stack, tmp_pa
         (folder / f"doc{index}.txt").write_text(f"Document {index} about the spring budget.")
     api_url = f"http://127.0.0.1:{free_port()}"
     env = {
-        "SWITCHYARD_CONFIG_FILE": str(TEST_CONFIG),
-        "SWITCHYARD_VAR_DIR": str(tmp_path / "var"),
-        "SWITCHYARD_DATABASE_URL": "",
-        "SWITCHYARD_REDIS_URL": e2e.settings.redis_url,
-        "SWITCHYARD_KEY_PREFIX": f"{e2e.settings.key_prefix}demo",
-        "SWITCHYARD_API_URL": api_url,
-        "SWITCHYARD_MODEL_DIR": str(MODEL_DIR),
+        **demo_env(tmp_path, e2e.settings.redis_url, f"{e2e.settings.key_prefix}demo", api_url),
         "SWITCHYARD_PROVIDERS__EMULATOR__BASE_URL": f"{e2e.emulator_url}/v1",
-        "SWITCHYARD_API_KEY": "",
     }
     done = run_cli("demo", "--folder", str(folder), "--tier", "lanes", env=env, timeout=240)
     assert done.returncode == 0, done.stdout + done.stderr
@@ -274,3 +282,57 @@ def test_a_server_that_is_not_switchyard_gets_a_clear_message_not_a_traceback(tm
     assert "Traceback" not in page.stderr
     assert missing.returncode == 1 and "404 unexpected_answer" in missing.stderr
     assert "Traceback" not in missing.stderr
+
+
+def test_demo_on_a_port_another_server_holds_says_so_and_starts_nothing(
+    tmp_path: Path, redis_url: str
+) -> None:
+    requests: list[str] = []
+
+    class Recording(http.server.SimpleHTTPRequestHandler):
+        def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+            requests.append(self.requestline)
+
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(Recording, directory=str(tmp_path))
+    )
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    api_url = f"http://127.0.0.1:{server.server_address[1]}"
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "a.txt").write_text("A short note about the spring budget.")
+    env = demo_env(tmp_path, redis_url, f"sytaken{free_port()}", api_url)
+    try:
+        done = run_cli("demo", "--folder", str(tmp_path / "docs"), "--tier", "lanes", env=env)
+    finally:
+        server.shutdown()
+        server.server_close()
+    message = " ".join(done.stderr.split())
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert f"The demo could not start the API at {api_url}: something else answers there" in message
+    assert "Set SWITCHYARD_API_URL to a free port" in message and "Traceback" not in done.stderr
+    # It stops before starting anything and submits nothing to the stranger.
+    assert not (tmp_path / "var" / "demo" / "logs").exists()
+    assert not any("POST" in line for line in requests)
+
+
+def test_demo_whose_api_cannot_start_says_why_and_stops_what_it_started(
+    tmp_path: Path, redis_url: str
+) -> None:
+    """A port held by something that does not speak HTTP: the demo's API fails to bind and exits."""
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    holder.listen()
+    api_url = f"http://127.0.0.1:{holder.getsockname()[1]}"
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "a.txt").write_text("A short note about the spring budget.")
+    env = demo_env(tmp_path, redis_url, f"sybind{free_port()}", api_url)
+    try:
+        done = run_cli("demo", "--folder", str(tmp_path / "docs"), "--tier", "lanes", env=env)
+    finally:
+        holder.close()
+    message = " ".join(done.stderr.split())
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert f"The demo could not start the API at {api_url}: web exited with" in message
+    assert "Traceback" not in done.stderr
+    assert "stopping what the demo started" in done.stdout
+    assert "address already in use" in (tmp_path / "var" / "demo" / "logs" / "web.log").read_text().lower()
