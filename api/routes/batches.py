@@ -66,8 +66,9 @@ CREATE_BODY = {
                     ]
                 }
             },
-            "application/jsonl": {"schema": {"type": "string", "description": "OpenAI Batch input lines."}},
-        }
+        },
+        # The JSONL form (application/jsonl or application/x-ndjson) is described in the
+        # operation's text: OpenAPI tools have no serializer for it.
     }
 }
 
@@ -92,7 +93,11 @@ async def create_batch(
     skip_invalid_lines: Annotated[bool, Query(description="JSONL form.")] = False,
 ) -> BatchPublic:
     """Validate every line, then queue them all as one batch (``in_progress``); a bad line
-    rejects the whole input with 422 unless ``skip_invalid_lines`` is set."""
+    rejects the whole input with 422 unless ``skip_invalid_lines`` is set.
+
+    The body is OpenAI's form (``input_file_id``), the direct JSON form (``tier`` and
+    ``jobs``), or, with ``Content-Type: application/jsonl``, the batch input lines themselves
+    with the options as query parameters (``metadata.<key>=value`` for metadata)."""
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     body = await request.body()
     if media_type in JSONL_TYPES:

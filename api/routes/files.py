@@ -30,9 +30,30 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     413: {"description": "Over the upload limit (200 MB)."},
 }
 READ_CHUNK = 1 << 20
+# The multipart body, as OpenAI documents it: a file and its purpose, nothing else.
+UPLOAD_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file", "purpose"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "file": {"type": "string", "format": "binary"},
+                        "purpose": {"type": "string", "enum": ["batch"]},
+                    },
+                }
+            }
+        },
+    }
+}
 
 
-@router.post("", response_model=FileObject, responses=ERRORS, summary="Upload a file")
+@router.post(
+    "", response_model=FileObject, responses=ERRORS, summary="Upload a file", openapi_extra=UPLOAD_BODY
+)
 def upload_file(
     file: UploadFile,
     purpose: Annotated[str, Form(max_length=32)],
