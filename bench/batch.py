@@ -10,8 +10,13 @@ queue holds exactly the batch.
 Baseline in the same run: single ``POST /v1/jobs`` over one keep-alive connection, a sample
 of ``--baseline-jobs`` timed and extrapolated to 10,000 (``single_jobs_10k_s``).
 
-Run: ``.venv/bin/python bench/batch.py`` (``make bench-batch``). Ends with
-``submit_10k_s=... [other measurements' figures]``.
+**local_batch_speedup**, **local_tokens_per_s**, **embed_batch_speedup**: worker-side
+batching through the local adapter's collector, batched against unbatched in the same run
+(``bench/worker_batching.py``).
+
+Run: ``.venv/bin/python bench/batch.py`` (``make bench-batch``; ``--only NAME,...`` runs some
+measurements). Ends with ``submit_10k_s=... local_batch_speedup=... embed_batch_speedup=...
+local_tokens_per_s=...`` and then the other figures.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ import httpx
 from cpu_usage import cpu_snapshot
 from redis import Redis
 from switchyard_side import create_database, drop_database, tenant_key
+from worker_batching import add_arguments, embed_batching, local_batching
 
 from infra.launch import ProcessGroup, api_argv, free_port, wait_http
 from schemas.settings import load_settings
@@ -61,6 +67,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--database-url", default="", help="PostgreSQL admin URL; empty: SQLite")
     parser.add_argument("--repeats", type=int, default=3, help="10k-line submissions; the median counts")
     parser.add_argument("--baseline-jobs", type=int, default=500, help="single POST /v1/jobs timed")
+    parser.add_argument("--only", default="", help="comma-separated measurement names; default: all")
+    add_arguments(parser)
     return parser.parse_args(argv)
 
 
@@ -182,19 +190,28 @@ def _env(settings: Any) -> dict[str, str]:
 
 
 # Each measurement: a function of the arguments answering its figures. Add yours here.
-MEASUREMENTS: list[Callable[[argparse.Namespace], dict[str, float]]] = [submit_10k]
+MEASUREMENTS: list[Callable[[argparse.Namespace], dict[str, float]]] = [
+    submit_10k,
+    local_batching,
+    embed_batching,
+]
+# The figures the issue asks for come first on the last line, in this order.
+HEADLINE = ["submit_10k_s", "local_batch_speedup", "embed_batch_speedup", "local_tokens_per_s"]
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     figures: dict[str, float] = {}
+    only = set(filter(None, args.only.split(",")))
     for measure in MEASUREMENTS:
-        figures.update(measure(args))
+        if not only or measure.__name__ in only:
+            figures.update(measure(args))
     for name, target in TARGETS.items():
         if name in figures:
             verdict = "meets" if figures[name] <= target else "misses"
             print(f"{name}={figures[name]} {verdict} its target of {target}")
-    print(" ".join(f"{name}={value}" for name, value in figures.items()))
+    ordered = [name for name in HEADLINE if name in figures] + [n for n in figures if n not in HEADLINE]
+    print(" ".join(f"{name}={figures[name]}" for name in ordered))
 
 
 if __name__ == "__main__":
