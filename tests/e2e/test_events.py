@@ -9,6 +9,8 @@ import httpx
 from e2e_stack import Stack
 from sse_support import SseReader
 
+from infra.launch import api_argv, free_port, wait_http
+
 # No worker serves this tier in the stack, so a job there stays queued until it is canceled.
 IDLE_TIER = "cached"
 
@@ -95,6 +97,24 @@ def test_resume_past_the_retention_window_says_reset_then_replays(e2e: Stack) ->
     assert [e.id for e in replayed] == sorted(
         (e.id for e in replayed), key=lambda i: tuple(int(p) for p in str(i).split("-"))
     )
+
+
+def test_each_api_process_serves_its_own_subscribers_from_redis(e2e: Stack) -> None:
+    port = free_port()
+    e2e.processes.start("api-second", api_argv(port, log_level="warning"))
+    second = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(f"{second}/readyz", alive=e2e.processes.check_alive)
+        headers = {"Authorization": f"Bearer {e2e.keys['a']}"}
+        on_first = SseReader(f"{e2e.api_url}/v1/events", headers)
+        on_second = SseReader(f"{second}/v1/events", headers)
+        job = finished(e2e, "told by two processes")
+        ids = {reader.next().json()["data"]["id"] for reader in (on_first, on_second)}
+        on_first.close()
+        on_second.close()
+    finally:
+        e2e.processes.stop("api-second")
+    assert ids == {job}
 
 
 def test_malformed_last_event_id_is_a_400_with_its_code(e2e: Stack) -> None:
