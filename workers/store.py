@@ -20,6 +20,7 @@ from workers.db import session_scope
 from workers.ids import new_id
 from workers.paging import newest_first
 
+MARK_CHUNK = 10_000
 # The hot paths (insert, claim, finish) run Core statements on the table, without the ORM
 # unit of work: they cost a fraction of the ORM's bookkeeping per job.
 JOBS: Table = Job.__table__  # type: ignore[attr-defined]
@@ -127,11 +128,15 @@ def cancel_job(engine: Engine, tenant_id: str, job_id: str) -> Job:
 
 def mark_published(engine: Engine, job_ids: list[str]) -> None:
     """Record that the jobs' messages are on the broker."""
-    statement = (
-        update(JOBS).where(JOBS.c.id.in_(job_ids), JOBS.c.status == "queued").values(published_at=utcnow())
-    )
+    now = utcnow()
     with engine.begin() as connection:
-        connection.execute(statement)
+        # In chunks: a batch's 50,000 ids in one IN list would pass PostgreSQL's 65,535
+        # parameters once another batch's marks join them.
+        for start in range(0, len(job_ids), MARK_CHUNK):
+            chunk = job_ids[start : start + MARK_CHUNK]
+            connection.execute(
+                update(JOBS).where(JOBS.c.id.in_(chunk), JOBS.c.status == "queued").values(published_at=now)
+            )
 
 
 def claim_job(engine: Engine, job_id: str, lease_s: int) -> Job | None:
