@@ -9,7 +9,10 @@ from typing import Any
 
 import httpx
 from e2e_stack import Stack
+from redis import Redis
 from sse_support import SseEvent, SseReader
+
+from workers.keys import RedisKeys
 
 LATENCY_MS = 2_000  # the emulator spreads it over the chunks, so the text trickles in
 
@@ -108,3 +111,18 @@ def test_another_tenants_job_is_not_found(e2e: Stack) -> None:
 
     assert response.status_code == 404
     assert response.json()["error"]["code"] == "not_found"
+
+
+def test_the_local_model_streams_its_answer_as_one_piece(e2e: Stack) -> None:
+    job = e2e.submit("local", "Say hello in three words.", stream=True, max_tokens=12)
+    with job_stream(e2e, job["id"]) as reader:
+        events = until_job(reader)
+
+    final = events[-1].json()
+    assert final["status"] == "succeeded", final
+    deltas = [e.json()["content"] for e in events if e.event == "delta"]
+    assert deltas == [content(final)] and deltas[0]
+    # The worker published it (the relay would send the stored text too, had it not).
+    key = RedisKeys(e2e.settings.key_prefix).job_tokens(job["id"])
+    tokens: Any = Redis.from_url(e2e.settings.redis_url).xrange(key)
+    assert [fields[b"d"].decode() for _, fields in tokens] == deltas
