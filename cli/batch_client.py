@@ -13,9 +13,9 @@ from rich.live import Live
 
 from cli.api_client import call, send
 from cli.batch_progress import ProgressState, render_progress
+from schemas.batches import FINAL_BATCH_STATUSES
 from schemas.settings import Settings
 
-FINAL_BATCH_STATUSES = frozenset({"completed", "failed", "expired", "cancelled"})
 POLL_INTERVAL_S = 1.0
 
 
@@ -107,6 +107,12 @@ def save(settings: Settings, key: str, batch_id: str, path: Path, errors: bool =
     return sum(1 for line in data.splitlines() if line.strip())
 
 
-def default_output_path(input_path: Path, errors: bool = False) -> Path:
-    """``docs.jsonl`` -> ``docs.output.jsonl`` (or ``docs.errors.jsonl``) beside the input."""
-    return input_path.with_name(f"{input_path.stem}.{'errors' if errors else 'output'}.jsonl")
+def default_output_path(input_path: Path) -> Path:
+    """``docs.jsonl`` -> ``docs.output.jsonl`` beside the input."""
+    return input_path.with_name(f"{input_path.stem}.output.jsonl")
+
+
+def errors_path_for(output_path: Path) -> Path:
+    """Where the error lines go beside an output file: ``docs.output.jsonl`` -> ``docs.errors.jsonl``."""
+    stem = output_path.name.removesuffix(".jsonl").removesuffix(".output")
+    return output_path.with_name(f"{stem}.errors.jsonl")

@@ -19,6 +19,7 @@ from cli.batch_client import (
     BatchOptions,
     default_output_path,
     download,
+    errors_path_for,
     fetch_batch,
     read_input,
     save,
@@ -27,6 +28,7 @@ from cli.batch_client import (
 )
 from cli.batch_progress import ProgressState, batch_elapsed, render_progress
 from cli.jobs import ApiKey
+from schemas.batches import FINAL_BATCH_STATUSES
 from schemas.settings import Settings, load_settings
 
 console = Console()
@@ -206,7 +208,7 @@ def watch_until_done(
 def finish(settings: Settings, key: str, batch: dict[str, Any], path: Path) -> int:
     """Save the output (and any errors) of an ended batch and say where; the exit code."""
     batch_id, state = batch["id"], batch["status"]
-    if state not in ("completed", "cancelled", "expired", "failed"):
+    if state not in FINAL_BATCH_STATUSES:
         typer.echo(f"{batch_id} is still {state}; see it with: switchyard batch status {batch_id}")
         return 2
     if state == "failed":
@@ -214,10 +216,8 @@ def finish(settings: Settings, key: str, batch: dict[str, Any], path: Path) -> i
         return 1
     count = save(settings, key, batch_id, path)
     console.print(f"[bold green]output:[/] {count} lines written to {path}")
-    if any((batch.get("counts") or {}).get(state) for state in ("failed", "canceled", "invalid")):
-        errors_path = path.with_name(
-            f"{path.name.removesuffix('.jsonl').removesuffix('.output')}.errors.jsonl"
-        )
+    if any((batch.get("counts") or {}).get(kind) for kind in ("failed", "canceled", "invalid")):
+        errors_path = errors_path_for(path)
         failed = save(settings, key, batch_id, errors_path, errors=True)
         console.print(f"[bold red]errors:[/] {failed} failed lines written to {errors_path}")
     return 0 if state == "completed" else 1
