@@ -9,8 +9,12 @@ signing, the POST and the recording of the attempt. "Completion" is the moment j
 ``announce_job``; "receipt" is when the receiver has the body.
 
 1. **Paced**: ``--count`` jobs (5,000) finish at ``--rate`` per second: p50/p99 latency.
-2. **Burst**: ``--count`` jobs finish at once: how many deliveries per second the worker
-   sustains (latency there is mostly waiting in the queue).
+   First attempts are made as ``--first-attempt`` says: ``in_process`` (the default, as
+   configured by default) by sender threads of the announcing process, or ``queue`` by the
+   webhook workers.
+2. **Burst**: ``--count`` jobs finish at once, first attempts through the webhook queue: how
+   many deliveries per second the webhook workers sustain (latency there is mostly waiting
+   in the queue).
 3. **Baseline**, same run, same receiver: a bare loop of ``httpx`` POSTs of the same signed
    payloads, one at a time: its latency and rate are what sending alone costs.
 
@@ -67,6 +71,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--count", type=int, default=5000, help="webhooks per phase")
     parser.add_argument("--rate", type=float, default=20.0, help="jobs finishing per second, paced phase")
     parser.add_argument("--workers", type=int, default=2, help="webhook worker processes")
+    parser.add_argument(
+        "--first-attempt", choices=["in_process", "queue"], default="in_process",
+        help="first attempts from the announcing process's sender threads, or through the webhook queue",
+    )  # fmt: skip
     parser.add_argument("--threads", type=int, default=8, help="threads of each webhook worker")
     parser.add_argument("--announcers", type=int, default=4, help="threads announcing finished jobs")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/5", help="flushed at start and end")
@@ -81,14 +89,20 @@ class Bench:
         self.args, self.redis, self.var_dir = args, Redis.from_url(args.redis_url), var_dir
         self.secret, self.receipts = new_secret(), f"bench:webhooks:{uuid.uuid4().hex}"
         self.port = free_port()
-        overrides = {"webhooks": {"allow_loopback": True}}  # the receiver is on loopback, this machine
+        # The receiver is on loopback, this machine; the first attempt is made as configured.
+        overrides = {"webhooks": {"allow_loopback": True, "first_attempt": args.first_attempt}}
         self.settings: Settings = load_settings(
             var_dir=var_dir, redis_url=args.redis_url, database_url=args.database_url,
             key_prefix=f"sybench{uuid.uuid4().hex[:6]}", **overrides,
         )  # fmt: skip
         upgrade(self.settings)
         self.engine = make_engine(self.settings)
-        self.outcomes = Outcomes(self.settings, self.engine, self.redis, RedisKeys(self.settings.key_prefix))
+        keys = RedisKeys(self.settings.key_prefix)
+        self.outcomes = Outcomes(self.settings, self.engine, self.redis, keys)
+        # The burst measures the webhook workers: its first attempts all go through the queue.
+        queued = self.settings.webhooks.model_copy(update={"first_attempt": "queue"})
+        queued_settings = self.settings.model_copy(update={"webhooks": queued})
+        self.queued_outcomes = Outcomes(queued_settings, self.engine, self.redis, keys)
         self.tenant_id = self._tenant_with_endpoint()
         env = {
             **bench_paths.process_env(),
@@ -143,13 +157,14 @@ class Bench:
             attempt_log=[], job_metadata={}, created_at=now, updated_at=now, finished_at=now,
         )  # fmt: skip
 
-    def phase(self, count: int, rate: float | None, label: str) -> dict[str, float]:
+    def phase(self, count: int, rate: float | None, label: str, queued: bool = False) -> dict[str, float]:
         """``count`` jobs finish across the announcing threads (job workers), paced at ``rate``
         per second in all, or as fast as they can announce."""
         self.redis.delete(self.receipts)
         threads = self.args.announcers
         shares = [[self.job() for _ in range(index, count, threads)] for index in range(threads)]
         completed: dict[str, float] = {}
+        outcomes = self.queued_outcomes if queued else self.outcomes
         start = time.perf_counter()
 
         def announce(jobs: list[Job]) -> None:
@@ -157,7 +172,7 @@ class Bench:
                 if rate is not None:
                     time.sleep(max(0.0, start + index * threads / rate - time.perf_counter()))
                 completed[job.id] = time.time()
-                self.outcomes.announce_job(job)
+                outcomes.announce_job(job)
 
         with ThreadPoolExecutor(threads) as pool:
             list(pool.map(announce, shares))
@@ -268,7 +283,7 @@ def main(argv: list[str] | None = None) -> int:
         results["baseline"] = bench.baseline(args.count)
         results[f"paced {args.rate:g}/s"] = bench.phase(args.count, args.rate, "paced")
         before = cpu_snapshot(bench.procs)
-        results["burst"] = bench.phase(args.count, None, "burst")
+        results["burst"] = bench.phase(args.count, None, "burst", queued=True)
         cpu = {
             name: (used - before.get(name, 0.0)) * 1000 / args.count
             for name, used in cpu_snapshot(bench.procs).items()

@@ -35,7 +35,10 @@ class ProviderConfig(BaseModel):
     api_key: SecretStr = SecretStr("not-needed")
     timeout_s: float = Field(60.0, gt=0)
     max_batch_size: int = Field(
-        1, ge=1, le=256, description="Calls of one model a local provider runs as one batch (worker-batching)."
+        1,
+        ge=1,
+        le=256,
+        description="Calls of one model a local provider runs as one batch (worker-batching).",
     )
     max_batch_wait_ms: float = Field(
         20.0, ge=0, le=10_000, description="How long a batch waits for more calls after its first arrived."
@@ -206,6 +209,15 @@ class WebhookSettings(BaseModel):
     )
     endpoint_cache_s: int = Field(60, gt=0, description="Redis lifetime of a tenant's cached endpoint list.")
     max_endpoints_per_tenant: int = Field(50, gt=0)
+    first_attempt: Literal["in_process", "queue"] = Field(
+        "in_process",
+        description="Who makes a delivery's first attempt: a sender thread of the process that "
+        "announced the event (fastest), or a webhook worker through the webhook queue.",
+    )
+    sender_threads: int = Field(4, gt=0, description="Sender threads per announcing process (in_process).")
+    sender_backlog: int = Field(
+        64, gt=0, description="First attempts waiting for a sender thread before more go to the queue."
+    )
     require_https: bool = Field(False, description="Refuse http:// endpoints and callback URLs.")
     allow_loopback: bool = Field(
         False, description="Test-only: let loopback addresses through the SSRF guard. Off in production."

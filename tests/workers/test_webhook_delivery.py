@@ -6,6 +6,7 @@ secret rotation, callback URLs and the SSRF guard at send time."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -42,7 +43,8 @@ def forget_keys(redis: Any, prefix: str) -> None:
 
 @pytest.fixture
 def rt(tmp_path: Path, redis_url: str, database_url: str) -> Iterator[Runtime]:
-    hooks = {"allow_loopback": True, "retry_schedule_s": SCHEDULE, "jitter": 0.0}
+    # First attempts through the queue, so each test makes every attempt itself.
+    hooks = {"allow_loopback": True, "retry_schedule_s": SCHEDULE, "jitter": 0.0, "first_attempt": "queue"}
     settings = make_test_settings(tmp_path, redis_url, database_url, webhooks=hooks)
     upgrade(settings)
     runtime = Runtime(settings=settings, celery=create_celery(settings))
@@ -409,3 +411,37 @@ def test_a_duplicate_insert_of_one_event_is_a_no_op(rt: Runtime) -> None:
             select(func.count()).select_from(WebhookDelivery).where(WebhookDelivery.tenant_id == tenant_id)
         ).one()
     assert count == 1
+
+
+def in_process(rt: Runtime, **hooks: Any) -> Any:
+    from workers.outcomes import Outcomes
+
+    webhooks = rt.settings.webhooks.model_copy(update={"first_attempt": "in_process", **hooks})
+    return Outcomes(rt.settings.model_copy(update={"webhooks": webhooks}), rt.engine, rt.redis, rt.keys)
+
+
+def test_in_process_the_announcing_process_sends_the_first_attempt(rt: Runtime, receivers: list[Any]) -> None:
+    tenant_id, _ = new_tenant_key(rt.engine)
+    secret = new_secret()
+    receiver = receiver_for(receivers, secret)
+    add_endpoint(rt, tenant_id, receiver.url, secret=secret)
+
+    in_process(rt).emit(job_event(tenant_id))
+
+    [arrival] = receiver.wait_for(1, timeout=10)
+    assert arrival.verified_with == [0] and rt.redis.llen(rt.keys.webhook_queue) == 0  # no queue hop
+    deadline = utcnow() + timedelta(seconds=10)
+    while only_delivery(rt, tenant_id).status != "succeeded" and utcnow() < deadline:
+        time.sleep(0.02)
+    assert only_delivery(rt, tenant_id).attempts == 1
+
+
+def test_in_process_a_full_backlog_sends_first_attempts_through_the_queue(rt: Runtime) -> None:
+    tenant_id, _ = new_tenant_key(rt.engine)
+    add_endpoint(rt, tenant_id, "http://127.0.0.1:9/a")
+    outcomes = in_process(rt, sender_backlog=1)
+    outcomes.webhooks.sender.waiting = 1  # the one sender slot is taken
+
+    outcomes.emit(job_event(tenant_id))
+
+    assert rt.redis.llen(rt.keys.webhook_queue) == 1 and only_delivery(rt, tenant_id).attempts == 0

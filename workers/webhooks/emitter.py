@@ -1,8 +1,9 @@
 """From an event to delivery rows and their first attempt, cheaply, on the emitter's hot path.
 
 A tenant with no endpoint and an event with no callback URL cost one Redis GET (the cached
-endpoint list) and nothing else. Otherwise one INSERT of a row per target, then one Celery
-message per row to the webhook queue, so the first attempt goes out at once.
+endpoint list) and nothing else. Otherwise one INSERT of a row per target; then each first
+attempt goes out at once, from a sender thread of this process (``first_attempt =
+"in_process"``, see ``sender.py``) or as a Celery message to the webhook queue.
 """
 
 from __future__ import annotations
@@ -22,8 +23,11 @@ from sqlalchemy.exc import SQLAlchemyError
 from schemas.settings import Settings
 from workers.keys import RedisKeys
 from workers.webhooks import deliveries
+from workers.webhooks.delivery import Deliverer
 from workers.webhooks.endpoints import subscriptions
 from workers.webhooks.payloads import event_body
+from workers.webhooks.sender import FirstAttemptSender
+from workers.webhooks.transport import guarded_client
 
 if TYPE_CHECKING:
     from workers.outcomes import Event
@@ -47,17 +51,38 @@ class WebhookEmitter:
     redis: Redis
     keys: RedisKeys
     _celery: Celery | None = field(default=None, init=False, repr=False)
+    _sender: FirstAttemptSender | None = field(default=None, init=False, repr=False)
+    _own_deliverer: Deliverer | None = field(default=None, init=False, repr=False)
 
     def emit(self, event: Event) -> None:
         """Create the event's deliveries and send their first attempts; never raises on I/O."""
         try:
             rows = self._rows(event)
-            if rows:
-                for row in deliveries.insert_new(self.engine, rows):
-                    publish_attempt(self.celery, self.keys, row["id"], 0)
+            for row in deliveries.insert_new(self.engine, rows):
+                self._first_attempt(row["id"])
         except (SQLAlchemyError, RedisError, KombuError, OSError) as exc:
             # The job itself is final and stored; a lost webhook must not undo or retry it.
             log.error("webhook_emit_failed", event=event.id, type=event.type, error=str(exc))
+
+    def _first_attempt(self, delivery_id: str) -> None:
+        if self.settings.webhooks.first_attempt == "in_process" and self.sender.try_send(delivery_id):
+            return
+        publish_attempt(self.celery, self.keys, delivery_id, 0)
+
+    @property
+    def sender(self) -> FirstAttemptSender:
+        with _BUILDING:
+            if self._sender is None:
+                hooks = self.settings.webhooks
+                self._sender = FirstAttemptSender(self._deliverer, hooks.sender_threads, hooks.sender_backlog)
+            return self._sender
+
+    def _deliverer(self) -> Deliverer:
+        with _BUILDING:
+            if self._own_deliverer is None:
+                client = guarded_client(self.settings.webhooks)
+                self._own_deliverer = Deliverer(self.settings, self.engine, self.redis, self.keys, client)
+            return self._own_deliverer
 
     @property
     def celery(self) -> Celery:
