@@ -16,7 +16,7 @@ from api.batch_output import error_lines, output_lines
 from api.deps import Reader, ServicesDep, SessionDep, Submitter
 from api.services import Services
 from schemas import errors
-from schemas.batches import FileObject
+from schemas.batches import FINAL_BATCH_STATUSES, FileObject
 from schemas.tables import Batch, File, FileContent, utcnow
 from workers import batch_store
 
@@ -83,9 +83,16 @@ def upload_file(
 
 
 @router.get("/{file_id}", response_model=FileObject, responses=ERRORS, summary="Get a file")
-def get_file(file_id: FileId, session: SessionDep, principal: Reader) -> FileObject:
-    """The file's metadata."""
-    return FileObject.from_row(batch_store.get_file(session, principal.tenant_id, file_id))
+def get_file(file_id: FileId, services: ServicesDep, session: SessionDep, principal: Reader) -> FileObject:
+    """The file's metadata; a generated file's size is counted on its first read after its
+    batch ended (it is generated on read, so its size is not known before)."""
+    found = batch_store.get_file(session, principal.tenant_id, file_id)
+    batch = session.get(Batch, found.batch_id) if found.batch_id else None
+    if batch is not None and found.bytes == 0 and batch.status in FINAL_BATCH_STATUSES:
+        found.bytes = sum(len(chunk) for chunk in _generated(services, batch, file_id))
+        session.add(found)
+        session.commit()
+    return FileObject.from_row(found)
 
 
 @router.get(

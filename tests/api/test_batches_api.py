@@ -407,6 +407,8 @@ def test_batch_completes_with_its_last_job_and_serves_output_in_order(api: Api, 
     assert [(e["custom_id"], e["error"]["code"]) for e in errors] == [("doc-0", "provider_bad_request")]
     file = api.get(f"/v1/files/{done['output_file_id']}", auth).json()
     assert file["purpose"] == "batch_output"
+    content = api.get(f"/v1/files/{done['output_file_id']}/content", auth).content
+    assert file["bytes"] == len(content) > 0
 
 
 def test_closing_twice_changes_nothing(api: Api, auth: dict[str, str]) -> None:
