@@ -32,7 +32,7 @@ from typing import Any
 import bench_paths
 
 from schemas.openai import ChatRequest, EmbeddingRequest
-from schemas.settings import DEFAULT_CONFIG_FILE, Settings, load_settings
+from schemas.settings import DEFAULT_CONFIG_FILE, ModelConfig, Settings, load_settings
 from workers.providers.local import LocalProvider
 
 DOCUMENTS = bench_paths.ROOT / "examples" / "documents"
@@ -66,10 +66,10 @@ def summarisation_requests(count: int, max_tokens: int) -> list[ChatRequest]:
     return requests
 
 
-def adapter(settings: Settings, batch_size: int, wait_ms: float) -> LocalProvider:
-    """A local adapter whose collectors batch up to ``batch_size`` calls."""
+def adapter(settings: Settings, model: ModelConfig, batch_size: int, wait_ms: float) -> LocalProvider:
+    """The adapter of ``model``'s provider, its collectors batching up to ``batch_size`` calls."""
     update = {"max_batch_size": batch_size, "max_batch_wait_ms": wait_ms}
-    return LocalProvider(settings.providers["local"].model_copy(update=update), settings)
+    return LocalProvider(settings.providers[model.provider].model_copy(update=update), settings)
 
 
 def started_pool(threads: int) -> ThreadPoolExecutor:
@@ -95,8 +95,8 @@ def local_batching(args: argparse.Namespace) -> dict[str, float]:
     model = settings.models["smollm2"]
     requests = summarisation_requests(args.local_jobs, args.local_max_tokens)
     sides = {
-        "unbatched": adapter(settings, 1, 0),
-        "batched": adapter(settings, args.local_batch, args.local_wait_ms),
+        "unbatched": adapter(settings, model, 1, 0),
+        "batched": adapter(settings, model, args.local_batch, args.local_wait_ms),
     }
     for provider in sides.values():
         provider.complete(requests[0], model, TIMEOUT_S)  # loads the model off the clock
@@ -135,7 +135,10 @@ def embed_batching(args: argparse.Namespace) -> dict[str, float]:
         )
         for index in range(args.embed_jobs)
     ]
-    sides = {"unbatched": adapter(settings, 1, 0), "batched": adapter(settings, args.embed_batch, 25)}
+    sides = {
+        "unbatched": adapter(settings, model, 1, 0),
+        "batched": adapter(settings, model, args.embed_batch, 25),
+    }
     for provider in sides.values():
         provider.embed(requests[0], model, TIMEOUT_S)  # loads MiniLM off the clock
     seconds = dict.fromkeys(sides, 0.0)

@@ -32,6 +32,7 @@ def test_the_default_config_starts_a_worker_for_the_embed_tier() -> None:
     table = process_table(load_settings())
 
     assert option(table["worker-embed"], "-P") == "threads"
+    assert option(table["worker-embed"], "-c") == "64"
     assert option(table["worker-local"], "-c") == "16"
 
 
