@@ -153,9 +153,11 @@ def test_skip_invalid_lines_runs_the_rest_and_writes_the_error_file(e2e: Stack, 
 
 
 def test_cancel_mid_batch_cancels_the_queued_lines(e2e: Stack, tmp_path: Path) -> None:
-    slow_calls = {"model": "emu-slow", "latency_ms": 1000, "responses": [], "mode": "sequence"}
+    # 40 lines of 2 s on a 2-process worker: queued lines are left even if starting the cancel
+    # command takes seconds on a loaded machine.
+    slow_calls = {"model": "emu-slow", "latency_ms": 2000, "responses": [], "mode": "sequence"}
     e2e.emulator("POST", "/emulator/faults", json=slow_calls)
-    slow = write_jsonl(tmp_path / "slow.jsonl", [chat_line(f"s{n}", f"slow {n}", "slow") for n in range(30)])
+    slow = write_jsonl(tmp_path / "slow.jsonl", [chat_line(f"s{n}", f"slow {n}", "slow") for n in range(40)])
     submitted = run_cli("batch", "submit", str(slow), env=stack_env(e2e))
     assert submitted.returncode == 0, submitted.stderr
     batch_id = created_id(submitted.stdout)
@@ -167,7 +169,7 @@ def test_cancel_mid_batch_cancels_the_queued_lines(e2e: Stack, tmp_path: Path) -
     ended = wait_ended(e2e, batch_id)
     counts = ended["counts"]
     assert ended["status"] == "cancelled"
-    assert counts["canceled"] > 0 and counts["succeeded"] + counts["canceled"] == 30
+    assert counts["canceled"] > 0 and counts["succeeded"] + counts["canceled"] == 40
     errors_file = tmp_path / "canceled.jsonl"
     saved = run_cli("batch", "output", batch_id, "--errors", "--out", str(errors_file), env=stack_env(e2e))
     assert saved.returncode == 0 and f"wrote {counts['canceled']} lines" in saved.stdout
@@ -252,9 +254,11 @@ def test_demo_starts_the_stack_itself_and_stops_it_afterwards(e2e: Stack, tmp_pa
 def test_wait_with_a_timeout_stops_watching_exits_2_and_says_how_to_look_later(
     e2e: Stack, tmp_path: Path
 ) -> None:
-    slow_calls = {"model": "emu-slow", "latency_ms": 1000, "responses": [], "mode": "sequence"}
+    # 40 lines of 2 s on a 2-process worker: 40 s of work, so the batch surely runs past the
+    # 1 s wait and still has queued lines when the cancel (a new process) arrives.
+    slow_calls = {"model": "emu-slow", "latency_ms": 2000, "responses": [], "mode": "sequence"}
     e2e.emulator("POST", "/emulator/faults", json=slow_calls)
-    slow = write_jsonl(tmp_path / "slow.jsonl", [chat_line(f"s{n}", f"wait {n}", "slow") for n in range(20)])
+    slow = write_jsonl(tmp_path / "slow.jsonl", [chat_line(f"s{n}", f"wait {n}", "slow") for n in range(40)])
     done = run_cli("batch", "submit", str(slow), "--wait", "--timeout", "1", env=stack_env(e2e))
     batch_id = created_id(done.stdout)
     assert done.returncode == 2, done.stdout + done.stderr
