@@ -9,9 +9,9 @@ signing, the POST and the recording of the attempt. "Completion" is the moment j
 ``announce_job``; "receipt" is when the receiver has the body.
 
 1. **Paced**: ``--count`` jobs (5,000) finish at ``--rate`` per second: p50/p99 latency.
-   First attempts are made as ``--first-attempt`` says: ``in_process`` (the default, as
-   configured by default) by sender threads of the announcing process, or ``queue`` by the
-   webhook workers.
+   First attempts are made as ``--first-attempt`` says: ``queue`` (the default, as configured
+   by default) by the webhook workers, or ``in_process`` by sender threads of the announcing
+   process.
 2. **Burst**: ``--count`` jobs finish at once, first attempts through the webhook queue: how
    many deliveries per second the webhook workers sustain (latency there is mostly waiting
    in the queue).
@@ -72,7 +72,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rate", type=float, default=20.0, help="jobs finishing per second, paced phase")
     parser.add_argument("--workers", type=int, default=2, help="webhook worker processes")
     parser.add_argument(
-        "--first-attempt", choices=["in_process", "queue"], default="in_process",
+        "--first-attempt", choices=["in_process", "queue"], default="queue",
         help="first attempts from the announcing process's sender threads, or through the webhook queue",
     )  # fmt: skip
     parser.add_argument("--threads", type=int, default=8, help="threads of each webhook worker")

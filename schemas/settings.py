@@ -210,7 +210,7 @@ class WebhookSettings(BaseModel):
     endpoint_cache_s: int = Field(60, gt=0, description="Redis lifetime of a tenant's cached endpoint list.")
     max_endpoints_per_tenant: int = Field(50, gt=0)
     first_attempt: Literal["in_process", "queue"] = Field(
-        "in_process",
+        "queue",
         description="Who makes a delivery's first attempt: a sender thread of the process that "
         "announced the event (fastest), or a webhook worker through the webhook queue.",
     )
