@@ -7,14 +7,12 @@ the hub sets when a notice for its tenant arrives, then reads the new entries wi
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from typing import Any
 
-import structlog
 from redis.asyncio import BlockingConnectionPool, Redis
-from redis.exceptions import RedisError
 
-log = structlog.get_logger("switchyard.event_hub")
+from api.subscription import ChannelSubscription
+
 READER_CONNECTIONS = 32
 BLOCKING_CONNECTIONS = 10_000
 
@@ -23,12 +21,13 @@ class EventHub:
     """Wakes the readers of a tenant's event stream; owns the async Redis client they read with."""
 
     def __init__(self, redis_url: str, channel: str) -> None:
-        self._redis_url = redis_url
-        self._channel = channel
         self._readers: dict[str, set[asyncio.Event]] = {}
         self._reads: dict[tuple[str, str], asyncio.Future[Any]] = {}
-        self._task: asyncio.Task[None] | None = None
-        self._ready = asyncio.Event()
+        # Notices sent while the subscription was down are lost: on (re)connecting, every
+        # reader looks again.
+        self._subscription = ChannelSubscription(
+            redis_url, channel, lambda data: self._wake(data.decode()), self._wake_all
+        )
         # Readers take a connection for one short XRANGE; when hundreds wake at once they queue
         # for a bounded pool instead of opening hundreds of connections (or failing).
         pool = BlockingConnectionPool.from_url(redis_url, max_connections=READER_CONNECTIONS, timeout=None)
@@ -38,23 +37,18 @@ class EventHub:
 
     async def start(self) -> None:
         """Subscribe in the background; returns once the subscription is live (or failed)."""
-        self._task = asyncio.create_task(self._listen_forever())
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._ready.wait(), timeout=5)
+        await self._subscription.start()
 
     async def stop(self) -> None:
         """Cancel the subscription and close the readers' client."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await self._subscription.stop()
         await self.redis.aclose()
         await self.blocking.aclose()
 
     @property
     def live(self) -> bool:
         """Whether notices arrive; readers re-read on a short timer otherwise."""
-        return self._ready.is_set()
+        return self._subscription.live
 
     def register(self, tenant_id: str) -> asyncio.Event:
         """An event set whenever the tenant's stream grows; register before the first read."""
@@ -90,22 +84,6 @@ class EventHub:
         for notice in self._readers.get(tenant_id, ()):
             notice.set()
 
-    async def _listen_forever(self) -> None:
-        while True:
-            try:
-                await self._listen()
-            except (RedisError, OSError) as exc:
-                self._ready.clear()
-                log.warning("event_hub_reconnecting", error=str(exc))
-                await asyncio.sleep(1)
-
-    async def _listen(self) -> None:
-        async with Redis.from_url(self._redis_url) as redis, redis.pubsub() as pubsub:
-            await pubsub.subscribe(self._channel)
-            self._ready.set()
-            # Notices sent while the subscription was down are lost: let every reader look again.
-            for tenant_id in list(self._readers):
-                self._wake(tenant_id)
-            async for message in pubsub.listen():
-                if message.get("type") == "message":
-                    self._wake(message["data"].decode())
+    def _wake_all(self) -> None:
+        for tenant_id in list(self._readers):
+            self._wake(tenant_id)
