@@ -235,7 +235,9 @@ class Batch(SQLModel, table=True):
     output_file_id: str | None = Field(default=None, max_length=40)
     error_file_id: str | None = Field(default=None, max_length=40)
     callback_url: str | None = Field(default=None, max_length=2048)
-    batch_metadata: dict[str, Any] = Field(default=None, sa_column=Column("metadata", JSONType, nullable=False))
+    batch_metadata: dict[str, Any] = Field(
+        default=None, sa_column=Column("metadata", JSONType, nullable=False)
+    )
     total: int = Field(default=0, description="Input lines, skipped invalid ones included.")
     invalid_lines: list[dict[str, Any]] = _json(nullable=False)
     created_at: datetime = _timestamp(nullable=False)
