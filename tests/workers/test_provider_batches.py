@@ -23,11 +23,9 @@ from tests_support import (
     delete_tier_queues,
     make_test_settings,
     new_tenant_key,
-    queued_job_ids,
 )
 
 from infra.launch import free_port, wait_http
-from schemas.settings import queue_name
 from schemas.tables import Job, ProviderBatch, Usage, utcnow
 from workers import store
 from workers.celery_app import create_celery
@@ -223,7 +221,10 @@ def test_line_errors_fail_permanent_ones_and_send_retryable_ones_live(rt: Runtim
     assert failed.status == "failed" and failed.error_code == "provider_bad_request"
     assert done.status == "succeeded"
     assert retried.status == "queued" and retried.attempt_log[-1]["outcome"] == "provider_unavailable"
-    assert retried.id in queued_job_ids(rt.redis, queue_name(TIER, "batch"))  # published for a live run
+    # Published for a live run: the row is marked only after the message went out. (The queue
+    # itself is not inspected: the e2e stack's worker, alive in the same suite on the same Redis
+    # database, consumes this tier's queues and drops ids it does not know.)
+    assert retried.published_at is not None
     run_job(rt, retried.id)
     (live,) = jobs(rt, [retried.id])
     assert live.status == "succeeded" and live.attempts == 2 and live.lease_token is None
