@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -14,7 +15,7 @@ from tests_support import TEST_CONFIG
 from schemas.errors import ContextTooLong, ProviderBadRequest, ProviderError
 from schemas.openai import ChatCompletion, ChatRequest, EmbeddingList, EmbeddingRequest
 from schemas.settings import ModelConfig, Settings, load_settings
-from workers.providers import local as local_module
+from workers.providers import local_engine
 from workers.providers.local import LocalProvider
 
 MODEL_DIR = Path(__file__).resolve().parents[2] / "var" / "models"  # shared with the e2e stack
@@ -113,33 +114,74 @@ def test_a_prompt_past_the_context_fails_alone_in_its_batch(
 
     assert isinstance(results[1], ContextTooLong)
     for result, single in zip([results[0], results[2], results[3]], [0, 1, 3], strict=True):
-        assert result.batch_size == 4  # it shared the batch with the poisoned call
+        # The poisoned call is refused in its own thread before it reaches the engine, so it
+        # never takes a slot: the other three decode together.
+        assert result.batch_size == 3
         assert text_of(result.completion) == text_of(single_answers[single])
 
 
-def test_when_the_batched_generate_raises_each_row_runs_again_alone(
+def test_when_a_batched_forward_pass_raises_each_row_runs_again_alone(
     provider: LocalProvider,
     smollm2: ModelConfig,
     single_answers: list[ChatCompletion],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    real_generate = local_module.generate_rows
+    real_forward = local_engine.forward
     sizes: list[int] = []
 
-    def generate_failing_batches(loaded: Any, rows: Any, *args: Any) -> list[list[int]]:
-        sizes.append(len(rows))
-        if len(rows) > 1:
+    def forward_failing_batches(model: Any, **inputs: Any) -> Any:
+        sizes.append(int(inputs["input_ids"].shape[0]))
+        if sizes[-1] > 1:
             raise RuntimeError("out of memory (simulated)")
-        return real_generate(loaded, rows, *args)
+        return real_forward(model, **inputs)
 
-    monkeypatch.setattr(local_module, "generate_rows", generate_failing_batches)
+    monkeypatch.setattr(local_engine, "forward", forward_failing_batches)
 
     results = together(lambda prompt: provider.complete(ask(prompt), smollm2, TIMEOUT_S), PROMPTS[:3])
 
-    assert sizes == [3, 1, 1, 1]
+    assert sizes[0] == 3  # the three were prefilled together, and that pass failed
+    assert set(sizes[1:]) == {1}  # then each ran alone, start to end
     for result, single in zip(results, single_answers[:3], strict=True):
         assert not isinstance(result, ProviderError)
         assert text_of(result.completion) == text_of(single)
+
+
+def test_a_call_joins_the_running_batch_and_a_short_one_leaves_it_early(
+    provider: LocalProvider, smollm2: ModelConfig, single_answers: list[ChatCompletion]
+) -> None:
+    """Continuous batching: the second call does not wait for the first to finish."""
+    long_call = ask("Write a long story about a lighthouse keeper.", max_tokens=80)
+    alone = provider.complete(long_call, smollm2, TIMEOUT_S).completion
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        running = pool.submit(provider.complete, long_call, smollm2, TIMEOUT_S)
+        time.sleep(1.0)  # the long call is decoding by now (the test batch wait is 1 s)
+        assert not running.done()
+        short = provider.complete(ask(PROMPTS[1]), smollm2, TIMEOUT_S)
+        finished_short_first = not running.done()
+        long_answer = running.result()
+
+    assert finished_short_first  # it joined mid-generation and left at its own end
+    assert short.batch_size == 2 and long_answer.batch_size == 2
+    assert text_of(short.completion) == text_of(single_answers[1])
+    assert text_of(long_answer.completion) == text_of(alone)
+    assert long_answer.completion.usage == alone.usage
+
+
+def test_a_seeded_sampled_call_replays_inside_a_batch_of_greedy_ones(
+    provider: LocalProvider, smollm2: ModelConfig, single_answers: list[ChatCompletion]
+) -> None:
+    seeded = ask("Tell me a story.", max_tokens=12)
+    seeded.temperature, seeded.seed = 1.0, 11
+    alone = provider.complete(seeded, smollm2, TIMEOUT_S).completion
+
+    requests = [ask(PROMPTS[0]), seeded, ask(PROMPTS[3])]
+    results = together(lambda request: provider.complete(request, smollm2, TIMEOUT_S), requests)
+
+    assert results[1].batch_size == 3
+    assert text_of(results[1].completion) == text_of(alone)
+    assert text_of(results[0].completion) == text_of(single_answers[0])
+    assert text_of(results[2].completion) == text_of(single_answers[3])
 
 
 def embed_request(*texts: str, **options: Any) -> EmbeddingRequest:

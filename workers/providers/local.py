@@ -1,12 +1,12 @@
 """The ``local`` provider: SmolLM2-135M-Instruct generating in the worker process, no network.
 
 The model loads on the first call, not at import: every worker imports the adapter registry,
-most serve other tiers. Requests that share sampling settings run as one left-padded batch in
-one ``generate``; each row stops at its own end token, token budget or stop string.
-
-Calls from the worker's threads meet in a :class:`BatchCollector` per model, which runs up to
-the provider's ``max_batch_size`` of them as one batch (docs/worker-batching.md). Embedding
-calls go the same way to MiniLM (:mod:`workers.providers.local_embeddings`).
+most serve other tiers. Each call's prompt is built and checked in the caller's thread, then
+handed to the model's :class:`~workers.providers.local_engine.GenerationEngine`, which decodes
+up to the provider's ``max_batch_size`` calls together, continuously batched: a call joins the
+running batch as soon as a slot is free and leaves it at its own end token, token budget or
+stop string (docs/worker-batching.md). Embedding calls meet in a :class:`BatchCollector` per
+model and run on MiniLM (:mod:`workers.providers.local_embeddings`).
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from concurrent.futures import Future
 from typing import Any
 
-from schemas.errors import ContextTooLong, ProviderError, ProviderTimeout, ProviderUnavailable
+from schemas.errors import ContextTooLong, ProviderError, ProviderTimeout
 from schemas.openai import (
     ChatCompletion,
     ChatRequest,
@@ -33,13 +33,8 @@ from schemas.settings import ModelConfig, ProviderConfig, Settings
 from workers.providers.base import ProviderResponse
 from workers.providers.collector import BatchCollector
 from workers.providers.local_embeddings import LocalEmbeddings
-from workers.providers.local_weights import (
-    LoadedModel,
-    PromptRow,
-    Sampling,
-    generate_rows,
-    load_model,
-)
+from workers.providers.local_engine import GeneratedRow, GenerationEngine
+from workers.providers.local_weights import LoadedModel, PromptRow, Sampling, load_model
 
 DEFAULT_MAX_TOKENS = 64
 # A caller waits this long past its timeout for the batch's own answer (finished or timed out).
@@ -89,15 +84,6 @@ def generation_budget(prompt_tokens: int, request: ChatRequest, model: ModelConf
     return max(1, min(requested, room))
 
 
-def sampling_key(request: ChatRequest, index: int) -> tuple[Any, ...]:
-    """Requests with equal keys can share one ``generate``; seeded ones run alone to replay."""
-    if not request.temperature:
-        return ("greedy",)
-    if request.seed is not None:
-        return ("seeded", index)
-    return ("sample", request.temperature, request.top_p)
-
-
 def cut_row(generated: Sequence[int], budget: int, end_ids: set[int]) -> tuple[list[int], bool]:
     """A row's tokens within its budget up to (excluding) the first end token; whether it ended."""
     tokens = list(generated[:budget])
@@ -132,14 +118,6 @@ def to_completion(
     )
 
 
-@dataclass(frozen=True)
-class _Call:
-    """A chat call waiting for a batch, and when its caller stops waiting."""
-
-    request: ChatRequest
-    deadline: float
-
-
 class LocalProvider:
     """Runs SmolLM2-135M-Instruct in this process; one lock serialises loading and generation."""
 
@@ -148,7 +126,7 @@ class LocalProvider:
         self.settings = settings
         self._lock = threading.Lock()
         self._loaded: LoadedModel | None = None
-        self._chat_collectors: dict[str, BatchCollector[_Call, Chat]] = {}
+        self._engines: dict[str, GenerationEngine] = {}
         self._embed_collectors: dict[str, BatchCollector[EmbeddingRequest, Embedded]] = {}
         self._collectors_lock = threading.Lock()
         self.embeddings = LocalEmbeddings()
@@ -166,9 +144,11 @@ class LocalProvider:
         return len(tokenizer.encode(build_prompt(tokenizer, request), add_special_tokens=False))
 
     def complete(self, request: ChatRequest, model: ModelConfig, timeout_s: float) -> Chat:
-        """Run one chat completion, in a batch with the calls other threads make meanwhile."""
-        call = _Call(request, time.monotonic() + timeout_s)
-        return self._chat_collector(model).submit(call, timeout_s + ANSWER_GRACE_S)
+        """Run one chat completion, decoding alongside the other calls the model is running."""
+        tokenizer = self.load().tokenizer
+        row = self._prepare(tokenizer, request, model)
+        generated = self._engine(model).generate(row, _sampling(request), timeout_s, ANSWER_GRACE_S)
+        return _answered(_answer(tokenizer, row, generated, model))
 
     def stream_complete(
         self, request: ChatRequest, model: ModelConfig, timeout_s: float, on_text: Callable[[str], None]
@@ -189,46 +169,42 @@ class LocalProvider:
         return self._embed_collector(model).submit(request, timeout_s)
 
     def batch_sizes(self) -> dict[str, dict[int, int]]:
-        """Per collector, how many batches of each size it ran."""
+        """Per engine, how many prefills of each size it ran; per embedding collector, its batches."""
         with self._collectors_lock:
-            sizes = {c.name: dict(c.batch_sizes) for c in self._chat_collectors.values()}
+            sizes = {e.name: dict(e.batch_sizes) for e in self._engines.values()}
             sizes.update({c.name: dict(c.batch_sizes) for c in self._embed_collectors.values()})
             return sizes
 
     def complete_batch(
         self, requests: list[ChatRequest], model: ModelConfig, timeout_s: float
     ) -> list[Chat | ProviderError]:
-        """Run many completions, batched; each result is a response or that request's error."""
-        with self._lock:
-            loaded = self._load_locked()
-            results: dict[int, Chat | ProviderError] = {}
-            groups: dict[tuple[Any, ...], list[int]] = {}
-            prepared: dict[int, PromptRow] = {}
-            for index, request in enumerate(requests):
-                try:
-                    prepared[index] = self._prepare(loaded.tokenizer, request, model)
-                except ProviderError as error:
-                    results[index] = error
-                    continue
-                groups.setdefault(sampling_key(request, index), []).append(index)
-            for indices in groups.values():
-                rows = [prepared[i] for i in indices]
-                answers = self._run_group(loaded, rows, requests[indices[0]], model, timeout_s)
-                for index, answer in zip(indices, answers, strict=True):
-                    results[index] = answer
-        return [results[index] for index in range(len(requests))]
+        """Run many completions at once; each result is a response or that request's error."""
+        tokenizer = self.load().tokenizer
+        engine = self._engine(model)
+        queued: list[tuple[PromptRow, Future[GeneratedRow]] | ProviderError] = []
+        for request in requests:
+            try:
+                row = self._prepare(tokenizer, request, model)
+            except ProviderError as error:
+                queued.append(error)
+                continue
+            queued.append((row, engine.submit(row, _sampling(request), timeout_s)))
+        return [
+            item if isinstance(item, ProviderError) else _answer(tokenizer, *_waited(item, timeout_s), model)
+            for item in queued
+        ]
 
-    def _chat_collector(self, model: ModelConfig) -> BatchCollector[_Call, Chat]:
+    def _engine(self, model: ModelConfig) -> GenerationEngine:
         key = model.model_dump_json()
         with self._collectors_lock:
-            if key not in self._chat_collectors:
-                self._chat_collectors[key] = BatchCollector(
-                    lambda calls: self._complete_calls(calls, model),
+            if key not in self._engines:
+                self._engines[key] = GenerationEngine(
+                    self.load,
                     self.config.max_batch_size,
                     self.config.max_batch_wait_ms,
                     name=f"chat:{model.model}",
                 )
-            return self._chat_collectors[key]
+            return self._engines[key]
 
     def _embed_collector(self, model: ModelConfig) -> BatchCollector[EmbeddingRequest, Embedded]:
         key = model.model_dump_json()
@@ -241,15 +217,6 @@ class LocalProvider:
                     name=f"embedding:{model.model}",
                 )
             return self._embed_collectors[key]
-
-    def _complete_calls(self, calls: list[_Call], model: ModelConfig) -> list[Chat | ProviderError]:
-        # The batch may run until its most pressed caller gives up.
-        timeout_s = max(0.001, min(call.deadline for call in calls) - time.monotonic())
-        results = self.complete_batch([call.request for call in calls], model, timeout_s)
-        return [
-            replace(result, batch_size=len(calls)) if isinstance(result, ProviderResponse) else result
-            for result in results
-        ]
 
     def close(self) -> None:
         """Drop the model so its memory can be returned."""
@@ -267,38 +234,33 @@ class LocalProvider:
         budget = generation_budget(len(prompt_ids), request, model)
         return PromptRow(list(prompt_ids), budget, stop_strings(request))
 
-    def _run_group(
-        self,
-        loaded: LoadedModel,
-        rows: list[PromptRow],
-        request: ChatRequest,
-        model: ModelConfig,
-        timeout_s: float,
-    ) -> list[Chat | ProviderError]:
-        sampling = Sampling(request.temperature, request.top_p, request.seed)
-        started = time.monotonic()
-        try:
-            generated = generate_rows(loaded, rows, sampling, timeout_s)
-        except RuntimeError as error:
-            if len(rows) > 1:  # one row may have broken the batch: each runs again alone
-                return [self._run_group(loaded, [row], request, model, timeout_s)[0] for row in rows]
-            return [ProviderUnavailable(f"local generation failed: {error}")]
-        timed_out = time.monotonic() - started >= timeout_s
-        return [
-            _answer(loaded.tokenizer, row, tokens, model, timed_out)
-            for row, tokens in zip(rows, generated, strict=True)
-        ]
+
+def _sampling(request: ChatRequest) -> Sampling:
+    return Sampling(request.temperature, request.top_p, request.seed)
 
 
 def _answer(
-    tokenizer: Any, row: PromptRow, generated: list[int], model: ModelConfig, timed_out: bool
+    tokenizer: Any, row: PromptRow, generated: GeneratedRow, model: ModelConfig
 ) -> Chat | ProviderError:
     end_ids = {tokenizer.eos_token_id, tokenizer.pad_token_id} - {None}
-    tokens, ended = cut_row(generated, row.max_new_tokens, end_ids)
+    tokens, ended = cut_row(generated.tokens, row.max_new_tokens, end_ids)
     text, stopped = trim_at_stop(tokenizer.decode(tokens, skip_special_tokens=True), row.stop)
     full = len(tokens) >= row.max_new_tokens
-    if timed_out and not (ended or stopped or full):
+    if generated.timed_out and not (ended or stopped or full):
         return ProviderTimeout("local generation ran out of time", completion_tokens=len(tokens))
     finish_reason = "length" if full and not (ended or stopped) else "stop"
     completion = to_completion(text, len(row.prompt_ids), len(tokens), finish_reason, model.model)
-    return ProviderResponse(completion=completion)
+    return ProviderResponse(completion=completion, batch_size=generated.batch_size)
+
+
+def _waited(
+    queued: tuple[PromptRow, Future[GeneratedRow]], timeout_s: float
+) -> tuple[PromptRow, GeneratedRow]:
+    row, answer = queued
+    return row, answer.result(timeout=timeout_s + ANSWER_GRACE_S)
+
+
+def _answered(result: Chat | ProviderError) -> Chat:
+    if isinstance(result, ProviderError):
+        raise result
+    return result

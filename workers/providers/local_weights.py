@@ -15,7 +15,6 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -138,68 +137,6 @@ def inference_threads(cpu_count: int) -> int:
     # cores two OpenMP threads fell to a third of one thread's speed; on idle cores one thread
     # was within 10% of two.
     return max(1, min(cpu_count // 2, MAX_THREADS))
-
-
-def left_pad(prompts: Sequence[list[int]], pad_id: int) -> tuple[list[list[int]], list[list[int]]]:
-    """Token rows padded on the left to one width, and their attention masks."""
-    width = max(len(prompt) for prompt in prompts)
-    rows = [[pad_id] * (width - len(p)) + p for p in prompts]
-    masks = [[0] * (width - len(p)) + [1] * len(p) for p in prompts]
-    return rows, masks
-
-
-class RowStops:
-    """A stopping criterion that ends each row at its own token budget or stop string."""
-
-    def __init__(self, tokenizer: Any, prompt_width: int, rows: Sequence[PromptRow]) -> None:
-        self.tokenizer = tokenizer
-        self.prompt_width = prompt_width
-        self.rows = rows
-
-    def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
-        """One bool per row: whether that row is done."""
-        generated = input_ids.shape[1] - self.prompt_width
-        done = [generated >= row.max_new_tokens for row in self.rows]
-        for index, row in enumerate(self.rows):
-            if row.stop and not done[index]:
-                # A stop string spans at most this many tokens, each at least a character.
-                tail = input_ids[index, -min(generated, max(map(len, row.stop)) + 1) :]
-                text = self.tokenizer.decode(tail, skip_special_tokens=True)
-                done[index] = any(s in text for s in row.stop)
-        return input_ids.new_tensor(done).bool()
-
-
-def generate_rows(
-    loaded: LoadedModel, rows: Sequence[PromptRow], sampling: Sampling, timeout_s: float
-) -> list[list[int]]:
-    """One batched ``generate``: each row's new tokens, padded after it stopped."""
-    import torch
-
-    tokenizer = loaded.tokenizer
-    pad_id = tokenizer.eos_token_id if tokenizer.pad_token_id is None else tokenizer.pad_token_id
-    ids, masks = left_pad([row.prompt_ids for row in rows], pad_id)
-    options: dict[str, Any] = {"do_sample": False}
-    if sampling.temperature:
-        top_p = 1.0 if sampling.top_p is None else sampling.top_p
-        options = {"do_sample": True, "temperature": sampling.temperature, "top_p": top_p}
-        # Reseeding the global generator is safe: callers serialise generation under a lock.
-        if sampling.seed is None:
-            torch.seed()
-        else:
-            torch.manual_seed(sampling.seed)
-    with torch.inference_mode():
-        output = loaded.model.generate(
-            input_ids=torch.tensor(ids),
-            attention_mask=torch.tensor(masks),
-            max_new_tokens=max(row.max_new_tokens for row in rows),
-            stopping_criteria=[RowStops(tokenizer, len(ids[0]), rows)],
-            pad_token_id=pad_id,
-            eos_token_id=tokenizer.eos_token_id,
-            max_time=timeout_s,
-            **options,
-        )
-    generated: list[list[int]] = output[:, len(ids[0]) :].tolist()
-    return generated
 
 
 def _load_pretrained(folder: Path, gguf_file: str | None = None) -> tuple[Any, Any]:

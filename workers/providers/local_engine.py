@@ -1,0 +1,395 @@
+"""Continuous batching for the local model: rows join and leave a running batch between steps.
+
+One engine thread per model owns the model's forward passes. A call waiting for the model is
+admitted as soon as the running batch has a free slot: its prompt is prefilled (newcomers that
+arrive together share one prefill), its key/value cache is left-padded into the running
+batch's, and from the next step on it decodes with the others. A row that ends (end token,
+token budget, stop string or its caller's deadline) is answered at once and leaves the batch,
+so its slot goes to the next waiting call instead of idling until the longest row ends.
+
+When the engine is idle, the first call waits up to ``max_wait_ms`` for others to arrive, so
+that a burst is prefilled together. Each row picks its own tokens: greedy rows take the
+argmax, sampled rows draw from their own ``torch.Generator`` (seeded ones replay).
+
+A forward pass that raises fails nobody outright: every row that was in it runs again alone
+from its prompt, and only a row that fails alone gets the error (docs/worker-batching.md).
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+
+from schemas.errors import ProviderTimeout, ProviderUnavailable
+from workers.providers.local_weights import LoadedModel, PromptRow, Sampling
+
+log = structlog.get_logger("switchyard.local_engine")
+
+
+@dataclass(frozen=True)
+class GeneratedRow:
+    """A row's new tokens (an end token, if it met one, last) and how it ended."""
+
+    tokens: list[int]
+    timed_out: bool
+    batch_size: int  # the most rows that ran a step together while this one was in the batch
+
+
+@dataclass(eq=False)
+class _Row:
+    spec: PromptRow
+    sampling: Sampling
+    deadline: float
+    answer: Future[GeneratedRow] = field(default_factory=Future)
+    tokens: list[int] = field(default_factory=list)
+    generator: Any = None  # torch.Generator for sampled rows
+    peak: int = 1
+
+    def restart(self) -> None:
+        """Forget what was generated, to run again from the prompt."""
+        self.tokens = []
+        self.generator = _generator(self.sampling)
+        self.peak = 1
+
+
+def left_pad(prompts: Sequence[list[int]], pad_id: int) -> tuple[list[list[int]], list[list[int]]]:
+    """Token rows padded on the left to one width, and their attention masks."""
+    width = max(len(prompt) for prompt in prompts)
+    rows = [[pad_id] * (width - len(p)) + p for p in prompts]
+    masks = [[0] * (width - len(p)) + [1] * len(p) for p in prompts]
+    return rows, masks
+
+
+def _generator(sampling: Sampling) -> Any:
+    import torch
+
+    if not sampling.temperature:
+        return None
+    generator = torch.Generator()
+    if sampling.seed is None:
+        generator.seed()
+    else:
+        generator.manual_seed(sampling.seed)
+    return generator
+
+
+def pick_tokens(logits: Any, rows: Sequence[_Row]) -> list[int]:
+    """Each row's next token from its last-position logits ``[rows, vocab]``."""
+    import torch
+
+    picked: list[int] = logits.argmax(dim=-1).tolist()
+    for index, row in enumerate(rows):
+        temperature = row.sampling.temperature
+        if not temperature:
+            continue
+        probs = torch.softmax(logits[index].float() / temperature, dim=-1)
+        top_p = row.sampling.top_p
+        if top_p is not None and top_p < 1.0:
+            ordered, order = probs.sort(descending=True)
+            # Keep the smallest set of most likely tokens whose mass reaches top_p.
+            outside = ordered.cumsum(-1) - ordered > top_p
+            probs = torch.zeros_like(probs).scatter(0, order, ordered.masked_fill(outside, 0.0))
+        picked[index] = int(torch.multinomial(probs, 1, generator=row.generator))
+    return picked
+
+
+class _Batch:
+    """Rows decoding together: their key/value cache, attention mask, positions and next tokens."""
+
+    def __init__(self, loaded: LoadedModel, rows: list[_Row], cache: Any, mask: Any, positions: Any) -> None:
+        self.loaded = loaded
+        self.rows = rows
+        self.cache = cache
+        self.mask = mask  # [rows, width] 1 where the cache holds a real token
+        self.positions = positions  # [rows] position of each row's last token
+
+    @classmethod
+    def prefill(cls, loaded: LoadedModel, rows: list[_Row]) -> tuple[_Batch, list[int]]:
+        """The rows' prompts run through the model together; the batch and each row's first token."""
+        import torch
+
+        ids, masks = left_pad([row.spec.prompt_ids for row in rows], _pad_id(loaded))
+        mask = torch.tensor(masks)
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        with torch.inference_mode():
+            out = forward(
+                loaded.model,
+                input_ids=torch.tensor(ids),
+                attention_mask=mask,
+                position_ids=positions,
+                use_cache=True,
+                logits_to_keep=1,
+            )
+        batch = cls(loaded, rows, out.cache, mask, positions[:, -1])
+        return batch, pick_tokens(out.logits[:, -1], rows)
+
+    def step(self, next_tokens: list[int]) -> list[int]:
+        """One decode step: each row's ``next_tokens`` in, each row's following token out."""
+        import torch
+
+        self.mask = torch.cat([self.mask, self.mask.new_ones(len(self.rows), 1)], dim=1)
+        self.positions = self.positions + 1
+        with torch.inference_mode():
+            out = forward(
+                self.loaded.model,
+                input_ids=torch.tensor(next_tokens).unsqueeze(1),
+                attention_mask=self.mask,
+                position_ids=self.positions.unsqueeze(1),
+                cache=self.cache,
+                use_cache=True,
+            )
+        self.cache = out.cache
+        return pick_tokens(out.logits[:, -1], self.rows)
+
+    def join(self, other: _Batch) -> None:
+        """Take ``other``'s rows in: both caches left-padded to the wider one, then stacked."""
+        import torch
+
+        width = max(self.mask.shape[1], other.mask.shape[1])
+        self.cache = _cache_of(
+            [
+                (
+                    torch.cat([_widen(a.keys, width), _widen(b.keys, width)]),
+                    torch.cat([_widen(a.values, width), _widen(b.values, width)]),
+                )
+                for a, b in zip(self.cache.layers, other.cache.layers, strict=True)
+            ]
+        )
+        self.mask = torch.cat([_widen(self.mask, width), _widen(other.mask, width)])
+        self.positions = torch.cat([self.positions, other.positions])
+        self.rows = self.rows + other.rows
+
+    def keep(self, indices: list[int]) -> None:
+        """Keep only the rows at ``indices``, and drop cache columns that are padding for all of them."""
+        import torch
+
+        index = torch.tensor(indices)
+        self.rows = [self.rows[i] for i in indices]
+        self.mask = self.mask[index]
+        self.positions = self.positions[index]
+        lead = int((self.mask.shape[1] - self.mask.sum(dim=1)).min())
+        self.mask = self.mask[:, lead:]
+        self.cache = _cache_of(
+            [(layer.keys[index, :, lead:], layer.values[index, :, lead:]) for layer in self.cache.layers]
+        )
+
+
+def forward(model: Any, **inputs: Any) -> Any:
+    """One forward pass of the model (a seam the tests use to inject a failing pass)."""
+    return model(**inputs)
+
+
+def _widen(tensor: Any, width: int) -> Any:
+    """A mask ``[rows, w]`` or cache ``[rows, heads, w, dim]`` left-padded with zeros to ``width``."""
+    from torch.nn.functional import pad
+
+    missing = width - (tensor.shape[1] if tensor.dim() == 2 else tensor.shape[-2])
+    if missing == 0:
+        return tensor
+    return pad(tensor, (missing, 0) if tensor.dim() == 2 else (0, 0, missing, 0))
+
+
+def _cache_of(layers: list[tuple[Any, Any]]) -> Any:
+    from transformers import DynamicCache
+
+    return DynamicCache(ddp_cache_data=layers)
+
+
+def _pad_id(loaded: LoadedModel) -> int:
+    tokenizer = loaded.tokenizer
+    pad_id: int = tokenizer.eos_token_id if tokenizer.pad_token_id is None else tokenizer.pad_token_id
+    return pad_id
+
+
+def _end_ids(loaded: LoadedModel) -> set[int]:
+    return {loaded.tokenizer.eos_token_id, loaded.tokenizer.pad_token_id} - {None}
+
+
+def _hit_stop(loaded: LoadedModel, row: _Row) -> bool:
+    """Whether the row's last tokens spell one of its stop strings."""
+    stop = row.spec.stop
+    if not stop:
+        return False
+    # A stop string spans at most this many tokens, each at least a character.
+    tail = row.tokens[-(max(map(len, stop)) + 1) :]
+    text = loaded.tokenizer.decode(tail, skip_special_tokens=True)
+    return any(s in text for s in stop)
+
+
+class GenerationEngine:
+    """Runs every generation of one local model, continuously batched, on its own thread.
+
+    ``batch_sizes`` counts admissions by how many rows were prefilled together;
+    ``solo_retries`` counts rows run again alone after a forward pass with them raised.
+    """
+
+    def __init__(self, load: Callable[[], LoadedModel], max_rows: int, max_wait_ms: float, name: str) -> None:
+        if max_rows < 1:
+            raise ValueError("max_rows must be at least 1")
+        self._load = load
+        self.max_rows = max_rows
+        self.max_wait_s = max(0.0, max_wait_ms) / 1000.0
+        self.name = name
+        self.batch_sizes: Counter[int] = Counter()
+        self.solo_retries = 0
+        self._inbox: queue.SimpleQueue[_Row] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._start_lock = threading.Lock()
+
+    def generate(self, row: PromptRow, sampling: Sampling, timeout_s: float, grace_s: float) -> GeneratedRow:
+        """``row`` generated in whatever batch is running; waits at most ``timeout_s + grace_s``."""
+        answer = self.submit(row, sampling, timeout_s)
+        try:
+            return answer.result(timeout=timeout_s + grace_s)
+        except FutureTimeout:
+            answer.cancel()  # still queued: the engine drops it instead of running it
+            raise ProviderTimeout(f"no answer from the {self.name} engine within {timeout_s:.0f}s") from None
+
+    def submit(self, row: PromptRow, sampling: Sampling, timeout_s: float) -> Future[GeneratedRow]:
+        """Queue ``row`` for generation; its future answers when the row ends."""
+        waiting = _Row(row, sampling, time.monotonic() + timeout_s, generator=_generator(sampling))
+        self._ensure_running()
+        self._inbox.put(waiting)
+        return waiting.answer
+
+    def _ensure_running(self) -> None:
+        # is_alive() is also false in a forked child whose parent had started the thread.
+        if self._thread is not None and self._thread.is_alive():
+            return
+        with self._start_lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._inbox = queue.SimpleQueue()
+                self._thread = threading.Thread(target=self._loop, name=f"engine-{self.name}", daemon=True)
+                self._thread.start()
+
+    def _loop(self) -> None:
+        batch: _Batch | None = None
+        pending: list[int] = []  # the token each running row feeds in next
+        while True:
+            newcomers = self._admit(waiting_for_first=batch is None, free=self.max_rows - _size(batch))
+            try:
+                if newcomers:
+                    batch, pending = self._take_in(batch, pending, newcomers)
+                if batch is not None:
+                    batch, pending = self._advance(batch, pending)
+            except Exception as error:  # the engine thread must answer every row it holds
+                log.exception("engine_failed", engine=self.name)
+                for row in (batch.rows if batch is not None else []) + newcomers:
+                    if not row.answer.done():
+                        row.answer.set_exception(ProviderUnavailable(f"local generation failed: {error}"))
+                batch, pending = None, []
+
+    def _admit(self, waiting_for_first: bool, free: int) -> list[_Row]:
+        """Waiting rows for the free slots: when idle, the first and whatever comes within the wait."""
+        admitted: list[_Row] = []
+        deadline = None
+        if waiting_for_first:
+            first = self._inbox.get()
+            deadline = time.monotonic() + self.max_wait_s
+            if first.answer.set_running_or_notify_cancel():  # False: its caller gave up
+                admitted.append(first)
+        while len(admitted) < free:
+            try:
+                remaining = 0.0 if deadline is None else deadline - time.monotonic()
+                row = self._inbox.get(timeout=remaining) if remaining > 0 else self._inbox.get_nowait()
+            except queue.Empty:
+                break
+            if row.answer.set_running_or_notify_cancel():
+                admitted.append(row)
+        return self._drop_expired(admitted)
+
+    @staticmethod
+    def _drop_expired(rows: list[_Row]) -> list[_Row]:
+        """The rows whose callers still wait; the others are answered as timed out, unrun."""
+        now = time.monotonic()
+        for row in rows:
+            if now >= row.deadline:
+                row.answer.set_result(GeneratedRow([], timed_out=True, batch_size=0))
+        return [row for row in rows if now < row.deadline]
+
+    def _take_in(
+        self, batch: _Batch | None, pending: list[int], rows: list[_Row]
+    ) -> tuple[_Batch | None, list[int]]:
+        """Prefill ``rows`` and join them to the running batch."""
+        self.batch_sizes[len(rows)] += 1
+        loaded = self._load()
+        try:
+            joining, first_tokens = _Batch.prefill(loaded, rows)
+        except RuntimeError as error:
+            self._run_each_alone(loaded, rows, error)
+            return batch, pending
+        if batch is None:
+            return joining, first_tokens
+        batch.join(joining)
+        return batch, pending + first_tokens
+
+    def _advance(self, batch: _Batch, pending: list[int]) -> tuple[_Batch | None, list[int]]:
+        """Record each row's pending token, answer the rows that ended, and run one step for the rest."""
+        running, pending = self._settle(batch, pending)
+        if running is None:
+            return None, []
+        try:
+            return running, running.step(pending)
+        except RuntimeError as error:
+            self._run_each_alone(running.loaded, running.rows, error)
+            return None, []
+
+    def _settle(self, batch: _Batch, tokens: list[int]) -> tuple[_Batch | None, list[int]]:
+        """Append each row's new token; rows that ended are answered and leave the batch."""
+        end_ids = _end_ids(batch.loaded)
+        now = time.monotonic()
+        keep: list[int] = []
+        for index, (row, token) in enumerate(zip(batch.rows, tokens, strict=True)):
+            row.tokens.append(token)
+            row.peak = max(row.peak, len(batch.rows))
+            timed_out = now >= row.deadline
+            ended = (
+                token in end_ids
+                or len(row.tokens) >= row.spec.max_new_tokens
+                or timed_out
+                or _hit_stop(batch.loaded, row)
+            )
+            if ended:
+                row.answer.set_result(GeneratedRow(row.tokens, timed_out, row.peak))
+            else:
+                keep.append(index)
+        if not keep:
+            return None, []
+        if len(keep) < len(batch.rows):
+            batch.keep(keep)
+        return batch, [tokens[i] for i in keep]
+
+    def _run_each_alone(self, loaded: LoadedModel, rows: list[_Row], error: Exception) -> None:
+        """After a failed pass: one row fails with the error, several each run again alone."""
+        if len(rows) == 1:
+            rows[0].answer.set_exception(ProviderUnavailable(f"local generation failed: {error}"))
+            return
+        log.warning("batch_failed", engine=self.name, size=len(rows), error=repr(error))
+        for row in rows:
+            self.solo_retries += 1
+            row.restart()
+            self._run_alone(loaded, row)
+
+    def _run_alone(self, loaded: LoadedModel, row: _Row) -> None:
+        try:
+            alone, tokens = _Batch.prefill(loaded, [row])
+            current: _Batch | None = alone
+            while current is not None:
+                current, tokens = self._settle(current, tokens)
+                if current is not None:
+                    tokens = current.step(tokens)
+        except RuntimeError as error:
+            row.answer.set_exception(ProviderUnavailable(f"local generation failed: {error}"))
+
+
+def _size(batch: _Batch | None) -> int:
+    return 0 if batch is None else len(batch.rows)
