@@ -8,10 +8,10 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-import httpx
 import psycopg
+from lean_http import LeanClient
 from results import SequentialRound
 from sqlmodel import Session
 
@@ -94,6 +94,26 @@ def tenant_key(settings: Settings) -> str:
     return key
 
 
+class JSONResponse(Protocol):
+    """What the helpers read from an answer: ``httpx.Response`` and ``LeanResponse`` alike."""
+
+    @property
+    def status_code(self) -> int: ...
+
+    @property
+    def text(self) -> str: ...
+
+    def json(self) -> Any: ...
+
+
+class JSONClient(Protocol):
+    """A keep-alive client with the tenant key: ``LeanClient`` here, ``httpx.Client`` elsewhere."""
+
+    def post(self, url: str, *, json: Any) -> JSONResponse: ...
+
+    def get(self, url: str, *, params: dict[str, Any]) -> JSONResponse: ...
+
+
 def job_body(n: int, tier: str = TIER, max_tokens: int | None = None) -> dict[str, Any]:
     """A job with distinct content and cache off: it goes through the worker and the provider."""
     content = f"benchmark job {n} {uuid.uuid4().hex[:8]}"
@@ -103,7 +123,7 @@ def job_body(n: int, tier: str = TIER, max_tokens: int | None = None) -> dict[st
     return {"tier": tier, "cache": "off", "request": request}
 
 
-def submit(client: httpx.Client, n: int, tier: str = TIER, max_tokens: int | None = None) -> dict[str, Any]:
+def submit(client: JSONClient, n: int, tier: str = TIER, max_tokens: int | None = None) -> dict[str, Any]:
     """POST job ``n`` to ``tier``; the accepted job."""
     response = client.post("/v1/jobs", json=job_body(n, tier, max_tokens))
     if response.status_code != 202:
@@ -111,7 +131,7 @@ def submit(client: httpx.Client, n: int, tier: str = TIER, max_tokens: int | Non
     return dict(response.json())
 
 
-def wait_final(client: httpx.Client, job_id: str, timeout: float = 120.0) -> dict[str, Any]:
+def wait_final(client: JSONClient, job_id: str, timeout: float = 120.0) -> dict[str, Any]:
     """Long-poll the job until its status is final or ``timeout`` passes."""
     deadline = time.monotonic() + timeout
     while True:
@@ -196,14 +216,9 @@ class SwitchyardSide:
         wait_http(f"{self.api_url}/readyz", alive=procs.check_alive)
         procs.check_alive()
 
-    def client(self) -> httpx.Client:
-        """A keep-alive client with the tenant key."""
-        return httpx.Client(
-            base_url=self.api_url,
-            headers={"Authorization": f"Bearer {self.key}"},
-            timeout=httpx.Timeout(30.0),
-            limits=httpx.Limits(max_keepalive_connections=4, max_connections=4),
-        )
+    def client(self) -> LeanClient:
+        """A keep-alive client with the tenant key (bench/lean_http.py: harness CPU kept low)."""
+        return LeanClient(self.api_url, {"Authorization": f"Bearer {self.key}"}, timeout=30.0)
 
     def numbers(self, count: int) -> range:
         """``count`` job numbers not used before in this run."""
@@ -276,7 +291,7 @@ class SwitchyardSide:
                 for n in numbers[index::threads]:
                     try:
                         ids.append(submit(client, n)["id"])
-                    except (RuntimeError, httpx.HTTPError) as exc:
+                    except RuntimeError as exc:  # HTTPFailure included
                         local_failures.append(f"submit {n}: {exc!r}")
                 for job_id in ids:
                     try:
@@ -284,7 +299,7 @@ class SwitchyardSide:
                         if remaining <= 0:
                             raise RuntimeError("not final before the round's deadline")
                         failure = check_job(wait_final(client, job_id, timeout=min(120.0, remaining)))
-                    except (RuntimeError, httpx.HTTPError) as exc:
+                    except RuntimeError as exc:  # HTTPFailure included
                         failure = f"wait {job_id}: {exc!r}"
                     if failure:
                         local_failures.append(failure)
