@@ -102,19 +102,19 @@ def pick_tokens(logits: Any, rows: Sequence[_Row]) -> list[int]:
     return picked
 
 
-class _Batch:
-    """Rows decoding together: their key/value cache, attention mask, positions and next tokens."""
+@dataclass
+class _Prefill:
+    """Rows whose prompts ran through the model together, left-padded to one width."""
 
-    def __init__(self, loaded: LoadedModel, rows: list[_Row], cache: Any, mask: Any, positions: Any) -> None:
-        self.loaded = loaded
-        self.rows = rows
-        self.cache = cache
-        self.mask = mask  # [rows, width] 1 where the cache holds a real token
-        self.positions = positions  # [rows] position of each row's last token
+    rows: list[_Row]
+    layers: list[tuple[Any, Any]]  # per layer: keys and values [rows, kv_heads, width, head_dim]
+    mask: Any  # [rows, width]
+    positions: Any  # [rows] position of each row's last prompt token
+    first_tokens: list[int]
 
     @classmethod
-    def prefill(cls, loaded: LoadedModel, rows: list[_Row]) -> tuple[_Batch, list[int]]:
-        """The rows' prompts run through the model together; the batch and each row's first token."""
+    def run(cls, loaded: LoadedModel, rows: list[_Row]) -> _Prefill:
+        """Prefill ``rows`` in one forward pass and pick each row's first token."""
         import torch
 
         ids, masks = left_pad([row.spec.prompt_ids for row in rows], _pad_id(loaded))
@@ -129,79 +129,100 @@ class _Batch:
                 use_cache=True,
                 logits_to_keep=1,
             )
-        batch = cls(loaded, rows, out.cache, mask, positions[:, -1])
-        return batch, pick_tokens(out.logits[:, -1], rows)
+        layers = [(layer.keys, layer.values) for layer in out.cache.layers]
+        return cls(rows, layers, mask, positions[:, -1], pick_tokens(out.logits[:, -1], rows))
 
-    def step(self, next_tokens: list[int]) -> list[int]:
-        """One decode step: each row's ``next_tokens`` in, each row's following token out."""
+
+class _Batch:
+    """Rows decoding together, each in a slot of one :class:`~workers.providers.kv_slots.SlotStore`."""
+
+    def __init__(self, loaded: LoadedModel, prefill: _Prefill) -> None:
+        from workers.providers.kv_slots import SlotStore, slot_cache
+
+        self.loaded = loaded
+        self.slots: list[_Row | None] = list(prefill.rows)
+        self.store = SlotStore.from_prefill(prefill.layers, prefill.mask)
+        self.positions = prefill.positions.clone()
+        self.cache = slot_cache(self.store, len(prefill.layers))
+
+    def live(self) -> list[int]:
+        """The slots holding a row."""
+        return [slot for slot, row in enumerate(self.slots) if row is not None]
+
+    def admit(self, prefill: _Prefill) -> list[int]:
+        """Place prefilled rows in free slots (growing the store if needed); the slots they took."""
         import torch
 
-        self.mask = torch.cat([self.mask, self.mask.new_ones(len(self.rows), 1)], dim=1)
-        self.positions = self.positions + 1
+        free = [slot for slot, row in enumerate(self.slots) if row is None]
+        missing = len(prefill.rows) - len(free)
+        if missing > 0:
+            store = self.store
+            store.relayout(
+                [*range(store.slots), *[None] * missing], store.start, store.mask.shape[1] - store.end
+            )
+            self.slots += [None] * missing
+            self.positions = torch.cat([self.positions, self.positions.new_zeros(missing)])
+            free = [slot for slot, row in enumerate(self.slots) if row is None]
+        self.store.make_room(max(0, int(prefill.mask.shape[1]) - self.store.width), 0)
+        taken = free[: len(prefill.rows)]
+        for index, (slot, row) in enumerate(zip(taken, prefill.rows, strict=True)):
+            layers = [(keys[index], values[index]) for keys, values in prefill.layers]
+            self.store.place(slot, layers, prefill.mask[index])
+            self.slots[slot] = row
+            self.positions[slot] = prefill.positions[index]
+        return taken
+
+    def release(self, slot: int) -> None:
+        """Free ``slot``: its row has ended."""
+        self.slots[slot] = None
+        self.store.mask[slot] = 0
+        self.positions[slot] = 0
+
+    def tidy(self, compact: bool) -> dict[int, int]:
+        """Drop window columns no live row uses; with ``compact``, drop the free slots too.
+
+        Returns where each live row's slot moved (old slot -> new slot).
+        """
+        live = self.live()
+        self.store.trim(live)
+        if not compact or len(live) == len(self.slots):
+            return {slot: slot for slot in live}
+        store = self.store
+        store.relayout(list(live), store.start, store.mask.shape[1] - store.end)
+        self.slots = [self.slots[slot] for slot in live]
+        self.positions = self.positions[live]
+        return {slot: moved for moved, slot in enumerate(live)}
+
+    def step(self, tokens: dict[int, int]) -> dict[int, int]:
+        """One decode step: each live slot's token in, each live slot's following token out."""
+        import torch
+
+        store = self.store
+        store.make_room(0, 1)
+        live = self.live()
+        ids = torch.full((store.slots, 1), _pad_id(self.loaded))
+        ids[live, 0] = torch.tensor([tokens[slot] for slot in live])
+        # A free slot attends to its own new column only, so its (unused) row stays finite.
+        store.mask[:, store.end] = 1
+        self.positions[live] += 1
         with torch.inference_mode():
             out = forward(
                 self.loaded.model,
-                input_ids=torch.tensor(next_tokens).unsqueeze(1),
-                attention_mask=self.mask,
+                input_ids=ids,
+                attention_mask=store.mask[:, store.start : store.end + 1],
                 position_ids=self.positions.unsqueeze(1),
                 cache=self.cache,
                 use_cache=True,
             )
-        self.cache = out.cache
-        return pick_tokens(out.logits[:, -1], self.rows)
-
-    def join(self, other: _Batch) -> None:
-        """Take ``other``'s rows in: both caches left-padded to the wider one, then stacked."""
-        import torch
-
-        width = max(self.mask.shape[1], other.mask.shape[1])
-        self.cache = _cache_of(
-            [
-                (
-                    torch.cat([_widen(a.keys, width), _widen(b.keys, width)]),
-                    torch.cat([_widen(a.values, width), _widen(b.values, width)]),
-                )
-                for a, b in zip(self.cache.layers, other.cache.layers, strict=True)
-            ]
-        )
-        self.mask = torch.cat([_widen(self.mask, width), _widen(other.mask, width)])
-        self.positions = torch.cat([self.positions, other.positions])
-        self.rows = self.rows + other.rows
-
-    def keep(self, indices: list[int]) -> None:
-        """Keep only the rows at ``indices``, and drop cache columns that are padding for all of them."""
-        import torch
-
-        index = torch.tensor(indices)
-        self.rows = [self.rows[i] for i in indices]
-        self.mask = self.mask[index]
-        self.positions = self.positions[index]
-        lead = int((self.mask.shape[1] - self.mask.sum(dim=1)).min())
-        self.mask = self.mask[:, lead:]
-        self.cache = _cache_of(
-            [(layer.keys[index, :, lead:], layer.values[index, :, lead:]) for layer in self.cache.layers]
-        )
+        store.end += 1
+        rows = [row for row in self.slots if row is not None]
+        picked = pick_tokens(out.logits[live, -1], rows)
+        return dict(zip(live, picked, strict=True))
 
 
 def forward(model: Any, **inputs: Any) -> Any:
     """One forward pass of the model (a seam the tests use to inject a failing pass)."""
     return model(**inputs)
-
-
-def _widen(tensor: Any, width: int) -> Any:
-    """A mask ``[rows, w]`` or cache ``[rows, heads, w, dim]`` left-padded with zeros to ``width``."""
-    from torch.nn.functional import pad
-
-    missing = width - (tensor.shape[1] if tensor.dim() == 2 else tensor.shape[-2])
-    if missing == 0:
-        return tensor
-    return pad(tensor, (missing, 0) if tensor.dim() == 2 else (0, 0, missing, 0))
-
-
-def _cache_of(layers: list[tuple[Any, Any]]) -> Any:
-    from transformers import DynamicCache
-
-    return DynamicCache(ddp_cache_data=layers)
 
 
 def _pad_id(loaded: LoadedModel) -> int:
@@ -273,20 +294,22 @@ class GenerationEngine:
 
     def _loop(self) -> None:
         batch: _Batch | None = None
-        pending: list[int] = []  # the token each running row feeds in next
+        pending: dict[int, int] = {}  # per live slot, the token its row feeds in next
         while True:
             newcomers = self._admit(waiting_for_first=batch is None, free=self.max_rows - _size(batch))
             try:
                 if newcomers:
-                    batch, pending = self._take_in(batch, pending, newcomers)
+                    batch = self._take_in(batch, pending, newcomers)
                 if batch is not None:
-                    batch, pending = self._advance(batch, pending)
+                    batch = self._advance(batch, pending)
             except Exception as error:  # the engine thread must answer every row it holds
                 log.exception("engine_failed", engine=self.name)
-                for row in (batch.rows if batch is not None else []) + newcomers:
+                held = [row for row in batch.slots if row is not None] if batch is not None else []
+                for row in held + newcomers:
                     if not row.answer.done():
                         row.answer.set_exception(ProviderUnavailable(f"local generation failed: {error}"))
-                batch, pending = None, []
+                batch = None
+                pending.clear()
 
     def _admit(self, waiting_for_first: bool, free: int) -> list[_Row]:
         """Waiting rows for the free slots: when idle, the first and whatever comes within the wait."""
@@ -316,41 +339,50 @@ class GenerationEngine:
                 row.answer.set_result(GeneratedRow([], timed_out=True, batch_size=0))
         return [row for row in rows if now < row.deadline]
 
-    def _take_in(
-        self, batch: _Batch | None, pending: list[int], rows: list[_Row]
-    ) -> tuple[_Batch | None, list[int]]:
-        """Prefill ``rows`` and join them to the running batch."""
+    def _take_in(self, batch: _Batch | None, pending: dict[int, int], rows: list[_Row]) -> _Batch | None:
+        """Prefill ``rows`` and place them in the running batch (or start one)."""
         self.batch_sizes[len(rows)] += 1
         loaded = self._load()
         try:
-            joining, first_tokens = _Batch.prefill(loaded, rows)
+            prefill = _Prefill.run(loaded, rows)
         except RuntimeError as error:
             self._run_each_alone(loaded, rows, error)
-            return batch, pending
+            return batch
         if batch is None:
-            return joining, first_tokens
-        batch.join(joining)
-        return batch, pending + first_tokens
+            batch = _Batch(loaded, prefill)
+            pending.clear()
+            pending.update(enumerate(prefill.first_tokens))
+            return batch
+        pending.update(zip(batch.admit(prefill), prefill.first_tokens, strict=True))
+        return batch
 
-    def _advance(self, batch: _Batch, pending: list[int]) -> tuple[_Batch | None, list[int]]:
+    def _advance(self, batch: _Batch, pending: dict[int, int]) -> _Batch | None:
         """Record each row's pending token, answer the rows that ended, and run one step for the rest."""
-        running, pending = self._settle(batch, pending)
-        if running is None:
-            return None, []
+        self._settle(batch, pending)
+        if not pending:
+            return None
+        moves = batch.tidy(compact=self._inbox.empty() and len(pending) <= len(batch.slots) * 3 // 4)
+        tokens = {moves[slot]: token for slot, token in pending.items()}
         try:
-            return running, running.step(pending)
+            stepped = batch.step(tokens)
         except RuntimeError as error:
-            self._run_each_alone(running.loaded, running.rows, error)
-            return None, []
+            self._run_each_alone(batch.loaded, [row for row in batch.slots if row is not None], error)
+            pending.clear()
+            return None
+        pending.clear()
+        pending.update(stepped)
+        return batch
 
-    def _settle(self, batch: _Batch, tokens: list[int]) -> tuple[_Batch | None, list[int]]:
-        """Append each row's new token; rows that ended are answered and leave the batch."""
+    def _settle(self, batch: _Batch, pending: dict[int, int]) -> None:
+        """Append each slot's pending token; rows that ended are answered and free their slots."""
         end_ids = _end_ids(batch.loaded)
         now = time.monotonic()
-        keep: list[int] = []
-        for index, (row, token) in enumerate(zip(batch.rows, tokens, strict=True)):
+        sharing = len(pending)
+        for slot, token in list(pending.items()):
+            row = batch.slots[slot]
+            assert row is not None
             row.tokens.append(token)
-            row.peak = max(row.peak, len(batch.rows))
+            row.peak = max(row.peak, sharing)
             timed_out = now >= row.deadline
             ended = (
                 token in end_ids
@@ -360,13 +392,8 @@ class GenerationEngine:
             )
             if ended:
                 row.answer.set_result(GeneratedRow(row.tokens, timed_out, row.peak))
-            else:
-                keep.append(index)
-        if not keep:
-            return None, []
-        if len(keep) < len(batch.rows):
-            batch.keep(keep)
-        return batch, [tokens[i] for i in keep]
+                batch.release(slot)
+                del pending[slot]
 
     def _run_each_alone(self, loaded: LoadedModel, rows: list[_Row], error: Exception) -> None:
         """After a failed pass: one row fails with the error, several each run again alone."""
@@ -381,15 +408,17 @@ class GenerationEngine:
 
     def _run_alone(self, loaded: LoadedModel, row: _Row) -> None:
         try:
-            alone, tokens = _Batch.prefill(loaded, [row])
-            current: _Batch | None = alone
-            while current is not None:
-                current, tokens = self._settle(current, tokens)
-                if current is not None:
-                    tokens = current.step(tokens)
+            prefill = _Prefill.run(loaded, [row])
+            batch = _Batch(loaded, prefill)
+            pending = {0: prefill.first_tokens[0]}
+            while True:
+                self._settle(batch, pending)
+                if not pending:
+                    return
+                pending = batch.step(pending)
         except RuntimeError as error:
             row.answer.set_exception(ProviderUnavailable(f"local generation failed: {error}"))
 
 
 def _size(batch: _Batch | None) -> int:
-    return 0 if batch is None else len(batch.rows)
+    return 0 if batch is None else len(batch.live())
