@@ -18,7 +18,12 @@ def make_engine(settings: Settings) -> Engine:
     url = settings.sqlalchemy_url
     if url.startswith("sqlite"):
         settings.var_dir.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        # The pool holds as many connections as the API's threadpool runs requests (40): with
+        # SQLAlchemy's default of 5 plus overflow, every burst opened and closed connections,
+        # each paying its connect and the PRAGMAs below. An idle SQLite connection costs little.
+        engine = create_engine(
+            url, connect_args={"check_same_thread": False, "timeout": 30}, pool_size=40, max_overflow=10
+        )
         event.listen(engine, "connect", _tune_sqlite)
         return engine
     # No pre-ping: it costs a round trip per checkout. Connections are recycled instead; one

@@ -13,6 +13,7 @@ import time
 from typing import TYPE_CHECKING
 
 from redis import Redis
+from redis.client import Pipeline
 
 from schemas.settings import StreamingSettings
 from workers.keys import RedisKeys
@@ -33,10 +34,16 @@ def retention_floor(settings: StreamingSettings, now_ms: int | None = None) -> i
     return max(0, now_ms - settings.event_retention_s * 1000)
 
 
-def record_event(redis: Redis, keys: RedisKeys, settings: StreamingSettings, event: Event) -> str:
-    """Append the event to its tenant's stream, trim what fell out of the window, notify readers."""
+def record_event(
+    redis: Redis, keys: RedisKeys, settings: StreamingSettings, event: Event, pipe: Pipeline | None = None
+) -> str:
+    """Append the event to its tenant's stream, trim what fell out of the window, notify readers.
+
+    ``pipe`` may already hold commands of the caller's: they go in the same round trip, first.
+    """
     key = keys.tenant_events(event.tenant_id)
-    pipe = redis.pipeline(transaction=True)
+    pipe = pipe if pipe is not None else redis.pipeline(transaction=True)
+    first = len(pipe)
     pipe.xadd(
         key,
         {"type": event.type, "event": event_json(event)},
@@ -46,5 +53,5 @@ def record_event(redis: Redis, keys: RedisKeys, settings: StreamingSettings, eve
     pipe.xtrim(key, minid=f"{retention_floor(settings)}-0", approximate=True)
     pipe.expire(key, settings.event_retention_s)
     pipe.publish(keys.tenant_event_notices, event.tenant_id)
-    stream_id = pipe.execute()[0]
+    stream_id = pipe.execute()[first]
     return stream_id.decode() if isinstance(stream_id, bytes) else str(stream_id)

@@ -14,6 +14,7 @@ from functools import cached_property
 from typing import Any
 
 from redis import Redis
+from redis.client import Pipeline
 from sqlalchemy.engine import Engine
 
 from schemas.jobs import JobPublic
@@ -54,17 +55,20 @@ class Outcomes:
 
     def announce_job(self, job: Job) -> None:
         """Tell everyone who waits on this job that it reached ``job.status``."""
-        public = JobPublic.from_row(job)
+        public = JobPublic.from_row(job).model_dump(mode="json")  # once, for every consumer
         # The wake-up carries the finished job, so a waiting API answers without reading the row.
-        publish_job_event(self.redis, self.keys, job.id, job.tenant_id, job.status, job=public)
-        self.emit(Event(job.tenant_id, f"job.{job.status}", public.model_dump(mode="json")))
+        # It goes first, in the event log's round trip (one MULTI instead of two round trips).
+        pipe = self.redis.pipeline(transaction=True)
+        publish_job_event(pipe, self.keys, job.id, job.tenant_id, job.status, job=public)
+        self.emit(Event(job.tenant_id, f"job.{job.status}", public), pipe)
         batches.job_ended(self, job)  # the batch ends with its last job (workers/batches.py)
 
     def announce_batch(self, tenant_id: str, status: str, batch: dict[str, Any]) -> None:
         """Tell the tenant a batch ended: ``batch.completed``, ``batch.failed`` or ``batch.canceled``."""
         self.emit(Event(tenant_id, f"batch.{status}", batch))
 
-    def emit(self, event: Event) -> None:
-        """Hand one event to every consumer of events."""
-        record_event(self.redis, self.keys, self.settings.streaming, event)  # GET /v1/events
+    def emit(self, event: Event, pipe: Pipeline | None = None) -> None:
+        """Hand one event to every consumer of events; ``pipe`` may hold the caller's own
+        commands, sent with the event log's."""
+        record_event(self.redis, self.keys, self.settings.streaming, event, pipe)  # GET /v1/events
         self.webhooks.emit(event)  # signed webhooks to endpoints and callback URLs

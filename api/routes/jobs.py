@@ -10,7 +10,6 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Header, Path, Query, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
-from sqlmodel import Session
 
 from api import sse
 from api.deps import Reader, ServicesDep, SessionDep, Submitter
@@ -142,8 +141,7 @@ def job_response(
 
 
 def _read(services: Services, principal: Principal, job_id: str) -> Job:
-    with Session(services.engine, expire_on_commit=False) as session:
-        return store.get_job(session, principal.tenant_id, job_id)
+    return store.read_job(services.engine, principal.tenant_id, job_id)
 
 
 async def _wait_for_final(

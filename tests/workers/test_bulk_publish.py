@@ -65,3 +65,24 @@ def test_publish_many_keeps_order_within_levels_and_counts_the_backlog(settings:
         assert len({m["headers"]["id"] for m in messages}) == 12  # one task id per message
     finally:
         redis.delete(*priority_keys(queue), keys.tenant_backlog(tier))
+
+
+def test_publish_of_one_job_writes_what_send_task_writes(settings: Settings) -> None:
+    celery = create_celery(settings)
+    redis = Redis.from_url(settings.redis_url)
+    keys = RedisKeys(settings.key_prefix)
+    tier = f"one{uuid.uuid4().hex[:6]}"
+    queue = f"tier.{tier}.live"
+    try:
+        with celery.producer_or_acquire() as producer:
+            celery.send_task(
+                "switchyard.run_job", args=["job_abc"], queue=queue, priority=0, producer=producer
+            )
+        expected = redis.lpop(priority_keys(queue)[0])
+        assert isinstance(expected, bytes)
+        Dispatcher(celery, redis, keys).publish("job_abc", tier, "live", "tenant-x")  # first job: level 0
+        written = redis.lpop(priority_keys(queue)[0])
+        assert isinstance(written, bytes)
+        assert _comparable(written) == _comparable(expected)
+    finally:
+        redis.delete(*priority_keys(queue), keys.tenant_backlog(tier))
