@@ -43,6 +43,13 @@ class ProviderConfig(BaseModel):
     max_batch_wait_ms: float = Field(
         20.0, ge=0, le=10_000, description="How long a batch waits for more calls after its first arrived."
     )
+    prefix_cache_blocks: int = Field(
+        128,
+        ge=0,
+        le=65_536,
+        description="A local chat model keeps this many 16-token blocks of prompt openings it has "
+        "seen, to skip running them again; 0 turns the prefix cache off (docs/worker-batching.md).",
+    )
     batch_api: bool = Field(
         False, description="Batch-lane 24h jobs go through its Batch API (docs/provider-batches.md)."
     )

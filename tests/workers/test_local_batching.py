@@ -139,8 +139,9 @@ def test_when_a_batched_forward_pass_raises_each_row_runs_again_alone(
 
     results = together(lambda prompt: provider.complete(ask(prompt), smollm2, TIMEOUT_S), PROMPTS[:3])
 
-    assert sizes[0] == 3  # the three were prefilled together, and that pass failed
-    assert set(sizes[1:]) == {1}  # then each ran alone, start to end
+    batched = [index for index, size in enumerate(sizes) if size > 1]
+    assert sizes[batched[0]] == 3  # the three decoded together, and that pass failed
+    assert set(sizes[batched[0] + 1 :]) == {1}  # then each ran again alone, start to end
     for result, single in zip(results, single_answers[:3], strict=True):
         assert not isinstance(result, ProviderError)
         assert text_of(result.completion) == text_of(single)
@@ -166,6 +167,28 @@ def test_a_call_joins_the_running_batch_and_a_short_one_leaves_it_early(
     assert text_of(short.completion) == text_of(single_answers[1])
     assert text_of(long_answer.completion) == text_of(alone)
     assert long_answer.completion.usage == alone.usage
+
+
+def test_a_cached_prompt_opening_gives_the_same_answers_as_running_it_again(
+    local_settings: Settings,
+    provider: LocalProvider,
+    smollm2: ModelConfig,
+    single_answers: list[ChatCompletion],
+) -> None:
+    uncached = LocalProvider(
+        local_settings.providers["local"].model_copy(update={"prefix_cache_blocks": 0}), local_settings
+    )
+    try:
+        answers = [uncached.complete(ask(prompt), smollm2, TIMEOUT_S).completion for prompt in PROMPTS]
+        assert uncached.prefix_cache_tokens()["chat:SmolLM2-135M-Instruct"][0] == 0
+    finally:
+        uncached.close()
+
+    hits, _ = provider.prefix_cache_tokens()["chat:SmolLM2-135M-Instruct"]
+    assert hits > 0  # the chat template's opening is shared by every prompt
+    for answer, single in zip(answers, single_answers, strict=True):
+        assert text_of(answer) == text_of(single)
+        assert answer.usage == single.usage
 
 
 def test_a_seeded_sampled_call_replays_inside_a_batch_of_greedy_ones(

@@ -22,7 +22,6 @@ from workers.providers.local import (
     generation_budget,
     trim_at_stop,
 )
-from workers.providers.local_engine import left_pad
 from workers.providers.local_weights import cache_dir, find_gguf, is_cached
 
 PROMPTS = ["What is the capital of France?", "Name three colors.", "Write a haiku about the sea."]
@@ -213,10 +212,6 @@ def test_rows_are_cut_at_end_tokens_within_budget_and_trimmed_at_stop_strings() 
     assert cut_row([5, 6, 7, 2], budget=3, end_ids={2}) == ([5, 6, 7], False)
     assert trim_at_stop("one, two. three", ["three", "."]) == ("one, two", True)
     assert trim_at_stop("one", ["x"]) == ("one", False)
-
-
-def test_left_padding() -> None:
-    assert left_pad([[1, 2, 3], [4]], pad_id=0) == ([[1, 2, 3], [0, 0, 4]], [[1, 1, 1], [0, 0, 1]])
 
 
 def test_cache_folder_is_under_var_dir(local_settings: Settings) -> None:

@@ -33,24 +33,20 @@ class SlotStore:
         self.end = end
 
     @classmethod
-    def from_prefill(cls, layers: list[tuple[Any, Any]], mask: Any) -> SlotStore:
-        """A store holding a left-padded prefill: ``layers`` of ``[rows, heads, width, dim]``."""
+    def allocate(cls, slots: int, like: Any, layer_count: int, width: int) -> SlotStore:
+        """Empty buffers for ``slots`` rows of up to ``width`` tokens, shaped and typed like ``like``
+        (one layer's keys, ``[rows, kv_heads, tokens, head_dim]``)."""
         import torch
 
-        rows, heads, width, dim = layers[0][0].shape
+        heads, dim = like.shape[1], like.shape[3]
         capacity = HEADROOM + width + HEADROOM
-        store = cls(
-            [layers[0][0].new_zeros(rows, heads, capacity, dim) for _ in layers],
-            [layers[0][1].new_zeros(rows, heads, capacity, dim) for _ in layers],
-            torch.zeros(rows, capacity, dtype=mask.dtype),
-            HEADROOM,
+        return cls(
+            [like.new_zeros(slots, heads, capacity, dim) for _ in range(layer_count)],
+            [like.new_zeros(slots, heads, capacity, dim) for _ in range(layer_count)],
+            torch.zeros(slots, capacity, dtype=torch.long),
+            HEADROOM + width,
             HEADROOM + width,
         )
-        for index, (keys, values) in enumerate(layers):
-            store.keys[index][:, :, store.start : store.end] = keys
-            store.values[index][:, :, store.start : store.end] = values
-        store.mask[:, store.start : store.end] = mask
-        return store
 
     @property
     def slots(self) -> int:
@@ -69,12 +65,13 @@ class SlotStore:
         self.values[layer][:, :, self.end : stop] = values
         return self.keys[layer][:, :, self.start : stop], self.values[layer][:, :, self.start : stop]
 
-    def place(self, slot: int, layers: list[tuple[Any, Any]], mask: Any) -> None:
-        """Put one prefilled row (``[heads, width, dim]`` per layer) in ``slot``, ending at ``end``."""
-        width = int(mask.shape[0])
-        first = self.end - width
+    def place(self, slot: int, layers: list[tuple[Any, Any]]) -> None:
+        """Put one row's states (``[kv_heads, tokens, head_dim]`` per layer) in ``slot``, ending at
+        ``end``; the window widens to the left if the row is longer than it."""
+        length = int(layers[0][0].shape[1])
+        first = self.end - length
         self.mask[slot] = 0
-        self.mask[slot, first : self.end] = mask
+        self.mask[slot, first : self.end] = 1
         for index, (keys, values) in enumerate(layers):
             self.keys[index][slot, :, first : self.end] = keys
             self.values[index][slot, :, first : self.end] = values

@@ -168,6 +168,11 @@ class LocalProvider:
         """Embed the request's inputs, in a batch with the calls other threads make meanwhile."""
         return self._embed_collector(model).submit(request, timeout_s)
 
+    def prefix_cache_tokens(self) -> dict[str, tuple[int, int]]:
+        """Per chat engine, prompt tokens answered from its prefix cache and tokens run."""
+        with self._collectors_lock:
+            return {e.name: (e.prefixes.hits, e.prefixes.misses) for e in self._engines.values()}
+
     def batch_sizes(self) -> dict[str, dict[int, int]]:
         """Per engine, how many prefills of each size it ran; per embedding collector, its batches."""
         with self._collectors_lock:
@@ -203,6 +208,7 @@ class LocalProvider:
                     self.config.max_batch_size,
                     self.config.max_batch_wait_ms,
                     name=f"chat:{model.model}",
+                    prefix_cache_blocks=self.config.prefix_cache_blocks,
                 )
             return self._engines[key]
 
