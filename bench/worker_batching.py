@@ -1,15 +1,16 @@
-"""Worker-side batching, measured through the real code path: the local adapter's collector.
+"""Worker-side batching, measured through the real code path: the local adapter's engine and collector.
 
 **local_batch_speedup**: completion tokens per second of SmolLM2 on ``--local-jobs``
 summarisation jobs (documents from ``examples/documents``, greedy, ``--local-max-tokens``
-each), batched against unbatched in the same run. Batched: every job calls
-``LocalProvider.complete`` from its own thread, as the threads worker's tasks do, and the
-collector runs up to ``--local-batch`` of them per ``generate``. Unbatched: the same adapter
-with ``max_batch_size = 1``, one job at a time, as a one-process worker runs them. One at a
-time is slow, so the unbatched rate is measured on every ``--local-batch // --local-sample``-th
-job (tokens/s is a rate; the sample has the same prompts' mix). The sides alternate, one
-batch's worth of jobs at a time, so a noisy neighbour slows both alike.
-**local_tokens_per_s** is the batched rate.
+each), batched against unbatched in the same run. Batched: ``--local-batch`` threads (as the
+threads worker has) call ``LocalProvider.complete``, each taking the next job when its last
+one is answered, and the continuous-batching engine decodes up to ``--local-batch`` of them
+together. Unbatched: the same adapter with ``max_batch_size = 1``, one job at a time, as a
+one-process worker runs them. One at a time is slow, so the unbatched rate is measured on
+every ``--local-batch // --local-sample``-th job (tokens/s is a rate; the sample has the same
+prompts' mix). The sides alternate in rounds of ``--local-round`` jobs (default: one round of
+all of them, as a batch of documents arrives), so a noisy neighbour slows both alike. Both
+sides have the prefix cache on (the default). **local_tokens_per_s** is the batched rate.
 
 **embed_batch_speedup**: embedding jobs per second (``--embed-jobs`` jobs of one sentence each,
 through ``LocalProvider.embed`` and MiniLM), up to ``--embed-batch`` jobs per forward pass
@@ -46,6 +47,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--local-max-tokens", type=int, default=48, help="tokens each summary may use")
     parser.add_argument("--local-batch", type=int, default=16, help="max_batch_size when batched")
     parser.add_argument("--local-sample", type=int, default=2, help="unbatched jobs per batch of jobs")
+    parser.add_argument(
+        "--local-round", type=int, default=64, help="jobs per round: the batched side gets them all at once"
+    )
     parser.add_argument("--local-wait-ms", type=float, default=100, help="max_batch_wait_ms when batched")
     parser.add_argument("--embed-jobs", type=int, default=512, help="one-sentence embedding jobs per side")
     parser.add_argument("--embed-batch", type=int, default=64, help="max_batch_size when batched")
@@ -103,8 +107,8 @@ def local_batching(args: argparse.Namespace) -> dict[str, float]:
     tokens, seconds = dict.fromkeys(sides, 0.0), dict.fromkeys(sides, 0.0)
     step = max(1, args.local_batch // args.local_sample)
     pool = started_pool(args.local_batch)
-    for start in range(0, len(requests), args.local_batch):
-        group = requests[start : start + args.local_batch]
+    for start in range(0, len(requests), args.local_round):
+        group = requests[start : start + args.local_round]
         for side, jobs, threads in (("batched", group, pool), ("unbatched", group[::step], None)):
             provider = sides[side]
             call = partial(provider.complete, model=model, timeout_s=TIMEOUT_S)
@@ -114,7 +118,9 @@ def local_batching(args: argparse.Namespace) -> dict[str, float]:
     rates = {side: tokens[side] / seconds[side] for side in sides}
     for side, provider in sides.items():
         rate = f"{tokens[side]:.0f} tokens in {seconds[side]:.1f} s = {rates[side]:.1f} tokens/s"
-        print(f"local {side}: {rate}; batches by size {provider.batch_sizes()}")
+        hits, runs = next(iter(provider.prefix_cache_tokens().values()))
+        cached = f"prompt tokens from the prefix cache {hits}/{hits + runs}"
+        print(f"local {side}: {rate}; joined together by size {provider.batch_sizes()}; {cached}")
         provider.close()
     speedup = rates["batched"] / rates["unbatched"]
     print(f"local batched is {speedup:.1f}x the tokens/s of unbatched (target >= 4)")
