@@ -12,6 +12,7 @@ from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 
 from schemas.settings import Settings
+from workers.broker import TRANSPORT
 from workers.deferred_release import DeferredRelease
 from workers.dispatch import PRIORITY_STEPS
 from workers.keys import RedisKeys
@@ -37,6 +38,8 @@ def create_celery(settings: Settings) -> SwitchyardCelery:
     keys = RedisKeys(settings.key_prefix)
     app = SwitchyardCelery("switchyard", broker=settings.redis_url, include=TASK_MODULES)
     app.settings = settings
+    if settings.redis_url.startswith("redis://"):
+        app.conf.broker_transport = TRANSPORT  # kombu's, sharing one client (workers/broker.py)
     queues = [Queue(name, routing_key=name) for name in settings.queue_names()]
     app.conf.update(
         task_queues=[

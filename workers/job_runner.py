@@ -128,7 +128,8 @@ def _retry_later(rt: Runtime, ctx: CallContext, usage: Usage | None, common: dic
 
 def _usage_row(job: Job, ctx: CallContext) -> Usage:
     record = ctx.attempt_record
-    return Usage(
+    # model_construct: every field is converted here already; validating again costs 70 us.
+    return Usage.model_construct(
         job_id=job.id,
         tenant_id=job.tenant_id,
         tier=job.tier,
