@@ -1,15 +1,16 @@
 """Continuous batching for the local model: rows join and leave a running batch between steps.
 
 One engine thread per model owns the model's forward passes. A call waiting for the model is
-admitted as soon as the running batch has a free slot: its prompt is prefilled (newcomers that
-arrive together share one prefill), its key/value cache is left-padded into the running
-batch's, and from the next step on it decodes with the others. A row that ends (end token,
-token budget, stop string or its caller's deadline) is answered at once and leaves the batch,
-so its slot goes to the next waiting call instead of idling until the longest row ends.
+admitted between two decode steps as soon as the running batch has a free slot: its prompt is
+prefilled (reusing cached states of its opening, :mod:`workers.providers.prefix_cache`), its
+keys and values go into a free slot of the batch's store (:mod:`workers.providers.kv_slots`),
+and from the next step on it decodes with the others. A row that ends (end token, token
+budget, stop string or its caller's deadline) is answered at once and leaves the batch, so its
+slot goes to the next waiting call instead of idling until the longest row ends.
 
 When the engine is idle, the first call waits up to ``max_wait_ms`` for others to arrive, so
-that a burst is prefilled together. Each row picks its own tokens: greedy rows take the
-argmax, sampled rows draw from their own ``torch.Generator`` (seeded ones replay).
+that a burst starts together. Each row picks its own tokens: greedy rows take the argmax,
+sampled rows draw from their own ``torch.Generator`` (seeded ones replay).
 
 A forward pass that raises fails nobody outright: every row that was in it runs again alone
 from its prompt, and only a row that fails alone gets the error (docs/worker-batching.md).
