@@ -4,37 +4,25 @@ that needs jobs to end claims and finishes them through the job store, as a work
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from fastapi.testclient import TestClient
-from redis import Redis
-from sqlalchemy.engine import Engine
+from api_harness import ApiHarness, assert_error, open_api
 from sqlmodel import Session, col, select
-from tests_support import (
-    database_url_for,
-    delete_tier_queues,
-    make_test_settings,
-    new_tenant_key,
-    queued_job_ids,
-)
+from tests_support import database_url_for, delete_tier_queues, queued_job_ids
 
-from api.main import create_app
-from api.services import Services
-from schemas.settings import Settings
 from schemas.tables import Batch, Job, utcnow
 from workers import store
 from workers.cache.exact import request_key
 from workers.cache.results import CachedResult
-from workers.migrate import upgrade
 
 JSONL = {"Content-Type": "application/jsonl"}
+ALIAS = "other-tier-model"  # an alias of emu-b that only the other tier serves
+TIERS = {"tier": ["emu-a", "emu-b"], "other_tier": [ALIAS]}
 COMPLETION = {
     "id": "chatcmpl-1",
     "object": "chat.completion",
@@ -45,31 +33,11 @@ COMPLETION = {
 }
 
 
-@dataclass
-class Api:
-    """An in-process API with two tiers of its own."""
+class Api(ApiHarness):
+    """The Files and Batches API, with helpers to post batches and run their jobs."""
 
-    client: TestClient
-    settings: Settings
-    tier: str
-    other_tier: str
-
-    @property
-    def services(self) -> Services:
-        services: Services = self.client.app.state.services  # type: ignore[attr-defined]
-        return services
-
-    @property
-    def engine(self) -> Engine:
-        return self.services.engine
-
-    @property
-    def redis(self) -> Redis:
-        return self.services.redis
-
-    def tenant(self) -> dict[str, str]:
-        _, secret = new_tenant_key(self.engine, {"submit", "read"})
-        return {"Authorization": f"Bearer {secret}"}
+    def tenant(self, scopes: set[str] | None = None) -> dict[str, str]:
+        return super().tenant(scopes or {"submit", "read"})
 
     def lines(self, count: int, model: str | None = None, start: int = 0) -> list[dict[str, Any]]:
         """Batch input lines asking the tier (by name unless ``model`` says otherwise)."""
@@ -116,18 +84,11 @@ class Api:
 
 
 @contextmanager
-def open_api(tmp: Path, redis_url: str, database_url: str, **overrides: Any) -> Iterator[Api]:
-    tier, other_tier = (f"bat{uuid.uuid4().hex[:8]}" for _ in range(2))
-    tiers = {tier: {"models": ["emu-a", "emu-b"]}, other_tier: {"models": [f"{other_tier}-model"]}}
-    models = {f"{other_tier}-model": {"provider": "emulator", "model": "emu-b"}}
-    settings = make_test_settings(tmp, redis_url, database_url, tiers=tiers, models=models, **overrides)
-    upgrade(settings)
-    with TestClient(create_app(settings)) as client:
-        api = Api(client=client, settings=settings, tier=tier, other_tier=other_tier)
-        try:
-            yield api
-        finally:
-            delete_tier_queues(api.redis, [tier, other_tier], settings.key_prefix)
+def batches_api(tmp: Path, redis_url: str, database_url: str, **overrides: Any) -> Iterator[Api]:
+    """The API on two fresh tiers: one on emu-a and emu-b, the other on an alias of emu-b."""
+    models = {ALIAS: {"provider": "emulator", "model": "emu-b"}}
+    with open_api(Api, tmp, redis_url, database_url, TIERS, models=models, **overrides) as api:
+        yield api
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
@@ -135,20 +96,13 @@ def api(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, redis_url: str
 ) -> Iterator[Api]:
     tmp = tmp_path_factory.mktemp("batches")
-    with open_api(tmp, redis_url, database_url_for(request, tmp)) as opened:
+    with batches_api(tmp, redis_url, database_url_for(request, tmp)) as opened:
         yield opened
 
 
 @pytest.fixture
 def auth(api: Api) -> dict[str, str]:
     return api.tenant()
-
-
-def assert_error(response: Any, status: int, code: str) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    error: dict[str, Any] = response.json()["error"]
-    assert error["code"] == code and error["message"]
-    return error
 
 
 def jsonl(response: Any) -> list[dict[str, Any]]:
@@ -214,7 +168,7 @@ def test_direct_json_form_takes_request_bodies(api: Api, auth: dict[str, str]) -
 
 
 def test_model_alias_resolves_to_the_first_tier_serving_it(api: Api, auth: dict[str, str]) -> None:
-    alias = f"{api.other_tier}-model"
+    alias = ALIAS
     response = api.post_jsonl(auth, api.lines(2, model=alias))
     assert response.status_code == 200, response.text
     assert response.json()["tier"] == api.other_tier
@@ -327,7 +281,7 @@ def test_batch_level_fields_are_checked(api: Api, auth: dict[str, str]) -> None:
 
 
 def test_line_and_byte_limits(tmp_path: Path, redis_url: str, database_url: str) -> None:
-    with open_api(
+    with batches_api(
         tmp_path, redis_url, database_url, max_batch_lines=5, max_batch_bytes=4000, max_body_bytes=600
     ) as api:
         auth = api.tenant()

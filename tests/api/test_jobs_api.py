@@ -6,60 +6,27 @@ import hashlib
 import json
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from fastapi.testclient import TestClient
-from redis import Redis
+from api_harness import ApiHarness, assert_error, open_api
 from sqlalchemy import text
-from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
-from tests_support import (
-    database_url_for,
-    delete_tier_queues,
-    make_test_settings,
-    new_tenant_key,
-    queued_job_ids,
-)
+from tests_support import database_url_for, new_tenant_key, queued_job_ids
 
-from api.main import create_app
-from schemas.settings import Settings
 from schemas.tables import IdempotencyRecord, Job, utcnow
 from workers.keys import RedisKeys
-from workers.migrate import upgrade
 
 MESSAGES = [{"role": "user", "content": "Summarise the attached memo."}]
+TIERS = {"tier": ["emu-a", "emu-b"], "other_tier": ["emu-b"]}
 
 
-@dataclass
-class Api:
-    """An in-process API with its settings and two tiers of its own."""
-
-    client: TestClient
-    settings: Settings
-    tier: str
-    other_tier: str
-
-    @property
-    def engine(self) -> Engine:
-        engine: Engine = self.client.app.state.services.engine  # type: ignore[attr-defined]
-        return engine
-
-    @property
-    def redis(self) -> Redis:
-        redis: Redis = self.client.app.state.services.redis  # type: ignore[attr-defined]
-        return redis
-
-    def tenant(self, scopes: set[str] | None = None) -> dict[str, str]:
-        """Authorization headers for a new tenant's key."""
-        _, secret = new_tenant_key(self.engine, scopes)
-        return {"Authorization": f"Bearer {secret}"}
+class Api(ApiHarness):
+    """The jobs API, with helpers to submit jobs and read the queues."""
 
     def body(self, **fields: Any) -> dict[str, Any]:
         request = {"messages": MESSAGES, **fields.pop("request", {})}
@@ -74,18 +41,10 @@ class Api:
 
 
 @contextmanager
-def open_api(tmp: Path, redis_url: str, database_url: str, **overrides: Any) -> Iterator[Api]:
-    """An API on its own tiers, so its queues hold only jobs submitted through it."""
-    tier, other_tier = (f"api{uuid.uuid4().hex[:8]}" for _ in range(2))
-    tiers = {tier: {"models": ["emu-a", "emu-b"]}, other_tier: {"models": ["emu-b"]}}
-    settings = make_test_settings(tmp, redis_url, database_url, tiers=tiers, **overrides)
-    upgrade(settings)
-    with TestClient(create_app(settings)) as client:
-        api = Api(client=client, settings=settings, tier=tier, other_tier=other_tier)
-        try:
-            yield api
-        finally:
-            delete_tier_queues(api.redis, [tier, other_tier], settings.key_prefix)
+def jobs_api(tmp: Path, redis_url: str, database_url: str, **overrides: Any) -> Iterator[Api]:
+    """The API on two fresh tiers: one on emu-a and emu-b, the other on emu-b."""
+    with open_api(Api, tmp, redis_url, database_url, TIERS, **overrides) as api:
+        yield api
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
@@ -95,7 +54,7 @@ def api(
     """One API per database for the module; every test makes its own tenants."""
     tmp = tmp_path_factory.mktemp("api")
     database_url = database_url_for(request, tmp)
-    with open_api(tmp, redis_url, database_url) as opened:
+    with jobs_api(tmp, redis_url, database_url) as opened:
         yield opened
 
 
@@ -104,22 +63,13 @@ def make_api(tmp_path: Path, redis_url: str, database_url: str) -> Iterator[Call
     """Builds an API with settings overrides, on the parametrised database."""
     with ExitStack() as stack:
         yield lambda **overrides: stack.enter_context(
-            open_api(tmp_path, redis_url, database_url, **overrides)
+            jobs_api(tmp_path, redis_url, database_url, **overrides)
         )
 
 
 @pytest.fixture
 def auth(api: Api) -> dict[str, str]:
     return api.tenant()
-
-
-def assert_error(response: Any, status: int, code: str) -> dict[str, Any]:
-    """Every error answers ``{"error": {"code", "message", ...}}``."""
-    assert response.status_code == status, response.text
-    error: dict[str, Any] = response.json()["error"]
-    assert error["code"] == code
-    assert isinstance(error["message"], str) and error["message"]
-    return error
 
 
 # Submit and read
