@@ -6,26 +6,26 @@ and only once however many threads ask for it at the same moment.
 
 :meth:`Embedder.embed` turns a list of texts into L2-normalised float32 rows (dot product =
 cosine similarity), 64 texts per forward pass. :meth:`Embedder.embed_one` serves many threads
-that each hold one text: a micro-batcher collects the texts that arrive within ``max_wait_ms``
-of the first (or until ``max_batch`` are waiting) and embeds them in one forward pass, so
-lookups that arrive together share the model's work instead of queueing behind each other.
+that each hold one text: the worker's :class:`~workers.providers.collector.BatchCollector`
+gathers the texts that arrive within ``max_wait_ms`` of the first (or until ``max_batch`` are
+waiting) and embeds them in one forward pass, so lookups that arrive together share the
+model's work instead of queueing behind each other.
 """
 
 from __future__ import annotations
 
-import queue
 import threading
-import time
 from collections.abc import Callable
-from concurrent.futures import Future
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from workers.providers.collector import BatchCollector
+
 DIMENSION = 384
 BATCH_SIZE = 64
 DEFAULT_MAX_WAIT_MS = 5.0
+EMBED_ONE_TIMEOUT_S = 60.0  # a lookup waits this long for its batch, model load included
 
 
 def load_sentence_model() -> Any:
@@ -34,82 +34,6 @@ def load_sentence_model() -> Any:
     from sentence_transformers import SentenceTransformer
 
     return SentenceTransformer(str(get_model_path()), device="cpu")
-
-
-@dataclass
-class _Request:
-    text: str
-    result: Future[np.ndarray] = field(default_factory=Future)
-
-
-class MicroBatcher:
-    """Groups single texts from many threads into batches for one ``embed`` call each.
-
-    A daemon thread takes the first waiting text, then keeps collecting until ``max_wait_ms``
-    have passed or ``max_batch`` texts are in hand, embeds them together and hands each caller
-    its row. A failure of the batch is raised in every caller of that batch.
-    """
-
-    def __init__(
-        self,
-        embed: Callable[[list[str]], np.ndarray],
-        max_batch: int = BATCH_SIZE,
-        max_wait_ms: float = DEFAULT_MAX_WAIT_MS,
-    ) -> None:
-        if max_batch < 1:
-            raise ValueError("max_batch must be at least 1")
-        self._embed = embed
-        self.max_batch = max_batch
-        self.max_wait_s = max(0.0, max_wait_ms) / 1000.0
-        self._queue: queue.SimpleQueue[_Request] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
-        self._start_lock = threading.Lock()
-        self.batches = 0
-
-    def submit(self, text: str) -> np.ndarray:
-        """``text``'s embedding, computed in a batch with whatever else arrives with it."""
-        request = _Request(text)
-        self._ensure_running()
-        self._queue.put(request)
-        return request.result.result()
-
-    def _ensure_running(self) -> None:
-        # is_alive() is also false in a forked child whose parent had started the thread.
-        if self._thread is not None and self._thread.is_alive():
-            return
-        with self._start_lock:
-            if self._thread is None or not self._thread.is_alive():
-                self._queue = queue.SimpleQueue()
-                self._thread = threading.Thread(target=self._run, name="embed-batcher", daemon=True)
-                self._thread.start()
-
-    def _collect(self) -> list[_Request]:
-        batch = [self._queue.get()]
-        deadline = time.monotonic() + self.max_wait_s
-        while len(batch) < self.max_batch:
-            remaining = deadline - time.monotonic()
-            try:
-                batch.append(
-                    self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait()
-                )
-            except queue.Empty:
-                break
-        return batch
-
-    def _run(self) -> None:
-        while True:
-            batch = self._collect()
-            self.batches += 1
-            try:
-                vectors = self._embed([request.text for request in batch])
-                if len(vectors) != len(batch):
-                    raise RuntimeError(f"{len(vectors)} embeddings for {len(batch)} texts")
-            except BaseException as error:  # the thread lives on: the next batch may succeed
-                for request in batch:
-                    request.result.set_exception(error)
-                continue
-            for request, vector in zip(batch, vectors, strict=True):
-                request.result.set_result(vector)
 
 
 class Embedder:
@@ -134,7 +58,9 @@ class Embedder:
         # The fast tokenizer refuses concurrent use ("Already borrowed"): one encode at a time.
         self._encode_lock = threading.Lock()
         self.forward_passes = 0
-        self._batcher = MicroBatcher(self.embed, max_batch=max_batch, max_wait_ms=max_wait_ms)
+        self._collector: BatchCollector[str, np.ndarray] = BatchCollector(
+            lambda texts: list(self.embed(texts)), max_batch, max_wait_ms, name="semantic-cache-embeddings"
+        )
 
     @property
     def model(self) -> Any:
@@ -163,9 +89,9 @@ class Embedder:
 
     def embed_one(self, text: str) -> np.ndarray:
         """One text's ``(384,)`` embedding; concurrent callers share forward passes."""
-        return self._batcher.submit(text)
+        return self._collector.submit(text, EMBED_ONE_TIMEOUT_S)
 
     @property
     def batches(self) -> int:
-        """How many batches the micro-batcher has run for :meth:`embed_one`."""
-        return self._batcher.batches
+        """How many batches the collector has run for :meth:`embed_one`."""
+        return sum(self._collector.batch_sizes.values())
