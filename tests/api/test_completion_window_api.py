@@ -6,15 +6,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from api_harness import assert_error
 from sqlmodel import Session
-from test_jobs_api import Api, assert_error, open_api
+from test_jobs_api import Api, jobs_api
 
 from schemas.tables import Job
 
 
 @pytest.fixture
 def api(tmp_path: Path, redis_url: str, database_url: str) -> Iterator[Api]:
-    with open_api(tmp_path, redis_url, database_url) as opened:
+    with jobs_api(tmp_path, redis_url, database_url) as opened:
         yield opened
 
 
