@@ -324,6 +324,7 @@ def test_an_unreachable_provider_is_retried_then_its_jobs_run_live(
     try:
         job_ids = add_jobs(rt, 2)
         claim_all(rt, job_ids)
+        time.sleep(0.05)  # past max_wait_s, so the pass sends the batch (the jobs may join in < 10 ms)
         assert run_pass(rt).sent == 0
         (batch,) = batches(rt)
         assert batch.status == "sending" and batch.send_attempts == 1 and batch.error_message
