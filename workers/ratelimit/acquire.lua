@@ -20,22 +20,27 @@ local cutoff = now - window
 local wait, reason = 0, 'ok'
 local remaining = {-1, -1}
 
-local function check(index, log, amounts, used_field, limit, cost, name)
+local used_requests = rpm > 0 and evict(REQ_LOG, REQ_AMT, 'req_used', cutoff) or 0
+local used_tokens = tpm > 0 and evict(TOK_LOG, TOK_AMT, 'tok_used', cutoff) or 0
+-- An empty window (no call in it, whatever the calls settled to) admits one call even above
+-- a reserve, so a large call is never stuck.
+local empty
+if rpm > 0 then empty = used_requests == 0 else empty = used_tokens == 0 end
+
+local function check(index, log, amounts, used, limit, cost, name)
   if limit <= 0 then return end
   local in_force = effective(limit, factor)
-  local used = evict(log, amounts, used_field, cutoff)
   local allowed = in_force - math.floor(in_force * reserve)
   remaining[index] = in_force - used
   local need = used + cost - allowed
-  -- An empty window admits one call even above a reserve, so a large call is never stuck.
-  if need > 0 and used > 0 then
+  if need > 0 and not empty then
     local w = wait_for(log, amounts, need, now, window)
     if w > wait then wait, reason = w, name end
   end
 end
 
-check(1, REQ_LOG, REQ_AMT, 'req_used', rpm, 1, 'requests')
-check(2, TOK_LOG, TOK_AMT, 'tok_used', tpm, tokens, 'tokens')
+check(1, REQ_LOG, REQ_AMT, used_requests, rpm, 1, 'requests')
+check(2, TOK_LOG, TOK_AMT, used_tokens, tpm, tokens, 'tokens')
 if concurrency > 0 then
   redis.call('ZREMRANGEBYSCORE', INFLIGHT, '-inf', now)
   local in_force = effective(concurrency, factor)
