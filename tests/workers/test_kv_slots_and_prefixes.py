@@ -19,7 +19,7 @@ def states(tokens: int, seed: float) -> list[tuple[torch.Tensor, torch.Tensor]]:
 
 def test_rows_of_different_lengths_end_in_the_same_column() -> None:
     like = states(1, 0)[0][0]
-    store = SlotStore.allocate(2, like, LAYERS, width=5)
+    store = SlotStore.allocate(2, like, LAYERS, width=5, dtype=torch.float32)
     store.place(0, [(k[0], v[0]) for k, v in states(5, 100)])
     store.place(1, [(k[0], v[0]) for k, v in states(3, 200)])
 
@@ -31,7 +31,7 @@ def test_rows_of_different_lengths_end_in_the_same_column() -> None:
 
 
 def test_a_longer_row_widens_the_window_and_trim_narrows_it_after_it_leaves() -> None:
-    store = SlotStore.allocate(2, states(1, 0)[0][0], LAYERS, width=3)
+    store = SlotStore.allocate(2, states(1, 0)[0][0], LAYERS, width=3, dtype=torch.float32)
     store.place(0, [(k[0], v[0]) for k, v in states(3, 0)])
     store.place(1, [(k[0], v[0]) for k, v in states(6, 0)])
     assert store.width == 6
@@ -44,7 +44,7 @@ def test_a_longer_row_widens_the_window_and_trim_narrows_it_after_it_leaves() ->
 
 
 def test_relayout_keeps_each_kept_rows_states_and_adds_room() -> None:
-    store = SlotStore.allocate(3, states(1, 0)[0][0], LAYERS, width=4)
+    store = SlotStore.allocate(3, states(1, 0)[0][0], LAYERS, width=4, dtype=torch.float32)
     for slot in range(3):
         store.place(slot, [(k[0], v[0]) for k, v in states(4, slot * 10)])
     before = store.keys[2][2, :, store.start : store.end].clone()

@@ -22,7 +22,7 @@ from workers.providers.local import (
     generation_budget,
     trim_at_stop,
 )
-from workers.providers.local_weights import cache_dir, find_gguf, is_cached
+from workers.providers.local_weights import cache_dir, find_gguf, is_cached, prefill_in_bfloat16
 
 PROMPTS = ["What is the capital of France?", "Name three colors.", "Write a haiku about the sea."]
 TIMEOUT_S = 120.0
@@ -216,3 +216,27 @@ def test_rows_are_cut_at_end_tokens_within_budget_and_trimmed_at_stop_strings() 
 
 def test_cache_folder_is_under_var_dir(local_settings: Settings) -> None:
     assert cache_dir(local_settings) == Path(local_settings.var_dir) / "models" / "smollm2-135m-instruct"
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_prompts_are_read_in_the_configured_precision_and_decoding_stays_float32(
+    local_settings: Settings, model: ModelConfig, dtype: str
+) -> None:
+    import torch
+
+    config = local_settings.providers["local"].model_copy(update={"prefill_dtype": dtype})
+    other = LocalProvider(config, local_settings)
+    try:
+        loaded = other.load()
+        assert loaded.model.dtype == torch.float32
+        assert loaded.reader.dtype == (torch.bfloat16 if dtype == "bfloat16" else torch.float32)
+        assert "Paris" in text_of(other.complete(ask(PROMPTS[0]), model, TIMEOUT_S).completion)
+    finally:
+        other.close()
+
+
+def test_auto_prefill_precision_follows_the_cpu() -> None:
+    import torch
+
+    assert prefill_in_bfloat16("bfloat16") and not prefill_in_bfloat16("float32")
+    assert prefill_in_bfloat16("auto") == bool(torch.cpu._is_amx_tile_supported())

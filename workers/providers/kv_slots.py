@@ -33,16 +33,17 @@ class SlotStore:
         self.end = end
 
     @classmethod
-    def allocate(cls, slots: int, like: Any, layer_count: int, width: int) -> SlotStore:
-        """Empty buffers for ``slots`` rows of up to ``width`` tokens, shaped and typed like ``like``
-        (one layer's keys, ``[rows, kv_heads, tokens, head_dim]``)."""
+    def allocate(cls, slots: int, like: Any, layer_count: int, width: int, dtype: Any) -> SlotStore:
+        """Empty ``dtype`` buffers for ``slots`` rows of up to ``width`` tokens, shaped like ``like``
+        (one layer's keys, ``[rows, kv_heads, tokens, head_dim]``); rows placed in them are
+        converted to ``dtype``."""
         import torch
 
         heads, dim = like.shape[1], like.shape[3]
         capacity = HEADROOM + width + HEADROOM
         return cls(
-            [like.new_zeros(slots, heads, capacity, dim) for _ in range(layer_count)],
-            [like.new_zeros(slots, heads, capacity, dim) for _ in range(layer_count)],
+            [like.new_zeros(slots, heads, capacity, dim, dtype=dtype) for _ in range(layer_count)],
+            [like.new_zeros(slots, heads, capacity, dim, dtype=dtype) for _ in range(layer_count)],
             torch.zeros(slots, capacity, dtype=torch.long),
             HEADROOM + width,
             HEADROOM + width,

@@ -232,7 +232,7 @@ class LocalProvider:
 
     def _load_locked(self) -> LoadedModel:
         if self._loaded is None:
-            self._loaded = load_model(self.settings)
+            self._loaded = load_model(self.settings, self.config.prefill_dtype)
         return self._loaded
 
     def _prepare(self, tokenizer: Any, request: ChatRequest, model: ModelConfig) -> PromptRow:

@@ -119,7 +119,7 @@ class _Prefill:
         cached, prefix = prefixes.lookup(prompt)
         with torch.inference_mode():
             out = forward(
-                loaded.model,
+                loaded.reader,
                 input_ids=torch.tensor([prompt[cached:]]),
                 attention_mask=torch.ones(1, len(prompt), dtype=torch.long),
                 position_ids=torch.arange(cached, len(prompt)).unsqueeze(0),
@@ -144,7 +144,7 @@ class _Batch:
         width = max(prefill.layers[0][0].shape[2] for prefill in prefills)
         slots = slot_count(len(prefills))
         self.loaded = loaded
-        self.store = SlotStore.allocate(slots, like, len(prefills[0].layers), width)
+        self.store = SlotStore.allocate(slots, like, len(prefills[0].layers), width, loaded.model.dtype)
         self.slots: list[_Row | None] = [None] * slots
         self.positions = torch.zeros(slots, dtype=torch.long)
         self.cache = slot_cache(self.store, len(prefills[0].layers))

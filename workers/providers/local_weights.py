@@ -34,12 +34,22 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class LoadedModel:
-    """A model and its tokenizer, and how they were obtained."""
+    """A model and its tokenizer, and how they were obtained.
+
+    ``prefill_model`` reads prompts: the model itself, or a bfloat16 copy of it on CPUs with
+    AMX, where prompt prefill runs about twice as fast (:func:`prefill_in_bfloat16`).
+    """
 
     model: Any
     tokenizer: Any
     converted: bool
     load_s: float
+    prefill_model: Any = None
+
+    @property
+    def reader(self) -> Any:
+        """The model that prefills prompts."""
+        return self.model if self.prefill_model is None else self.prefill_model
 
 
 @dataclass(frozen=True)
@@ -83,15 +93,41 @@ def is_cached(folder: Path) -> bool:
     return all((folder / name).is_file() for name in CACHED_FILES)
 
 
-def load_model(settings: Settings) -> LoadedModel:
+def load_model(settings: Settings, prefill_dtype: str = "auto") -> LoadedModel:
     """Load the model from the cache, converting the GGUF first if no worker has yet."""
     started = time.perf_counter()
     folder = cache_dir(settings)
     converted = ensure_cached(folder)
     model, tokenizer = _load_pretrained(folder)
+    reader = _bfloat16_copy(model) if prefill_in_bfloat16(prefill_dtype) else None
     load_s = time.perf_counter() - started
-    logger.info("local model loaded", extra={"converted": converted, "load_s": round(load_s, 2)})
-    return LoadedModel(model, tokenizer, converted, load_s)
+    logger.info(
+        "local model loaded",
+        extra={"converted": converted, "load_s": round(load_s, 2), "bfloat16_prefill": reader is not None},
+    )
+    return LoadedModel(model, tokenizer, converted, load_s, reader)
+
+
+def prefill_in_bfloat16(prefill_dtype: str) -> bool:
+    """Whether prompts are prefilled in bfloat16: asked for, or ``auto`` on a CPU with AMX.
+
+    Decoding stays float32 either way. Every prompt is prefilled alone, batched or not, so a
+    row's prompt states are the same whichever batch it joins: batched and single answers
+    still agree (docs/worker-batching.md).
+    """
+    if prefill_dtype != "auto":
+        return prefill_dtype == "bfloat16"
+    import torch
+
+    return bool(torch.cpu._is_amx_tile_supported())
+
+
+def _bfloat16_copy(model: Any) -> Any:
+    import copy
+
+    import torch
+
+    return copy.deepcopy(model).to(torch.bfloat16).eval()
 
 
 def ensure_cached(folder: Path) -> bool:
