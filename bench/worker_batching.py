@@ -9,8 +9,9 @@ together. Unbatched: the same adapter with ``max_batch_size = 1``, one job at a 
 one-process worker runs them. One at a time is slow, so the unbatched rate is measured on
 every ``--local-batch // --local-sample``-th job (tokens/s is a rate; the sample has the same
 prompts' mix). The sides alternate in rounds of ``--local-round`` jobs (default: one round of
-all of them, as a batch of documents arrives), so a noisy neighbour slows both alike. Both
-sides have the prefix cache on (the default). **local_tokens_per_s** is the batched rate.
+all of them, as a batch of documents arrives); with several rounds a noisy neighbour slows
+both alike. Both sides run with the engine's defaults (prefix cache, prefill precision).
+**local_tokens_per_s** is the batched rate.
 
 **embed_batch_speedup**: embedding jobs per second (``--embed-jobs`` jobs of one sentence each,
 through ``LocalProvider.embed`` and MiniLM), up to ``--embed-batch`` jobs per forward pass
