@@ -15,7 +15,6 @@ still queued when its caller gives up is dropped, not run.
 from __future__ import annotations
 
 import queue
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -27,6 +26,7 @@ from typing import Generic, TypeVar
 import structlog
 
 from schemas.errors import ProviderTimeout
+from workers.providers.served_queue import ServedQueue
 
 Item = TypeVar("Item")
 Result = TypeVar("Result")
@@ -60,30 +60,17 @@ class BatchCollector(Generic[Item, Result]):
         self.name = name
         self.batch_sizes: Counter[int] = Counter()
         self.solo_retries = 0
-        self._queue: queue.SimpleQueue[_Waiting[Item, Result]] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
-        self._start_lock = threading.Lock()
+        self._queue: ServedQueue[_Waiting[Item, Result]] = ServedQueue(self._loop, f"collector-{name}")
 
     def submit(self, item: Item, timeout_s: float) -> Result:
         """``item``'s result from a batch shared with whatever arrives with it; raises its error."""
         waiting: _Waiting[Item, Result] = _Waiting(item)
-        self._ensure_running()
         self._queue.put(waiting)
         try:
             return waiting.result.result(timeout=timeout_s)
         except FutureTimeout:
             waiting.result.cancel()  # still queued: the collector drops it instead of running it
             raise ProviderTimeout(f"no result from the {self.name} batch within {timeout_s:.0f}s") from None
-
-    def _ensure_running(self) -> None:
-        # is_alive() is also false in a forked child whose parent had started the thread.
-        if self._thread is not None and self._thread.is_alive():
-            return
-        with self._start_lock:
-            if self._thread is None or not self._thread.is_alive():
-                self._queue = queue.SimpleQueue()
-                self._thread = threading.Thread(target=self._loop, name=f"collector-{self.name}", daemon=True)
-                self._thread.start()
 
     def _loop(self) -> None:
         while True:
@@ -94,7 +81,7 @@ class BatchCollector(Generic[Item, Result]):
     def _collect(self) -> list[_Waiting[Item, Result]]:
         """Up to ``max_batch`` live calls, waiting until ``max_wait_ms`` after the first arrived."""
         batch: list[_Waiting[Item, Result]] = []
-        first = self._queue.get()
+        first = self._queue.items.get()
         deadline = first.arrived + self.max_wait_s
         pending: _Waiting[Item, Result] | None = first
         while pending is not None:
@@ -108,7 +95,8 @@ class BatchCollector(Generic[Item, Result]):
     def _next(self, deadline: float) -> _Waiting[Item, Result] | None:
         remaining = deadline - time.monotonic()
         try:
-            return self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait()
+            items = self._queue.items
+            return items.get(timeout=remaining) if remaining > 0 else items.get_nowait()
         except queue.Empty:
             return None
 

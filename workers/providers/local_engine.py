@@ -19,7 +19,6 @@ from its prompt, and only a row that fails alone gets the error (docs/worker-bat
 from __future__ import annotations
 
 import queue
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -33,6 +32,7 @@ import structlog
 from schemas.errors import ProviderTimeout, ProviderUnavailable
 from workers.providers.local_weights import LoadedModel, PromptRow, Sampling, end_token_ids
 from workers.providers.prefix_cache import PrefixCache
+from workers.providers.served_queue import ServedQueue
 
 log = structlog.get_logger("switchyard.local_engine")
 # float32 matrix products with 4 to 15 rows take a slow path on the CPU's BLAS: measured here,
@@ -282,9 +282,7 @@ class GenerationEngine:
         self.batch_sizes: Counter[int] = Counter()
         self.solo_retries = 0
         self.prefixes = PrefixCache(prefix_cache_blocks)
-        self._inbox: queue.SimpleQueue[_Row] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
-        self._start_lock = threading.Lock()
+        self._inbox: ServedQueue[_Row] = ServedQueue(self._loop, f"engine-{name}")
 
     def generate(self, row: PromptRow, sampling: Sampling, timeout_s: float, grace_s: float) -> GeneratedRow:
         """``row`` generated in whatever batch is running; waits at most ``timeout_s + grace_s``."""
@@ -298,19 +296,8 @@ class GenerationEngine:
     def submit(self, row: PromptRow, sampling: Sampling, timeout_s: float) -> Future[GeneratedRow]:
         """Queue ``row`` for generation; its future answers when the row ends."""
         waiting = _Row(row, sampling, time.monotonic() + timeout_s, generator=_generator(sampling))
-        self._ensure_running()
         self._inbox.put(waiting)
         return waiting.answer
-
-    def _ensure_running(self) -> None:
-        # is_alive() is also false in a forked child whose parent had started the thread.
-        if self._thread is not None and self._thread.is_alive():
-            return
-        with self._start_lock:
-            if self._thread is None or not self._thread.is_alive():
-                self._inbox = queue.SimpleQueue()
-                self._thread = threading.Thread(target=self._loop, name=f"engine-{self.name}", daemon=True)
-                self._thread.start()
 
     def _loop(self) -> None:
         batch: _Batch | None = None
@@ -336,14 +323,15 @@ class GenerationEngine:
         admitted: list[_Row] = []
         deadline = None
         if waiting_for_first:
-            first = self._inbox.get()
+            first = self._inbox.items.get()
             deadline = time.monotonic() + self.max_wait_s
             if first.answer.set_running_or_notify_cancel():  # False: its caller gave up
                 admitted.append(first)
         while len(admitted) < free:
             try:
                 remaining = 0.0 if deadline is None else deadline - time.monotonic()
-                row = self._inbox.get(timeout=remaining) if remaining > 0 else self._inbox.get_nowait()
+                items = self._inbox.items
+                row = items.get(timeout=remaining) if remaining > 0 else items.get_nowait()
             except queue.Empty:
                 break
             if row.answer.set_running_or_notify_cancel():
@@ -388,7 +376,7 @@ class GenerationEngine:
         self._settle(batch, pending)
         if not pending:
             return None
-        moves = batch.tidy(compact=self._inbox.empty() and len(pending) <= len(batch.slots) * 3 // 4)
+        moves = batch.tidy(compact=self._inbox.items.empty() and len(pending) <= len(batch.slots) * 3 // 4)
         tokens = {moves[slot]: token for slot, token in pending.items()}
         try:
             stepped = batch.step(tokens)
