@@ -6,6 +6,7 @@ import json
 import uuid
 from typing import Any
 
+from celery import Celery
 from redis import Redis
 from tests_support import queued_job_ids
 
@@ -27,17 +28,23 @@ def _comparable(raw: bytes | str) -> dict[str, Any]:
     return message
 
 
+def send_task_message(celery: Celery, redis: Redis, queue: str, priority: int) -> bytes:
+    """The message Celery's own ``send_task`` writes for job ``job_abc``, taken off the queue."""
+    with celery.producer_or_acquire() as producer:
+        celery.send_task(
+            "switchyard.run_job", args=["job_abc"], queue=queue, priority=priority, producer=producer
+        )
+    written = redis.lpop(priority_keys(queue)[priority])
+    assert isinstance(written, bytes)
+    return written
+
+
 def test_template_message_is_what_send_task_writes(settings: Settings) -> None:
     celery = create_celery(settings)
     redis = Redis.from_url(settings.redis_url)
     queue = f"tier.bulk{uuid.uuid4().hex[:6]}.batch"
     try:
-        with celery.producer_or_acquire() as producer:
-            celery.send_task(
-                "switchyard.run_job", args=["job_abc"], queue=queue, priority=5, producer=producer
-            )
-        written = redis.lpop(priority_keys(queue)[5])
-        assert isinstance(written, bytes)
+        written = send_task_message(celery, redis, queue, priority=5)
         encoded = MessageTemplate(celery, "switchyard.run_job", queue).encode("job_abc", 5)
         assert _comparable(encoded) == _comparable(written)
         assert json.loads(encoded)["headers"]["id"] != json.loads(encoded)["properties"]["delivery_tag"]
@@ -74,12 +81,7 @@ def test_publish_of_one_job_writes_what_send_task_writes(settings: Settings) -> 
     tier = f"one{uuid.uuid4().hex[:6]}"
     queue = f"tier.{tier}.live"
     try:
-        with celery.producer_or_acquire() as producer:
-            celery.send_task(
-                "switchyard.run_job", args=["job_abc"], queue=queue, priority=0, producer=producer
-            )
-        expected = redis.lpop(priority_keys(queue)[0])
-        assert isinstance(expected, bytes)
+        expected = send_task_message(celery, redis, queue, priority=0)
         Dispatcher(celery, redis, keys).publish("job_abc", tier, "live", "tenant-x")  # first job: level 0
         written = redis.lpop(priority_keys(queue)[0])
         assert isinstance(written, bytes)
