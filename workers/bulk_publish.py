@@ -31,6 +31,8 @@ JOB_ID, TASK_ID, BODY, ARGSREPR, PRIORITY, TAG = (
     f"@sy-{name}@" for name in ("job", "task", "body", "argsrepr", "priority", "tag")
 )
 FIELDS = {BODY: "body", ARGSREPR: "argsrepr", PRIORITY: "priority", TAG: "tag"}
+# Stands for the priority in a message whose priority Redis decides (workers/dispatch.py).
+LEVEL_SLOT = "@sy-level@"
 ID_SAFE = re.compile(r"[A-Za-z0-9_-]+")
 
 
@@ -61,8 +63,9 @@ class MessageTemplate:
             text = text.replace(f'"{placeholder}"', f'"{{{name}}}"' if name != "priority" else "{priority}")
         self._format = text.replace(TASK_ID, "{task}").format
 
-    def encode(self, job_id: str, priority: int) -> str:
-        """The message of ``job_id`` as the transport stores it."""
+    def encode(self, job_id: str, priority: int | str) -> str:
+        """The message of ``job_id`` as the transport stores it; ``priority`` may be
+        :data:`LEVEL_SLOT`, for a script to fill in."""
         if not ID_SAFE.fullmatch(job_id):
             raise ValueError(f"job id {job_id!r} has characters the template cannot take as they are")
         body = self._body.replace(JOB_ID, job_id)

@@ -25,6 +25,7 @@ from typing import Any
 from celery import Celery
 from kombu.transport.redis import Channel
 from redis import Redis
+from redis.client import Pipeline
 
 from schemas.settings import PRIORITIES, queue_name
 from workers import bulk_publish
@@ -37,6 +38,23 @@ POP_DUE = """
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])
 if #due > 0 then redis.call('ZREM', KEYS[1], unpack(due)) end
 return due
+"""
+# Publish one job: count it in its tenant's backlog, and push its message on the list of the
+# level that backlog gives it, in one round trip. The level is message_priority's, in Lua.
+# KEYS: the tier's backlog hash, then the queue's lists, one per priority step.
+# ARGV: the tenant, the class lane's first level and its number of levels, and the message
+# with LEVEL_SLOT where its priority goes.
+PUBLISH_ONE = """
+local backlog = redis.call('HINCRBY', KEYS[1], ARGV[1], 1)
+local ahead, bits = math.max(0, backlog - 1), 0
+while ahead > 0 do
+  bits = bits + 1
+  ahead = math.floor(ahead / 2)
+end
+local level = tonumber(ARGV[2]) + math.min(tonumber(ARGV[3]) - 1, bits)
+local message = string.gsub(ARGV[4], '@sy%-level@', tostring(level), 1)
+redis.call('LPUSH', KEYS[level + 2], message)
+return level
 """
 PRIORITY_STEPS = list(range(10))
 # Messages per kombu publish batch (one Redis pipeline) in publish_many.
@@ -64,6 +82,7 @@ class Dispatcher:
         self.redis = redis
         self.keys = keys
         self._pop_due = redis.register_script(POP_DUE)
+        self._publish_one = redis.register_script(PUBLISH_ONE)
         self._redis_broker = str(celery.conf.broker_url).startswith("redis")
         self._templates: dict[str, MessageTemplate] = {}
 
@@ -72,16 +91,19 @@ class Dispatcher:
 
         On a Redis broker the message is the queue's template with this job filled in, pushed
         as kombu would push it (workers/bulk_publish.py): the same message for a fraction of
-        ``send_task``'s CPU, which was the largest single cost of a submission.
+        ``send_task``'s CPU, which was the largest single cost of a submission. A script
+        counts the backlog and pushes the message in one round trip (:data:`PUBLISH_ONE`).
         """
-        backlog = int(self.redis.hincrby(self.keys.tenant_backlog(tier), tenant_id, 1))
         queue = queue_name(tier, priority)
-        level = message_priority(priority, backlog)
         template = self._template(queue)
+        backlog_key = self.keys.tenant_backlog(tier)
         if template is None or not bulk_publish.ID_SAFE.fullmatch(job_id):
+            level = message_priority(priority, int(self.redis.hincrby(backlog_key, tenant_id, 1)))
             self.celery.send_task(RUN_JOB_TASK, args=[job_id], queue=queue, priority=level)
             return
-        self.redis.lpush(priority_keys(queue)[level], template.encode(job_id, level))
+        base, levels = CLASS_LANES[priority]
+        message = template.encode(job_id, bulk_publish.LEVEL_SLOT)
+        self._publish_one(keys=[backlog_key, *priority_keys(queue)], args=[tenant_id, base, levels, message])
 
     def _template(self, queue: str) -> MessageTemplate | None:
         """The queue's message template, built on first use; None unless the broker is Redis."""
@@ -139,9 +161,9 @@ class Dispatcher:
             self.publish(*json.loads(entry))
         return len(due)
 
-    def taken(self, tier: str, tenant_id: str) -> None:
-        """A worker took one of the tenant's jobs off the queue."""
-        self.redis.hincrby(self.keys.tenant_backlog(tier), tenant_id, -1)
+    def taken(self, tier: str, tenant_id: str, pipe: Pipeline | None = None) -> None:
+        """A worker took one of the tenant's jobs off the queue (queued on ``pipe`` if given)."""
+        (self.redis if pipe is None else pipe).hincrby(self.keys.tenant_backlog(tier), tenant_id, -1)
 
     def reset_backlogs(self, tiers: list[str], counts: Mapping[tuple[str, str], int]) -> None:
         """Replace every tier's backlog counters with ``counts`` ((tier, tenant) -> queued)."""

@@ -34,15 +34,18 @@ def retention_floor(settings: StreamingSettings, now_ms: int | None = None) -> i
     return max(0, now_ms - settings.event_retention_s * 1000)
 
 
-def record_event(
-    redis: Redis, keys: RedisKeys, settings: StreamingSettings, event: Event, pipe: Pipeline | None = None
-) -> str:
-    """Append the event to its tenant's stream, trim what fell out of the window, notify readers.
+def record_event(redis: Redis, keys: RedisKeys, settings: StreamingSettings, event: Event) -> str:
+    """Append the event to its tenant's stream, trim what fell out of the window, notify readers."""
+    pipe = redis.pipeline(transaction=True)
+    at = queue_event(pipe, keys, settings, event)
+    stream_id = pipe.execute()[at]
+    return stream_id.decode() if isinstance(stream_id, bytes) else str(stream_id)
 
-    ``pipe`` may already hold commands of the caller's: they go in the same round trip, first.
-    """
+
+def queue_event(pipe: Pipeline, keys: RedisKeys, settings: StreamingSettings, event: Event) -> int:
+    """Queue :func:`record_event`'s commands on the caller's ``pipe``; the index of the reply that
+    holds the stream entry id."""
     key = keys.tenant_events(event.tenant_id)
-    pipe = pipe if pipe is not None else redis.pipeline(transaction=True)
     first = len(pipe)
     pipe.xadd(
         key,
@@ -53,5 +56,4 @@ def record_event(
     pipe.xtrim(key, minid=f"{retention_floor(settings)}-0", approximate=True)
     pipe.expire(key, settings.event_retention_s)
     pipe.publish(keys.tenant_event_notices, event.tenant_id)
-    stream_id = pipe.execute()[first]
-    return stream_id.decode() if isinstance(stream_id, bytes) else str(stream_id)
+    return first

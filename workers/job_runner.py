@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
+from functools import partial
 
 import structlog
 from celery.exceptions import SoftTimeLimitExceeded
+from redis.client import Pipeline
 
 from schemas.errors import MaxAttemptsExceeded, ProviderTimeout, TenantBusy
 from schemas.jobs import parse_request
@@ -16,7 +20,7 @@ from workers import store
 from workers.chain import CallContext
 from workers.provider_batches.grouping import park_if_eligible
 from workers.providers.base import AnyResponse, StreamingProvider
-from workers.ratelimit.limiter import Grant
+from workers.ratelimit.limiter import Grant, Limiter
 from workers.ratelimit.policy import tenant_running_bucket
 from workers.runtime import Runtime
 from workers.token_stream import TokenPublisher
@@ -30,31 +34,61 @@ def run_job(rt: Runtime, job_id: str) -> None:
     if job is None:
         log.debug("job_not_claimable", job=job_id)
         return
-    rt.dispatcher.taken(job.tier, job.tenant_id)
+    # The job left its queue: the tenant's backlog counter goes down (workers/dispatch.py).
+    left_queue = partial(rt.dispatcher.taken, job.tier, job.tenant_id)
     if job.attempts > rt.settings.max_attempts:
+        left_queue()
         error = MaxAttemptsExceeded(f"The job used all {rt.settings.max_attempts} attempts.")
         _end(rt, store.fail_job(rt.engine, job, error.code, error.message))
         return
     if park_if_eligible(rt, job):  # a batch-priority 24h job waits for its provider's Batch API
+        left_queue()
         return
     ctx = CallContext(job=job, settings=rt.settings, request=parse_request(job.kind, job.request))
-    slot = _tenant_slot(rt, job)
+    slot = _tenant_slot(rt, job, left_queue)  # one round trip for both
     if slot is None:
         # The tenant has its maximum of jobs running: other tenants go first, this job soon.
         wait = rt.settings.rate_limits.tenant_retry_s
         ctx.error = TenantBusy("The tenant is at its running-jobs limit.", retry_after=wait)
         ctx.retry_in = wait * (1 + random.uniform(0, 0.5))
-    else:
-        try:
-            rt.chain.run(ctx, lambda c: _call_provider(rt, c))
-        finally:
-            rt.limiter.settle(slot, None)
-    settle(rt, ctx)
+        settle(rt, ctx)
+        return
+    release = SlotRelease(rt.limiter, slot)
+    try:
+        rt.chain.run(ctx, lambda c: _call_provider(rt, c))
+        settle(rt, ctx, release.queue)
+    finally:
+        release.now()
 
 
-def _tenant_slot(rt: Runtime, job: Job) -> Grant | None:
+@dataclass
+class SlotRelease:
+    """The tenant's running-jobs slot: given back in the round trip that announces the job's
+    end, or on its own when the attempt ends without an announcement (a retry, an error).
+
+    If that round trip fails after the release was queued, the slot is held until its lease
+    ends (``lease_s``), as after a crash.
+    """
+
+    limiter: Limiter
+    grant: Grant
+    queued: bool = False
+
+    def queue(self, pipe: Pipeline) -> None:
+        """Put the release on ``pipe``, the announcement's round trip."""
+        self.limiter.settle(self.grant, None, pipe)
+        self.queued = True
+
+    def now(self) -> None:
+        """Give the slot back now unless the announcement took it."""
+        if not self.queued:
+            self.limiter.settle(self.grant, None)
+            self.queued = True
+
+
+def _tenant_slot(rt: Runtime, job: Job, along: Callable[[Pipeline], object]) -> Grant | None:
     limits = rt.tenant_limits.running(job.tenant_id)
-    return rt.limiter.acquire(tenant_running_bucket(job.tenant_id), limits, 0).grant
+    return rt.limiter.acquire(tenant_running_bucket(job.tenant_id), limits, 0, along=along).grant
 
 
 def _call_provider(rt: Runtime, ctx: CallContext) -> AnyResponse:
@@ -75,24 +109,28 @@ def _call_provider(rt: Runtime, ctx: CallContext) -> AnyResponse:
         raise ProviderTimeout("The call outran the task's soft time limit.") from exc
 
 
-def settle(rt: Runtime, ctx: CallContext) -> None:
-    """Write the attempt's outcome: succeeded, handed back for a retry, or failed."""
+def settle(rt: Runtime, ctx: CallContext, along: Callable[[Pipeline], object] | None = None) -> None:
+    """Write the attempt's outcome: succeeded, handed back for a retry, or failed.
+
+    ``along`` queues commands of the caller's on the round trip that announces a final state.
+    """
     job = ctx.job
     attempt_log = [*(job.attempt_log or []), ctx.attempt_record] if ctx.attempt_record else job.attempt_log
     usage = _usage_row(job, ctx) if ctx.attempt_record else None
     common = {"attempt_log": attempt_log, "cost_usd": job.cost_usd + ctx.cost_usd}
     if ctx.cached is not None:  # a semantic hit: answered without a call, so not an attempt
         fields = ctx.cached.as_job_fields(job.cache or {})
-        _end(rt, store.finish_job(rt.engine, job, None, **fields, attempts=job.attempts - 1))
+        _end(rt, store.finish_job(rt.engine, job, None, **fields, attempts=job.attempts - 1), along)
     elif ctx.error is None and ctx.response is not None:
-        _end(rt, store.finish_job(rt.engine, job, usage, **_success_fields(ctx), **common))
+        _end(rt, store.finish_job(rt.engine, job, usage, **_success_fields(ctx), **common), along)
     elif ctx.error is not None and not ctx.error.counts_as_attempt:
         common["attempts"] = job.attempts - 1  # handed back before any call: not an attempt
         _retry_later(rt, ctx, usage, common)
     elif ctx.error is not None and ctx.retry_in is not None:
         _retry_later(rt, ctx, usage, common)
     elif ctx.error is not None:
-        _end(rt, store.fail_job(rt.engine, job, ctx.error.code, ctx.error.message, usage=usage, **common))
+        failed = store.fail_job(rt.engine, job, ctx.error.code, ctx.error.message, usage=usage, **common)
+        _end(rt, failed, along)
 
 
 def _success_fields(ctx: CallContext) -> dict[str, object]:
@@ -145,6 +183,6 @@ def _usage_row(job: Job, ctx: CallContext) -> Usage:
     )
 
 
-def _end(rt: Runtime, final: Job | None) -> None:
+def _end(rt: Runtime, final: Job | None, along: Callable[[Pipeline], object] | None = None) -> None:
     if final is not None:
-        rt.outcomes.announce_job(final)
+        rt.outcomes.announce_job(final, along)

@@ -8,6 +8,7 @@ long-poll wake-up, the tenant event stream, webhook deliveries) is plugged in on
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
@@ -21,7 +22,7 @@ from schemas.jobs import JobPublic
 from schemas.settings import Settings
 from schemas.tables import Job, utcnow
 from workers import batches
-from workers.event_log import record_event
+from workers.event_log import queue_event
 from workers.events import publish_job_event
 from workers.ids import new_id
 from workers.keys import RedisKeys
@@ -53,12 +54,18 @@ class Outcomes:
         """Signed webhook deliveries of this process's events (workers/webhooks/)."""
         return WebhookEmitter(self.settings, self.engine, self.redis, self.keys)
 
-    def announce_job(self, job: Job) -> None:
-        """Tell everyone who waits on this job that it reached ``job.status``."""
+    def announce_job(self, job: Job, along: Callable[[Pipeline], object] | None = None) -> None:
+        """Tell everyone who waits on this job that it reached ``job.status``.
+
+        ``along`` may queue the caller's own commands (a worker gives back the tenant's
+        running-jobs slot): they go first, in the same round trip.
+        """
         public = JobPublic.from_row(job).model_dump(mode="json")  # once, for every consumer
         # The wake-up carries the finished job, so a waiting API answers without reading the row.
-        # It goes first, in the event log's round trip (one MULTI instead of two round trips).
+        # It goes in the event log's round trip (one MULTI instead of two round trips).
         pipe = self.redis.pipeline(transaction=True)
+        if along is not None:
+            along(pipe)
         publish_job_event(pipe, self.keys, job.id, job.tenant_id, job.status, job=public)
         self.emit(Event(job.tenant_id, f"job.{job.status}", public), pipe)
         batches.job_ended(self, job)  # the batch ends with its last job (workers/batches.py)
@@ -69,6 +76,9 @@ class Outcomes:
 
     def emit(self, event: Event, pipe: Pipeline | None = None) -> None:
         """Hand one event to every consumer of events; ``pipe`` may hold the caller's own
-        commands, sent with the event log's."""
-        record_event(self.redis, self.keys, self.settings.streaming, event, pipe)  # GET /v1/events
-        self.webhooks.emit(event)  # signed webhooks to endpoints and callback URLs
+        commands. One round trip carries them, the event log's and the webhook endpoint lookup."""
+        pipe = pipe if pipe is not None else self.redis.pipeline(transaction=True)
+        queue_event(pipe, self.keys, self.settings.streaming, event)  # GET /v1/events
+        endpoints = self.webhooks.queue_lookup(pipe, event.tenant_id)
+        replies = pipe.execute()
+        self.webhooks.emit(event, replies[endpoints])  # signed webhooks to endpoints and callback URLs

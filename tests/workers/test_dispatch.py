@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -80,3 +82,22 @@ def test_a_tenants_later_jobs_go_in_later_lanes(dispatcher: Dispatcher) -> None:
         "job_a4",
         "job_a5",
     ]
+
+
+@pytest.mark.parametrize("priority", ["live", "batch", "precompute"])
+def test_the_publish_script_puts_each_job_at_its_level(dispatcher: Dispatcher, priority: str) -> None:
+    # The script computes the level in Lua; it must agree with message_priority, and the
+    # message must carry that level, since kombu restores an unacked message by it.
+    for index in range(1, 41):
+        dispatcher.publish(f"job_{index}", "disp", priority, "ten_a")
+
+    placed: dict[str, tuple[int, int]] = {}
+    for step, key in enumerate(priority_keys(f"tier.disp.{priority}")):
+        for raw in dispatcher.redis.lrange(key, 0, -1):
+            envelope = json.loads(raw)
+            args, _kwargs, _embed = json.loads(base64.b64decode(envelope["body"]))
+            placed[args[0]] = (step, envelope["properties"]["priority"])
+    assert placed == {
+        f"job_{n}": (message_priority(priority, n), message_priority(priority, n)) for n in range(1, 41)
+    }
+    assert int(dispatcher.redis.hget(dispatcher.keys.tenant_backlog("disp"), "ten_a") or 0) == 40

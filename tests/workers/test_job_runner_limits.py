@@ -7,19 +7,23 @@ import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
+from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, col, select
 from tests_support import delete_tier_queues, make_test_settings, queued_job_ids
 
 from api.keys import create_tenant
+from schemas.openai import ChatCompletion
 from schemas.settings import queue_name
 from schemas.tables import Job, Usage, utcnow
-from workers import store
+from workers import job_runner, store
 from workers.celery_app import create_celery
 from workers.db import session_scope
 from workers.job_runner import run_job
 from workers.migrate import upgrade
+from workers.providers.base import ProviderResponse
 from workers.ratelimit.limiter import BucketLimits
 from workers.ratelimit.policy import tenant_running_bucket
 from workers.runtime import Runtime
@@ -107,6 +111,66 @@ def test_a_long_wait_stays_on_the_row_for_the_reconciler(runtime: Runtime) -> No
     after = reload(runtime, job.id)
     assert (after.status, after.attempts, after.published_at) == ("queued", 0, None)
     assert deferred_ids(runtime) == []
+
+
+COMPLETION = {
+    "id": "chatcmpl-1",
+    "object": "chat.completion",
+    "created": 1,
+    "model": "emu-rl",
+    "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hi"}, "finish_reason": "stop"}],
+    "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4},
+}
+
+
+def answered(ctx: object) -> ProviderResponse[ChatCompletion]:
+    return ProviderResponse(completion=ChatCompletion.model_validate(COMPLETION))
+
+
+def in_flight(rt: Runtime, tenant_id: str) -> int:
+    state = rt.limiter.snapshot(tenant_running_bucket(tenant_id), BucketLimits(60, concurrency=10))
+    return state.in_flight
+
+
+def test_a_finished_job_gives_its_running_slot_back_when_it_is_announced(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    job = add_job(runtime, max_running_jobs=5)
+    monkeypatch.setattr(job_runner, "_call_provider", lambda rt, ctx: answered(ctx))
+    released_with_the_event: list[bool] = []
+    announce = runtime.outcomes.announce_job
+
+    def watch(final: Job, along: Any = None) -> None:
+        released_with_the_event.append(along is not None)
+        announce(final, along)
+
+    monkeypatch.setattr(runtime.outcomes, "announce_job", watch)
+
+    run_job(runtime, job.id)
+
+    assert reload(runtime, job.id).status == "succeeded"
+    assert released_with_the_event == [True] and in_flight(runtime, job.tenant_id) == 0
+    entries: Any = runtime.redis.xrange(runtime.keys.tenant_events(job.tenant_id))
+    [(_id, fields)] = entries
+    assert fields[b"type"] == b"job.succeeded"  # the event went out in the same MULTI
+
+
+def test_the_running_slot_is_given_back_when_settling_fails(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    job = add_job(runtime, max_running_jobs=5)
+    monkeypatch.setattr(job_runner, "_call_provider", lambda rt, ctx: answered(ctx))
+
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise OperationalError("UPDATE jobs", {}, Exception("database is locked"))
+
+    monkeypatch.setattr(store, "finish_job", broken)
+
+    with pytest.raises(OperationalError):
+        run_job(runtime, job.id)
+
+    assert reload(runtime, job.id).status == "running"  # left to its lease and the reconciler
+    assert in_flight(runtime, job.tenant_id) == 0
 
 
 def deferred_entries(rt: Runtime) -> list[bytes]:

@@ -10,12 +10,14 @@ force. See docs/rate-limits.md.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 from redis import Redis
+from redis.client import Pipeline
 from redis.commands.core import Script
 
 from workers.keys import RedisKeys
@@ -108,11 +110,22 @@ class Limiter:
         }
 
     def acquire(
-        self, bucket: str, limits: BucketLimits, tokens: int, reserve: float = 0.0, now: float | None = None
+        self,
+        bucket: str,
+        limits: BucketLimits,
+        tokens: int,
+        reserve: float = 0.0,
+        now: float | None = None,
+        along: Callable[[Pipeline], object] | None = None,
     ) -> Decision:
-        """Take one request and ``tokens`` if they fit while leaving ``reserve`` of each limit."""
+        """Take one request and ``tokens`` if they fit while leaving ``reserve`` of each limit.
+
+        ``along`` may queue the caller's own commands on a pipeline: they go in the same round
+        trip, before the script.
+        """
         grant_id = uuid.uuid4().hex
-        granted, wait_ms, reason, left_requests, left_tokens = self._run(
+        granted, wait_ms, reason, left_requests, left_tokens = self._run_along(
+            along,
             "acquire",
             bucket,
             now,
@@ -134,12 +147,17 @@ class Limiter:
             remaining_tokens=None if int(left_tokens) < 0 else int(left_tokens),
         )
 
-    def settle(self, grant: Grant, actual_tokens: int | None) -> None:
-        """Free the call's in-flight slot; correct its tokens to ``actual_tokens`` if known."""
-        self._scripts["settle"](
-            keys=self.keys.limit_bucket(grant.bucket),
-            args=[grant.grant_id, -1 if actual_tokens is None else max(0, actual_tokens)],
-        )
+    def settle(self, grant: Grant, actual_tokens: int | None, pipe: Pipeline | None = None) -> None:
+        """Free the call's in-flight slot; correct its tokens to ``actual_tokens`` if known.
+
+        With ``pipe``, the script is only queued there, to run in the caller's round trip.
+        """
+        keys = self.keys.limit_bucket(grant.bucket)
+        args: list[str | int] = [grant.grant_id, -1 if actual_tokens is None else max(0, actual_tokens)]
+        if pipe is None:
+            self._scripts["settle"](keys=keys, args=args)
+        else:
+            _queue_script(pipe, "settle", keys, args)
 
     def pause(self, bucket: str, seconds: float, now: float | None = None) -> float:
         """Stop every worker from calling this bucket for ``seconds`` (a provider's retry-after)."""
@@ -200,5 +218,28 @@ class Limiter:
         return self._run("signal", bucket, now, *args)
 
     def _run(self, script: str, bucket: str, now: float | None, *args: str | float) -> Any:
-        clock = "" if now is None else repr(now)
-        return self._scripts[script](keys=self.keys.limit_bucket(bucket), args=[clock, *args])
+        return self._run_along(None, script, bucket, now, *args)
+
+    def _run_along(
+        self,
+        along: Callable[[Pipeline], object] | None,
+        script: str,
+        bucket: str,
+        now: float | None,
+        *args: str | float,
+    ) -> Any:
+        keys = self.keys.limit_bucket(bucket)
+        argv = ["" if now is None else repr(now), *args]
+        if along is None:
+            return self._scripts[script](keys=keys, args=argv)
+        with self.redis.pipeline(transaction=False) as pipe:
+            along(pipe)
+            _queue_script(pipe, script, keys, argv)
+            return pipe.execute()[-1]
+
+
+def _queue_script(pipe: Pipeline, script: str, keys: list[str], args: list[Any]) -> None:
+    # EVAL with the source, not EVALSHA: a pipeline cannot retry one NOSCRIPT reply, and redis-py
+    # would otherwise check every script with an extra SCRIPT EXISTS round trip. Redis keeps the
+    # compiled script by its hash, so sending the source again costs only the bytes.
+    pipe.eval(_source(script), len(keys), *keys, *args)

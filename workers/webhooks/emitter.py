@@ -16,6 +16,7 @@ import structlog
 from celery import Celery
 from kombu.exceptions import KombuError
 from redis import Redis
+from redis.client import Pipeline
 from redis.exceptions import RedisError
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
@@ -54,10 +55,19 @@ class WebhookEmitter:
     _sender: FirstAttemptSender | None = field(default=None, init=False, repr=False)
     _own_deliverer: Deliverer | None = field(default=None, init=False, repr=False)
 
-    def emit(self, event: Event) -> None:
-        """Create the event's deliveries and send their first attempts; never raises on I/O."""
+    def queue_lookup(self, pipe: Pipeline, tenant_id: str) -> int:
+        """Queue the read of the tenant's cached endpoint list on the caller's ``pipe``, so
+        :meth:`emit` needs no round trip of its own; the index of its reply."""
+        pipe.get(self.keys.webhook_endpoints(tenant_id))
+        return len(pipe) - 1
+
+    def emit(self, event: Event, cached_endpoints: bytes | None = None) -> None:
+        """Create the event's deliveries and send their first attempts; never raises on I/O.
+
+        ``cached_endpoints`` is the reply of :meth:`queue_lookup`, when the caller made it.
+        """
         try:
-            rows = self._rows(event)
+            rows = self._rows(event, cached_endpoints)
             for row in deliveries.insert_new(self.engine, rows):
                 self._first_attempt(row["id"])
         except (SQLAlchemyError, RedisError, KombuError, OSError) as exc:
@@ -93,12 +103,12 @@ class WebhookEmitter:
                 self._celery = create_celery(self.settings)
             return self._celery
 
-    def _rows(self, event: Event) -> list[dict[str, Any]]:
+    def _rows(self, event: Event, cached_endpoints: bytes | None) -> list[dict[str, Any]]:
         hooks = self.settings.webhooks
         targets: list[tuple[str | None, str]] = [
             (sub.endpoint_id, sub.url)
             for sub in subscriptions(
-                self.engine, self.redis, self.keys, event.tenant_id, hooks.endpoint_cache_s
+                self.engine, self.redis, self.keys, event.tenant_id, hooks.endpoint_cache_s, cached_endpoints
             )
             if sub.wants(event.type)
         ]

@@ -33,11 +33,18 @@ class Subscription:
 
 
 def subscriptions(
-    engine: Engine, redis: Redis, keys: RedisKeys, tenant_id: str, ttl_s: int
+    engine: Engine,
+    redis: Redis,
+    keys: RedisKeys,
+    tenant_id: str,
+    ttl_s: int,
+    cached: bytes | str | None = None,
 ) -> list[Subscription]:
-    """The tenant's enabled endpoints, from Redis when cached (one GET on the hot path)."""
+    """The tenant's enabled endpoints, from Redis when cached (one GET on the hot path, or
+    none when the caller passes the ``cached`` list it read in its own round trip)."""
     name = keys.webhook_endpoints(tenant_id)
-    cached = redis.get(name)
+    if cached is None:
+        cached = redis.get(name)
     if cached is None:
         rows = _enabled_endpoints(engine, tenant_id)
         redis.set(name, json.dumps(rows), ex=ttl_s)
