@@ -290,6 +290,11 @@ class Settings(BaseSettings):
     max_batch_lines: int = Field(50_000, gt=0, description="Lines in one batch (OpenAI: 50,000).")
     idempotency_ttl_s: int = 86_400
     max_wait_s: float = 60.0
+    api_job_threads: int = Field(
+        4,
+        gt=0,
+        description="Threads that run job submissions and reads in each API process (docs/performance.md).",
+    )
 
     # Reliability: soft < hard < visibility, lease just above hard.
     provider_timeout_s: float = 60.0

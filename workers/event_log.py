@@ -36,7 +36,7 @@ def retention_floor(settings: StreamingSettings, now_ms: int | None = None) -> i
 
 def record_event(redis: Redis, keys: RedisKeys, settings: StreamingSettings, event: Event) -> str:
     """Append the event to its tenant's stream, trim what fell out of the window, notify readers."""
-    pipe = redis.pipeline(transaction=True)
+    pipe = redis.pipeline(transaction=False)
     at = queue_event(pipe, keys, settings, event)
     stream_id = pipe.execute()[at]
     return stream_id.decode() if isinstance(stream_id, bytes) else str(stream_id)

@@ -62,8 +62,8 @@ class Outcomes:
         """
         public = JobPublic.from_row(job).model_dump(mode="json")  # once, for every consumer
         # The wake-up carries the finished job, so a waiting API answers without reading the row.
-        # It goes in the event log's round trip (one MULTI instead of two round trips).
-        pipe = self.redis.pipeline(transaction=True)
+        # It goes in the event log's round trip.
+        pipe = self.redis.pipeline(transaction=False)
         if along is not None:
             along(pipe)
         publish_job_event(pipe, self.keys, job.id, job.tenant_id, job.status, job=public)
@@ -76,8 +76,12 @@ class Outcomes:
 
     def emit(self, event: Event, pipe: Pipeline | None = None) -> None:
         """Hand one event to every consumer of events; ``pipe`` may hold the caller's own
-        commands. One round trip carries them, the event log's and the webhook endpoint lookup."""
-        pipe = pipe if pipe is not None else self.redis.pipeline(transaction=True)
+        commands. One round trip carries them, the event log's and the webhook endpoint lookup.
+
+        A plain pipeline, not MULTI: Redis runs one connection's commands in order anyway, so
+        readers woken by the notice find the entry, and MULTI would add a reply per command.
+        """
+        pipe = pipe if pipe is not None else self.redis.pipeline(transaction=False)
         queue_event(pipe, self.keys, self.settings.streaming, event)  # GET /v1/events
         endpoints = self.webhooks.queue_lookup(pipe, event.tenant_id)
         replies = pipe.execute()

@@ -8,7 +8,6 @@ import time
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Path, Query, Response
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 
 from api import sse
@@ -43,7 +42,7 @@ FALLBACK_POLL_S = 1.0
     responses={**ERRORS, 200: {"model": JobPublic, "description": "Answered from the exact cache."}},
     summary="Submit a job",
 )
-def create_job(
+async def create_job(
     body: JobCreate,
     services: ServicesDep,
     principal: Submitter,
@@ -51,7 +50,7 @@ def create_job(
 ) -> Response:
     """Queue an LLM call on a tier; answers 202 with the queued job, or 200 with a finished job
     when the exact cache already holds the answer (``cache.hit``: ``exact``)."""
-    accepted = submit_job(services, principal, body, idempotency_key)
+    accepted = await services.job_lane.run(submit_job, services, principal, body, idempotency_key)
     headers = {"Idempotent-Replayed": "true"} if accepted.replayed else None
     # A replay answers as the first answer did: 200 for a job the exact cache answered.
     from_cache = (accepted.job.cache or {}).get("hit") == "exact"
@@ -90,7 +89,7 @@ async def get_job(
     if wait:
         job = await _wait_for_final(services, principal, job_id, min(wait, services.settings.max_wait_s))
     else:
-        job = await run_in_threadpool(_read, services, principal, job_id)
+        job = await services.job_lane.run(_read, services, principal, job_id)
     return job_response(job)
 
 
@@ -106,7 +105,7 @@ async def stream_job(job_id: JobId, services: ServicesDep, principal: Reader) ->
     over, and a last ``job`` event with the final job. A finished job answers at once."""
     woken = services.waiter.register(job_id)  # before the read, so the end is not missed
     try:
-        job = await run_in_threadpool(_read, services, principal, job_id)
+        job = await services.job_lane.run(_read, services, principal, job_id)
     except BaseException:
         services.waiter.unregister(job_id, woken)
         raise
@@ -154,7 +153,7 @@ async def _wait_for_final(
     while True:
         future = waiter.register(job_id)
         try:
-            job = await run_in_threadpool(_read, services, principal, job_id)
+            job = await services.job_lane.run(_read, services, principal, job_id)
             remaining = deadline - time.monotonic()
             if job.status in FINAL_STATUSES or remaining <= 0:
                 return job
