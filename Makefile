@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install run demo test lint typecheck pytest bench-overhead bench-ratelimit bench-cache bench-batch bench-provider-batches bench-webhooks clean
+.PHONY: install run demo test lint typecheck pytest bench-overhead bench-api-lane bench-ratelimit bench-cache bench-batch bench-provider-batches bench-webhooks clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -40,6 +40,9 @@ test: lint typecheck pytest  ## ruff, mypy and the whole test suite
 
 bench-overhead: install  ## Switchyard's overhead against bare Celery on the same Redis
 	$(BIN)/python bench/overhead.py
+
+bench-api-lane: install  ## the API alone: CPU per submission with its 4-thread lane against anyio's 40 threads
+	$(BIN)/python bench/api_lane.py
 
 bench-ratelimit: install  ## Switchyard's rate limiter against plain Celery's rate_limit on a limited provider
 	$(BIN)/python bench/ratelimit.py
