@@ -87,3 +87,23 @@ def running_emulator(log_dir: Path) -> Iterator[str]:
         yield f"http://127.0.0.1:{port}"
     finally:
         processes.stop_all()
+
+
+def completion_body(
+    model: str, content: str, prompt_tokens: int, completion_tokens: int, created: int = 1
+) -> dict[str, Any]:
+    """An OpenAI ``chat.completion`` body with one stopped answer and its usage."""
+    return {
+        "id": "chatcmpl-1",
+        "object": "chat.completion",
+        "created": created,
+        "model": model,
+        "choices": [
+            {"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}
+        ],
+        "usage": {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+        },
+    }

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from api_harness import ApiHarness, assert_error, open_api
 from sqlmodel import Session, col, select
-from tests_support import database_url_for, delete_tier_queues, queued_job_ids
+from tests_support import completion_body, database_url_for, delete_tier_queues, queued_job_ids
 
 from schemas.tables import Batch, Job, utcnow
 from workers import store
@@ -23,14 +23,7 @@ from workers.cache.results import CachedResult
 JSONL = {"Content-Type": "application/jsonl"}
 ALIAS = "other-tier-model"  # an alias of emu-b that only the other tier serves
 TIERS = {"tier": ["emu-a", "emu-b"], "other_tier": [ALIAS]}
-COMPLETION = {
-    "id": "chatcmpl-1",
-    "object": "chat.completion",
-    "created": 1,
-    "model": "emu-a",
-    "choices": [{"index": 0, "message": {"role": "assistant", "content": "done"}, "finish_reason": "stop"}],
-    "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4},
-}
+COMPLETION = completion_body("emu-a", "done", prompt_tokens=3, completion_tokens=1)
 
 
 class Api(ApiHarness):

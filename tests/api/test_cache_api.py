@@ -9,7 +9,13 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from tests_support import delete_tier_queues, make_test_settings, new_tenant_key, queued_job_ids
+from tests_support import (
+    completion_body,
+    delete_tier_queues,
+    make_test_settings,
+    new_tenant_key,
+    queued_job_ids,
+)
 
 from api.main import create_app
 from schemas.settings import queue_name
@@ -17,14 +23,7 @@ from workers import store
 from workers.cache.results import CachedResult
 from workers.migrate import upgrade
 
-ANSWER = {
-    "id": "chatcmpl-1",
-    "object": "chat.completion",
-    "created": 0,
-    "model": "emu-a",
-    "choices": [{"index": 0, "message": {"role": "assistant", "content": "Paris."}, "finish_reason": "stop"}],
-    "usage": {"prompt_tokens": 9, "completion_tokens": 2, "total_tokens": 11},
-}
+ANSWER = completion_body("emu-a", "Paris.", prompt_tokens=9, completion_tokens=2, created=0)
 QUESTION = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Capital of France?"}]
 
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, col, select
-from tests_support import delete_tier_queues, make_test_settings, queued_job_ids
+from tests_support import completion_body, delete_tier_queues, make_test_settings, queued_job_ids
 
 from api.keys import create_tenant
 from schemas.openai import ChatCompletion
@@ -113,14 +113,7 @@ def test_a_long_wait_stays_on_the_row_for_the_reconciler(runtime: Runtime) -> No
     assert deferred_ids(runtime) == []
 
 
-COMPLETION = {
-    "id": "chatcmpl-1",
-    "object": "chat.completion",
-    "created": 1,
-    "model": "emu-rl",
-    "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hi"}, "finish_reason": "stop"}],
-    "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4},
-}
+COMPLETION = completion_body("emu-rl", "Hi", prompt_tokens=3, completion_tokens=1)
 
 
 def answered(ctx: object) -> ProviderResponse[ChatCompletion]:

@@ -16,7 +16,7 @@ import httpx
 import httpx2
 import openai
 import pytest
-from tests_support import make_test_settings
+from tests_support import completion_body, make_test_settings
 
 from schemas import errors
 from schemas.openai import ChatCompletion, ChatRequest
@@ -28,14 +28,9 @@ from workers.providers.openai_compat import (
 )
 
 MODEL = ModelConfig.model_validate({"provider": "emulator", "model": "provider-model-7b"})
-GOOD_BODY = {
-    "id": "chatcmpl-123",
-    "object": "chat.completion",
-    "created": 1_700_000_000,
-    "model": "provider-model-7b",
-    "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hi!"}, "finish_reason": "stop"}],
-    "usage": {"prompt_tokens": 9, "completion_tokens": 3, "total_tokens": 12},
-}
+GOOD_BODY = completion_body(
+    "provider-model-7b", "Hi!", prompt_tokens=9, completion_tokens=3, created=1_700_000_000
+)
 
 
 def chat_request(**fields: Any) -> ChatRequest:

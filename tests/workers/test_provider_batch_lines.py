@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 import pytest
+from tests_support import completion_body
 
 from schemas import errors
 from schemas.openai import CompletionUsage
@@ -22,14 +23,7 @@ from workers.provider_batches.lines import (
 MODEL = ModelConfig.model_validate(
     {"provider": "p", "model": "provider-model", "input_usd_per_mtok": 1.0, "output_usd_per_mtok": 4.0}
 )
-COMPLETION = {
-    "id": "chatcmpl-1",
-    "object": "chat.completion",
-    "created": 1,
-    "model": "provider-model",
-    "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hi"}, "finish_reason": "stop"}],
-    "usage": {"prompt_tokens": 7, "completion_tokens": 2, "total_tokens": 9},
-}
+COMPLETION = completion_body("provider-model", "Hi", prompt_tokens=7, completion_tokens=2)
 
 
 def job(request: dict[str, Any]) -> Job:
