@@ -72,18 +72,18 @@ class SlotRelease:
 
     limiter: Limiter
     grant: Grant
-    queued: bool = False
+    done: bool = False  # the release is sent, or queued on the announcement's round trip
 
     def queue(self, pipe: Pipeline) -> None:
         """Put the release on ``pipe``, the announcement's round trip."""
         self.limiter.settle(self.grant, None, pipe)
-        self.queued = True
+        self.done = True
 
     def now(self) -> None:
         """Give the slot back now unless the announcement took it."""
-        if not self.queued:
+        if not self.done:
             self.limiter.settle(self.grant, None)
-            self.queued = True
+            self.done = True
 
 
 def _tenant_slot(rt: Runtime, job: Job, along: Callable[[Pipeline], object]) -> Grant | None:
