@@ -29,8 +29,15 @@ class Accepted:
     cached: bool = False
 
 
-def submit_job(services: Services, principal: Principal, body: JobCreate, key_header: str | None) -> Accepted:
-    """Accept the job durably: the row is committed before its id is published."""
+def submit_job(
+    services: Services,
+    principal: Principal,
+    body: JobCreate,
+    key_header: str | None,
+    job_id: str | None = None,
+) -> Accepted:
+    """Accept the job durably: the row is committed before its id is published. A new job
+    gets ``job_id`` when given; a replay answers with the earlier job, whatever its id."""
     check_job(body, services.settings)
     key = idempotency.parse_key(key_header)
     request_hash = idempotency.fingerprint(body.model_dump(mode="json")) if key else ""
@@ -45,7 +52,7 @@ def submit_job(services: Services, principal: Principal, body: JobCreate, key_he
             policy, cache_key, hit = _look_up_cache(services, principal, body)
             if hit is None:
                 services.admission.check_tier(body.tier, body.priority)
-            job = _insert(session, principal, body, policy, cache_key, hit)
+            job = _insert(session, principal, body, policy, cache_key, hit, job_id)
             if key:  # the job row is already inserted, so the record's foreign key holds
                 idempotency.remember(
                     session,
@@ -87,6 +94,7 @@ def _insert(
     policy: cache_policy.CachePolicy,
     cache_key: str | None,
     hit: CachedResult | None,
+    job_id: str | None,
 ) -> Job:
     cache = {"mode": policy.mode, "ttl_s": policy.ttl_s, "key": cache_key, "hit": None}
     fields = {
@@ -103,7 +111,7 @@ def _insert(
     }
     if hit is not None:  # a finished job: the cached answer, no cost, where it came from
         fields.update(hit.as_job_fields(cache))
-    return store.insert_job(session, **fields)
+    return store.insert_job(session, job_id, **fields)
 
 
 def _publish(services: Services, job: Job) -> None:

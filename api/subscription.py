@@ -43,6 +43,7 @@ class ChannelSubscription:
 
     async def stop(self) -> None:
         """Cancel the subscription."""
+        self._ready.clear()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

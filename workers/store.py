@@ -69,12 +69,12 @@ def _job_from_row(row: Any) -> Job:
     return Job.model_construct(**{name: row[column] for name, column in COLUMNS.items()})
 
 
-def insert_job(session: Session, **fields: Any) -> Job:
+def insert_job(session: Session, job_id: str | None = None, **fields: Any) -> Job:
     """Insert a new job, ``queued`` unless ``fields`` say otherwise, in the session's
-    transaction (the caller commits)."""
+    transaction (the caller commits); ``job_id`` if the caller chose the id."""
     now = utcnow()
     values = {"status": "queued", "attempt_log": [], "created_at": now, "updated_at": now, **fields}
-    job = Job.model_construct(id=new_id("job"), **values)
+    job = Job.model_construct(id=job_id or new_id("job"), **values)
     session.execute(_INSERT_JOB, _columns(job.model_dump()))
     return job
 

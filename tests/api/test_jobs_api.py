@@ -19,6 +19,7 @@ from sqlmodel import Session, select
 from tests_support import database_url_for, new_tenant_key, queued_job_ids
 
 from schemas.tables import IdempotencyRecord, Job, utcnow
+from workers import store
 from workers.keys import RedisKeys
 
 MESSAGES = [{"role": "user", "content": "Summarise the attached memo."}]
@@ -200,6 +201,66 @@ def test_waiting_poll_ignores_an_event_of_another_tenant(api: Api, auth: dict[st
     poller.join(timeout=10)
 
     assert answers and answers[0].json()["status"] == "queued"  # read from the row instead
+
+
+def _count_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The job ids the API reads from the database from now on."""
+    reads: list[str] = []
+    read_job = store.read_job
+
+    def counting(engine: Any, tenant_id: str, job_id: str) -> Any:
+        reads.append(job_id)
+        return read_job(engine, tenant_id, job_id)
+
+    monkeypatch.setattr(store, "read_job", counting)
+    return reads
+
+
+def _publish_final(api: Api, queued: dict[str, Any], **changes: Any) -> None:
+    finished = {**queued, "status": "succeeded", **changes}
+    event = {"job_id": queued["id"], "tenant_id": _tenant_of(api, queued["id"]), "status": "succeeded"}
+    api.redis.publish(RedisKeys(api.settings.key_prefix).job_events, json.dumps({**event, "job": finished}))
+
+
+def test_poll_of_a_job_this_process_accepted_waits_without_a_read(
+    api: Api, auth: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    queued = api.submit(auth).json()
+    reads = _count_reads(monkeypatch)
+    poller, answers = _poll_in_background(api, queued["id"], auth, wait=20)
+
+    _publish_final(api, queued, model="from-the-event")
+    poller.join(timeout=10)
+
+    assert answers and answers[0].json()["model"] == "from-the-event"
+    assert reads == []
+
+
+def test_poll_after_the_job_ended_answers_from_its_event_without_a_read(
+    api: Api, auth: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    queued = api.submit(auth).json()
+    _publish_final(api, queued, model="remembered")
+    deadline = time.monotonic() + 5
+    while api.services.waiter.recent(queued["id"], _tenant_of(api, queued["id"])).final_body is None:  # type: ignore[union-attr]
+        assert time.monotonic() < deadline, "the waiter never saw the event"
+        time.sleep(0.02)
+    reads = _count_reads(monkeypatch)
+
+    started = time.monotonic()
+    response = api.client.get(f"/v1/jobs/{queued['id']}", params={"wait": 20}, headers=auth)
+
+    assert time.monotonic() - started < 1
+    assert response.json()["model"] == "remembered"
+    assert reads == []
+
+
+def test_another_tenants_poll_of_a_just_accepted_job_answers_404(api: Api, auth: dict[str, str]) -> None:
+    queued = api.submit(auth).json()
+
+    response = api.client.get(f"/v1/jobs/{queued['id']}", params={"wait": 1}, headers=api.tenant())
+
+    assert_error(response, 404, "not_found")
 
 
 def _tenant_of(api: Api, job_id: str) -> str:
