@@ -220,6 +220,17 @@ class WebhookSettings(BaseModel):
         256_000, gt=0, description="Payloads larger than this carry a URL to fetch the object instead."
     )
     endpoint_cache_s: int = Field(60, gt=0, description="Redis lifetime of a tenant's cached endpoint list.")
+    repair_after_s: float = Field(
+        60.0,
+        ge=0,
+        description="The reconciler sends the webhooks of a job that ended this long ago without any "
+        "(a crash between its final state and its deliveries).",
+    )
+    repair_lookback_s: float = Field(
+        3600.0,
+        gt=0,
+        description="How far back the first repair pass (or one after Redis lost its mark) looks.",
+    )
     max_endpoints_per_tenant: int = Field(50, gt=0)
     first_attempt: Literal["in_process", "queue"] = Field(
         "queue",

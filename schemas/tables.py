@@ -82,6 +82,8 @@ class Job(SQLModel, table=True):
         Index("ix_jobs_batch_line", "batch_id", "batch_line"),
         # Batch accounting asks "is any job of this batch still open?" once per finished job.
         Index("ix_jobs_batch_status", "batch_id", "status"),
+        # The reconciler looks for jobs that ended without their webhooks (workers/webhooks/repair.py).
+        Index("ix_jobs_finished", "finished_at"),
     )
 
     id: str = Field(primary_key=True, max_length=40)
@@ -299,11 +301,13 @@ class WebhookDelivery(SQLModel, table=True):
         Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
         Index("ix_webhook_deliveries_tenant_created", "tenant_id", "created_at"),
         Index("ix_webhook_deliveries_endpoint_created", "endpoint_id", "created_at"),
+        Index("ix_webhook_deliveries_job", "job_id"),
     )
 
     id: str = Field(primary_key=True, max_length=40)
     tenant_id: str = Field(foreign_key="tenants.id", max_length=40)
     event_id: str = Field(max_length=40, description="The webhook-id header, the same on every attempt.")
+    job_id: str | None = Field(default=None, max_length=40, description="The job of a job.* event.")
     event_type: str = Field(max_length=64)
     endpoint_id: str | None = Field(default=None, max_length=40, description="None: the callback URL.")
     url: str = Field(max_length=2048)

@@ -41,6 +41,11 @@ class RedisKeys:
         """JSON list of a tenant's webhook endpoints, cached for the emitting hot path."""
         return f"{self.prefix}:webhooks:endpoints:{tenant_id}"
 
+    @property
+    def webhook_repair_mark(self) -> str:
+        """When the last webhook repair pass looked up to (epoch seconds, workers/webhooks/repair.py)."""
+        return f"{self.prefix}:webhooks:repair-mark"
+
     def tenant_backlog(self, tier: str) -> str:
         """HASH tenant -> jobs queued in the tier, for fair queue order (workers/dispatch.py)."""
         return f"{self.prefix}:backlog:{tier}"

@@ -38,6 +38,19 @@ class Event:
     data: dict[str, Any]
     id: str = field(default_factory=lambda: new_id("evt"))
     timestamp: datetime = field(default_factory=utcnow)
+    job_id: str | None = None  # the job of a job.* event
+
+
+def job_event(job: Job, public: dict[str, Any]) -> Event:
+    """The event of a job's final state, ``public`` being the public job.
+
+    Its id and time come from the job, so telling the same end twice (the reconciler's webhook
+    repair after a crash, workers/webhooks/repair.py) makes the same deliveries, and their
+    dedupe key drops the second copy. A job ends once, so one id per job is enough.
+    """
+    when = job.finished_at or utcnow()
+    kind = f"job.{job.status}"
+    return Event(job.tenant_id, kind, public, id=f"evt_{job.id}", timestamp=when, job_id=job.id)
 
 
 @dataclass
@@ -67,7 +80,7 @@ class Outcomes:
         if along is not None:
             along(pipe)
         publish_job_event(pipe, self.keys, job.id, job.tenant_id, job.status, job=public)
-        self.emit(Event(job.tenant_id, f"job.{job.status}", public), pipe)
+        self.emit(job_event(job, public), pipe)
         batches.job_ended(self, job)  # the batch ends with its last job (workers/batches.py)
 
     def announce_batch(self, tenant_id: str, status: str, batch: dict[str, Any]) -> None:

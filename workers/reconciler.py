@@ -8,7 +8,9 @@
 - expired ``Idempotency-Key`` records are deleted;
 - the fair-order backlog counters are reset from the queued rows;
 - batches whose jobs all ended but that were left open (a crash in between) are ended, and
-  batches past their completion window expire.
+  batches past their completion window expire;
+- jobs that ended without their webhook deliveries (a crash in between) get them
+  (workers/webhooks/repair.py).
 Duplicate messages are harmless: a claim succeeds only once.
 """
 
@@ -25,6 +27,7 @@ from schemas.tables import IdempotencyRecord, Job, utcnow
 from workers import batches, store
 from workers.db import session_scope
 from workers.runtime import Runtime
+from workers.webhooks import repair as webhook_repair
 
 SWEEP_LIMIT = 1000
 
@@ -39,6 +42,7 @@ class SweepReport:
     idempotency_purged: int = 0
     batches_closed: int = 0
     batches_expired: int = 0
+    webhooks_repaired: int = 0
 
 
 def reconcile(rt: Runtime) -> SweepReport:
@@ -50,6 +54,7 @@ def reconcile(rt: Runtime) -> SweepReport:
     recount_backlogs(rt)
     report.batches_expired = batches.expire_due(rt.outcomes)
     report.batches_closed = batches.repair(rt.outcomes)
+    report.webhooks_repaired = webhook_repair.resend_lost(rt)
     return report
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -9,6 +10,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlmodel import Session, select
 from tests_support import (
     completion_body,
     delete_tier_queues,
@@ -19,6 +21,7 @@ from tests_support import (
 
 from api.main import create_app
 from schemas.settings import queue_name
+from schemas.tables import WebhookDelivery
 from workers import store
 from workers.cache.results import CachedResult
 from workers.migrate import upgrade
@@ -202,3 +205,15 @@ def test_a_replayed_idempotency_key_answers_a_cache_hit_as_the_first_time(api: A
 
     assert first.status_code == again.status_code == 200
     assert again.headers["Idempotent-Replayed"] == "true" and again.json()["id"] == first.json()["id"]
+
+
+def test_a_cache_hit_is_announced_like_any_end_so_its_callback_url_gets_a_webhook(api: Api) -> None:
+    headers = api.headers()
+    api.answer(api.submit(headers).json())
+
+    hit = api.submit(headers, callback_url="https://example.com/hooks/switchyard").json()
+
+    with Session(api.services.engine) as session:
+        [delivery] = session.exec(select(WebhookDelivery).where(WebhookDelivery.job_id == hit["id"])).all()
+    assert delivery.event_type == "job.succeeded" and delivery.url == "https://example.com/hooks/switchyard"
+    assert json.loads(delivery.body)["data"]["cache"]["hit"] == "exact"

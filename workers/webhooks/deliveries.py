@@ -175,6 +175,7 @@ def new_row(
     url: str,
     body: str,
     hold_s: float,
+    job_id: str | None = None,
 ) -> dict[str, Any]:
     """A pending delivery's column values; held ``hold_s`` while its first attempt is published."""
     now = utcnow()
@@ -182,6 +183,7 @@ def new_row(
         "id": new_id("whd"),
         "tenant_id": tenant_id,
         "event_id": event_id,
+        "job_id": job_id,
         "event_type": event_type,
         "endpoint_id": endpoint_id,
         "url": url,

@@ -119,6 +119,8 @@ class WebhookEmitter:
             return []
         body = event_body(event, self.settings)
         return [
-            deliveries.new_row(event.id, event.type, event.tenant_id, endpoint_id, url, body, hooks.claim_s)
+            deliveries.new_row(
+                event.id, event.type, event.tenant_id, endpoint_id, url, body, hooks.claim_s, event.job_id
+            )
             for endpoint_id, url in targets
         ]
