@@ -67,8 +67,7 @@ def submit_job(
             raise
         # A concurrent request with the same key won the insert; answer with its job.
         return _replay_after_race(services, principal, key, request_hash)
-    if hit is not None:  # answered from the cache: nothing to queue, but an end to announce
-        services.outcomes.announce_job(job)  # webhooks (a callback_url) and the event stream
+    if hit is not None:  # answered from the cache: nothing to queue (the endpoint announces it)
         return Accepted(job, cached=True)
     _publish(services, job)
     return Accepted(job)

@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Path, Query, Response
 from fastapi.responses import StreamingResponse
+from starlette.background import BackgroundTask
 
 from api import sse
 from api.deps import Reader, ServicesDep, SessionDep, Submitter
@@ -65,7 +66,13 @@ async def create_job(
     headers = {"Idempotent-Replayed": "true"} if accepted.replayed else None
     # A replay answers as the first answer did: 200 for a job the exact cache answered.
     from_cache = (accepted.job.cache or {}).get("hit") == "exact"
-    return job_response(accepted.job, status_code=200 if from_cache else 202, headers=headers)
+    response = job_response(accepted.job, status_code=200 if from_cache else 202, headers=headers)
+    if accepted.cached:
+        # A cache hit ended at once: its end is announced (webhooks, the event stream) after the
+        # answer has left, so a hit costs the client no more; if the process dies first, the
+        # reconciler's webhook repair sends its webhooks (docs/webhooks.md).
+        response.background = BackgroundTask(services.outcomes.announce_job, accepted.job)
+    return response
 
 
 @router.get("", response_model=JobList, responses=ERRORS, summary="List jobs")
