@@ -11,6 +11,10 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
+from typing import Any
+
+from redis.client import Pipeline
 
 from api.keys import Principal
 from schemas.errors import QueueFull, TenantRateLimited, TierSaturated
@@ -33,16 +37,23 @@ class Admission:
         self._tiers: dict[str, tuple[float, TierLimits]] = {}
         self._lock = threading.Lock()
 
-    def check_tenant_rate(self, principal: Principal) -> None:
-        """Raise 429 ``tenant_rate_limited`` if the tenant is over its submissions per minute."""
+    def check_tenant_rate(
+        self, principal: Principal, along: Callable[[Pipeline], object] | None = None
+    ) -> list[Any]:
+        """Raise 429 ``tenant_rate_limited`` if the tenant is over its submissions per minute.
+
+        ``along`` may queue the caller's own reads on the check's round trip; their replies are
+        returned.
+        """
         limits = tenant_rpm_limits(self.settings.rate_limits, principal.rpm_limit)
-        decision = self.limiter.acquire(tenant_rpm_bucket(principal.tenant_id), limits, 0)
+        decision = self.limiter.acquire(tenant_rpm_bucket(principal.tenant_id), limits, 0, along=along)
         if not decision.granted:
             raise TenantRateLimited(
                 f"Over this tenant's {limits.rpm} submissions per {limits.window_s:.0f}s; "
                 "retry after the Retry-After seconds.",
                 retry_after=decision.wait_s,
             )
+        return decision.along
 
     def check_tier(self, tier: str, priority: str) -> None:
         """Raise a 429 error if the tier cannot queue a job of this priority now."""

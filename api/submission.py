@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
@@ -26,7 +27,11 @@ class Accepted:
 
     job: Job
     replayed: bool = False
-    cached: bool = False
+    hit: CachedResult | None = None  # the exact-cache answer it was given
+
+    @property
+    def cached(self) -> bool:
+        return self.hit is not None
 
 
 def submit_job(
@@ -48,8 +53,7 @@ def submit_job(
                 if replay is not None:
                     return Accepted(store.get_job(session, principal.tenant_id, replay), replayed=True)
             # After the replay check: a retried submission of an accepted job is never refused.
-            services.admission.check_tenant_rate(principal)
-            policy, cache_key, hit = _look_up_cache(services, principal, body)
+            policy, cache_key, hit = _rate_check_and_cache(services, principal, body)
             if hit is None:
                 services.admission.check_tier(body.tier, body.priority)
             job = _insert(session, principal, body, policy, cache_key, hit, job_id)
@@ -67,24 +71,40 @@ def submit_job(
             raise
         # A concurrent request with the same key won the insert; answer with its job.
         return _replay_after_race(services, principal, key, request_hash)
-    if hit is not None:  # answered from the cache: nothing to queue (the endpoint announces it)
-        return Accepted(job, cached=True)
+    if hit is not None:  # answered from the cache: nothing to queue (see after_cache_hit)
+        return Accepted(job, hit=hit)
     _publish(services, job)
     return Accepted(job)
 
 
-def _look_up_cache(
+def after_cache_hit(services: Services, principal: Principal, accepted: Accepted) -> None:
+    """What a cache hit leaves for after its answer: count the hit, and announce the job's end
+    (webhooks for a ``callback_url``, the event stream). If the process dies before this runs,
+    the reconciler's webhook repair sends the webhooks (docs/webhooks.md)."""
+    assert accepted.hit is not None
+    services.results.count_hit(principal.tenant_id, accepted.job.tier, accepted.hit)
+    services.outcomes.announce_job(accepted.job)
+
+
+def _rate_check_and_cache(
     services: Services, principal: Principal, body: JobCreate
 ) -> tuple[cache_policy.CachePolicy, str | None, CachedResult | None]:
-    """The job's cache policy, its exact key (None when off) and the exact hit, if any."""
+    """Check the tenant's submission rate (429 over it) and look the request up in the exact
+    cache, in one round trip; the job's cache policy, its exact key (None when off) and the
+    hit, if any."""
     policy = cache_policy.resolve(
         body.cache, body.cache_ttl, body.request, services.settings.tiers[body.tier]
     )
+    tenant_id = principal.tenant_id
     if not policy.enabled:
+        services.admission.check_tenant_rate(principal)
         return policy, None, None
     request = body.request.model_dump(mode="json", exclude_none=True)
-    key = request_key(principal.tenant_id, body.tier, request)
-    return policy, key, services.results.lookup(principal.tenant_id, body.tier, key, request)
+    key = request_key(tenant_id, body.tier, request)
+    [raw] = services.admission.check_tenant_rate(
+        principal, along=partial(services.results.queue_lookup, tenant_id=tenant_id, tier=body.tier, key=key)
+    )
+    return policy, key, services.results.lookup(tenant_id, body.tier, key, request, raw)
 
 
 def _insert(

@@ -15,7 +15,7 @@ from api import sse
 from api.deps import Reader, ServicesDep, SessionDep, Submitter
 from api.keys import Principal
 from api.services import Services
-from api.submission import submit_job
+from api.submission import after_cache_hit, submit_job
 from api.token_relay import relay_job
 from schemas.jobs import FINAL_STATUSES, JobCreate, JobList, JobPublic
 from schemas.tables import Job
@@ -67,11 +67,8 @@ async def create_job(
     # A replay answers as the first answer did: 200 for a job the exact cache answered.
     from_cache = (accepted.job.cache or {}).get("hit") == "exact"
     response = job_response(accepted.job, status_code=200 if from_cache else 202, headers=headers)
-    if accepted.cached:
-        # A cache hit ended at once: its end is announced (webhooks, the event stream) after the
-        # answer has left, so a hit costs the client no more; if the process dies first, the
-        # reconciler's webhook repair sends its webhooks (docs/webhooks.md).
-        response.background = BackgroundTask(services.outcomes.announce_job, accepted.job)
+    if accepted.cached:  # counted and announced once the answer has left
+        response.background = BackgroundTask(after_cache_hit, services, principal, accepted)
     return response
 
 

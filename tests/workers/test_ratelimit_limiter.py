@@ -192,3 +192,16 @@ def test_the_redis_clock_is_used_when_no_time_is_given(limiter: Limiter) -> None
     assert limiter.acquire(bucket, limits, 1).granted
     refused = limiter.acquire(bucket, limits, 1)
     assert refused.reason == "requests" and 59 < refused.wait_s <= 60
+
+
+def test_commands_along_an_acquire_share_its_round_trip_and_return_their_replies(limiter: Limiter) -> None:
+    bucket, limits = fresh_bucket(), BucketLimits(window_s=60, rpm=1)
+    name = f"rl-test-along-{uuid.uuid4().hex[:8]}"
+    limiter.redis.set(name, b"read along", ex=60)
+
+    granted = limiter.acquire(bucket, limits, 0, now=10.0, along=lambda pipe: pipe.get(name))
+    refused = limiter.acquire(bucket, limits, 0, now=10.0, along=lambda pipe: pipe.get(name))
+
+    assert granted.granted and granted.along == [b"read along"]
+    assert not refused.granted and refused.along == [b"read along"]  # the caller decides what a refusal means
+    assert limiter.acquire(bucket, limits, 0, now=10.0).along == []

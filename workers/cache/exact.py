@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from redis import Redis
+from redis.client import Pipeline
 
 from workers.keys import RedisKeys
 
@@ -33,6 +34,11 @@ def request_key(tenant_id: str, tier: str, request: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+def decode_entry(raw: bytes | None) -> dict[str, Any] | None:
+    """An entry as Redis returned it, or None for no entry."""
+    return json.loads(raw) if raw else None
+
+
 class ExactCache:
     """Entries are JSON under ``<prefix>:cache:exact:<tenant>:<tier>:<key>``, each with a TTL."""
 
@@ -41,8 +47,11 @@ class ExactCache:
         self.keys = keys
 
     def get(self, tenant_id: str, tier: str, key: str) -> dict[str, Any] | None:
-        raw = self.redis.get(self.keys.exact_entry(tenant_id, tier, key))
-        return json.loads(raw) if raw else None  # type: ignore[arg-type]
+        return decode_entry(self.redis.get(self.keys.exact_entry(tenant_id, tier, key)))  # type: ignore[arg-type]
+
+    def queue_get(self, pipe: Pipeline, tenant_id: str, tier: str, key: str) -> None:
+        """Queue :meth:`get`'s read on the caller's ``pipe``; :func:`decode_entry` its reply."""
+        pipe.get(self.keys.exact_entry(tenant_id, tier, key))
 
     def get_many(self, tenant_id: str, tier: str, keys: list[str]) -> list[dict[str, Any] | None]:
         """The entries of many keys, with one MGET per ``SCAN_BATCH`` keys."""

@@ -11,10 +11,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from redis import Redis
+from redis.client import Pipeline
 
 from schemas.settings import Settings
 from schemas.tables import utcnow
-from workers.cache.exact import ExactCache
+from workers.cache.exact import ExactCache, decode_entry
 from workers.cache.misses import MissCounter
 from workers.cache.semantic import SemanticCache, conversation_text, namespace
 from workers.cache.stats import CacheStats
@@ -103,18 +104,32 @@ class ResultCache:
         ns, text, vector = probe
         self.semantic.store(ns, text, vector, result.to_entry(), ttl_s)
 
-    def lookup(self, tenant_id: str, tier: str, key: str, request: dict[str, Any]) -> CachedResult | None:
-        """The exact hit for ``key``, counted as a hit or a miss (misses also by request)."""
-        entry = self.exact.get(tenant_id, tier, key)
-        found = CachedResult.from_entry(entry) if entry else None
+    def queue_lookup(self, pipe: Pipeline, tenant_id: str, tier: str, key: str) -> None:
+        """Queue the read of ``key``'s exact entry on the caller's ``pipe`` (the API's tenant rate
+        check): its reply goes to :meth:`lookup`, so the read costs no round trip of its own."""
+        self.exact.queue_get(pipe, tenant_id, tier, key)
+
+    def lookup(
+        self, tenant_id: str, tier: str, key: str, request: dict[str, Any], raw: bytes | None
+    ) -> CachedResult | None:
+        """The exact hit for ``key``, from ``raw``, the reply of :meth:`queue_lookup`'s read.
+
+        A miss is counted here (also by request); a hit is counted by :meth:`count_hit`, which
+        the API runs once it has answered, so a hit's answer waits for no counting."""
+        entry = decode_entry(raw)
+        if entry:
+            return CachedResult.from_entry(entry)
         with self.redis.pipeline(transaction=False) as pipe:  # the counters share one round trip
-            self.stats.count(
-                pipe, tenant_id, tier, "exact", found is not None, found.cost_usd if found else 0.0
-            )
-            if found is None:
-                self.misses.count(pipe, tenant_id, tier, key, request)
+            self.stats.count(pipe, tenant_id, tier, "exact", False, 0.0)
+            self.misses.count(pipe, tenant_id, tier, key, request)
             pipe.execute()
-        return found
+        return None
+
+    def count_hit(self, tenant_id: str, tier: str, hit: CachedResult) -> None:
+        """Count an exact hit :meth:`lookup` found, and the cost it saved."""
+        with self.redis.pipeline(transaction=False) as pipe:
+            self.stats.count(pipe, tenant_id, tier, "exact", True, hit.cost_usd)
+            pipe.execute()
 
     def lookup_many(
         self, tenant_id: str, tier: str, probes: list[tuple[str, dict[str, Any]]]

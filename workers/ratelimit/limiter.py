@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -74,6 +74,7 @@ class Decision:
     reason: str
     remaining_requests: int | None
     remaining_tokens: int | None
+    along: list[Any] = field(default_factory=list)  # the replies of the caller's ``along`` commands
 
     @property
     def granted(self) -> bool:
@@ -121,10 +122,10 @@ class Limiter:
         """Take one request and ``tokens`` if they fit while leaving ``reserve`` of each limit.
 
         ``along`` may queue the caller's own commands on a pipeline: they go in the same round
-        trip, before the script.
+        trip, before the script, and their replies come back in ``Decision.along``.
         """
         grant_id = uuid.uuid4().hex
-        granted, wait_ms, reason, left_requests, left_tokens = self._run_along(
+        *along_replies, (granted, wait_ms, reason, left_requests, left_tokens) = self._run_along(
             along,
             "acquire",
             bucket,
@@ -145,6 +146,7 @@ class Limiter:
             reason=reason.decode() if isinstance(reason, bytes) else str(reason),
             remaining_requests=None if int(left_requests) < 0 else int(left_requests),
             remaining_tokens=None if int(left_tokens) < 0 else int(left_tokens),
+            along=along_replies,
         )
 
     def settle(self, grant: Grant, actual_tokens: int | None, pipe: Pipeline | None = None) -> None:
@@ -218,7 +220,7 @@ class Limiter:
         return self._run("signal", bucket, now, *args)
 
     def _run(self, script: str, bucket: str, now: float | None, *args: str | float) -> Any:
-        return self._run_along(None, script, bucket, now, *args)
+        return self._run_along(None, script, bucket, now, *args)[-1]
 
     def _run_along(
         self,
@@ -227,15 +229,16 @@ class Limiter:
         bucket: str,
         now: float | None,
         *args: str | float,
-    ) -> Any:
+    ) -> list[Any]:
+        """The replies of ``along``'s commands, then the script's."""
         keys = self.keys.limit_bucket(bucket)
         argv = ["" if now is None else repr(now), *args]
         if along is None:
-            return self._scripts[script](keys=keys, args=argv)
+            return [self._scripts[script](keys=keys, args=argv)]
         with self.redis.pipeline(transaction=False) as pipe:
             along(pipe)
             _queue_script(pipe, script, keys, argv)
-            return pipe.execute()[-1]
+            return list(pipe.execute())
 
 
 def _queue_script(pipe: Pipeline, script: str, keys: list[str], args: list[Any]) -> None:
