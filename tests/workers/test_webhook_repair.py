@@ -169,3 +169,25 @@ def test_jobs_older_than_the_lookback_are_not_repaired(
     finally:
         recent.redis.delete(recent.keys.webhook_repair_mark)
         recent.engine.dispose()
+
+
+def test_batch_lines_ended_in_bulk_are_left_to_their_batch_event(rt: Runtime) -> None:
+    # A line answered by the cache at submission, or cancelled while queued: never run, never
+    # announced one by one, so there is nothing to repair.
+    tenant_id, _ = new_tenant_key(rt.engine)
+    add_endpoint(rt, tenant_id)
+    line = ended_job(rt, tenant_id, batch_id="batch_bulk", batch_line=1)
+
+    assert resend_lost(rt) == 0
+    assert deliveries_of(rt, line.id) == []
+
+
+def test_a_batch_job_a_worker_ran_is_repaired(rt: Runtime) -> None:
+    tenant_id, _ = new_tenant_key(rt.engine)
+    add_endpoint(rt, tenant_id)
+    ran = ended_job(
+        rt, tenant_id, batch_id="batch_run", batch_line=1, started_at=utcnow() - timedelta(seconds=2)
+    )
+
+    assert resend_lost(rt) == 1
+    assert len(deliveries_of(rt, ran.id)) == 1

@@ -3,8 +3,9 @@
 A job's final state is committed before its event is announced (workers/outcomes.py), so a
 worker that dies in between, or a database error while the delivery rows are inserted, would
 lose the job's webhooks. Each reconciler pass looks at the jobs that ended since its last pass
-(at least ``webhooks.repair_after_s`` ago, so the normal path has had its turn) and have a
-webhook target: a ``callback_url``, or a tenant with an enabled endpoint. Those with no
+(at least ``webhooks.repair_after_s`` ago, so the normal path has had its turn), whose end was
+announced one by one (not a batch line ended in bulk), and that have a webhook target: a
+``callback_url``, or a tenant with an enabled endpoint. Those with no
 delivery row are announced to the webhook emitter again. The event's id comes from the job
 (``job_event``), so a delivery that does exist after all is dropped by its dedupe key, never
 sent twice. The wake-up of long-polls and the event stream are not repaired: a long-poll reads
@@ -61,6 +62,10 @@ def _lost_jobs(since: datetime, until: datetime) -> SelectOfScalar[Job]:
             col(Job.finished_at) >= since,
             col(Job.finished_at) < until,
             col(Job.status).in_(FINAL_STATUSES),
+            # Batch lines ended in bulk (answered by the cache at submission, cancelled or expired
+            # while queued) are announced by their batch's event, not one by one: only those a
+            # worker ran had job events of their own.
+            or_(col(Job.batch_id).is_(None), col(Job.started_at).is_not(None)),
             or_(col(Job.callback_url).is_not(None), col(Job.tenant_id).in_(tenants_with_endpoints)),
             ~delivered,
         )
