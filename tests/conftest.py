@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
 from e2e_stack import e2e, stack  # noqa: F401  (fixtures of the end-to-end tests)
 from redis import Redis
 from sqlalchemy.engine import Engine
-from tests_support import POSTGRES_ADMIN_URL, REDIS_TEST_URL, database_url_for, make_test_settings
+from tests_support import REDIS_TEST_URL, database_url_for, fresh_postgres_database, make_test_settings
 
 from schemas.settings import Settings
 from workers.db import make_engine
@@ -32,13 +30,8 @@ def redis_url() -> str:
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
     """A fresh PostgreSQL database for this test run, dropped afterwards."""
-    name = f"switchyard_test_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as connection:
-        connection.execute(f'CREATE DATABASE "{name}"')
-    base = POSTGRES_ADMIN_URL.rsplit("/", 1)[0]
-    yield f"{base}/{name}"
-    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as connection:
-        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with fresh_postgres_database("switchyard_test") as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

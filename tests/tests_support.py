@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 from redis import Redis
 from sqlalchemy.engine import Engine
@@ -31,6 +32,19 @@ def database_url_for(request: pytest.FixtureRequest, tmp: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp / 'switchyard.db'}"
     return str(request.getfixturevalue("postgres_url"))
+
+
+@contextmanager
+def fresh_postgres_database(prefix: str) -> Iterator[str]:
+    """The URL of a new, empty PostgreSQL database, dropped afterwards."""
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as connection:
+        connection.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"{POSTGRES_ADMIN_URL.rsplit('/', 1)[0]}/{name}"
+    finally:
+        with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as connection:
+            connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def make_test_settings(tmp: Path, redis_url: str, database_url: str = "", **overrides: Any) -> Settings:

@@ -10,14 +10,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import update
 from sqlmodel import Session, col, select
 from tests_support import (
-    POSTGRES_ADMIN_URL,
     delete_tier_queues,
+    fresh_postgres_database,
     make_test_settings,
     new_tenant_key,
     queued_job_ids,
@@ -47,12 +46,8 @@ def at(hhmm: str, days: int = 0) -> datetime:
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
     """A fresh PostgreSQL database per test: a scan must see only this test's known queries."""
-    name = f"switchyard_precompute_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as connection:
-        connection.execute(f'CREATE DATABASE "{name}"')
-    yield f"{POSTGRES_ADMIN_URL.rsplit('/', 1)[0]}/{name}"
-    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as connection:
-        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with fresh_postgres_database("switchyard_precompute") as url:
+        yield url
 
 
 class Env:

@@ -14,13 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import psycopg
 import pytest
 from sqlalchemy import update
 from sqlmodel import Session, col, select
 from tests_support import (
-    POSTGRES_ADMIN_URL,
     delete_tier_queues,
+    fresh_postgres_database,
     make_test_settings,
     new_tenant_key,
 )
@@ -64,12 +63,8 @@ def emulator_url() -> Iterator[str]:
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
     """A fresh PostgreSQL database per test: a pass must see only this test's batches."""
-    name = f"switchyard_lane_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as connection:
-        connection.execute(f'CREATE DATABASE "{name}"')
-    yield f"{POSTGRES_ADMIN_URL.rsplit('/', 1)[0]}/{name}"
-    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as connection:
-        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with fresh_postgres_database("switchyard_lane") as url:
+        yield url
 
 
 def make_runtime(tmp_path: Path, redis_url: str, database_url: str, base_url: str, **lane: Any) -> Runtime:

@@ -9,13 +9,12 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 from sqlalchemy import update
 from sqlmodel import Session, col, select
 from tests_support import (
-    POSTGRES_ADMIN_URL,
     delete_tier_queues,
+    fresh_postgres_database,
     make_test_settings,
     new_tenant_key,
     queued_job_ids,
@@ -36,12 +35,8 @@ REQUEST = {"messages": [{"role": "user", "content": "Hello"}]}
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
     """A fresh PostgreSQL database per test: a sweep must see only this test's rows."""
-    name = f"switchyard_reconcile_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as connection:
-        connection.execute(f'CREATE DATABASE "{name}"')
-    yield f"{POSTGRES_ADMIN_URL.rsplit('/', 1)[0]}/{name}"
-    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as connection:
-        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with fresh_postgres_database("switchyard_reconcile") as url:
+        yield url
 
 
 @pytest.fixture

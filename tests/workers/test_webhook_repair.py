@@ -3,16 +3,14 @@ real Redis: a job that ended without its deliveries gets them once, and nothing 
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 from sqlmodel import Session, select
-from tests_support import POSTGRES_ADMIN_URL, make_test_settings, new_tenant_key
+from tests_support import fresh_postgres_database, make_test_settings, new_tenant_key
 
 from schemas.tables import Job, WebhookDelivery, WebhookEndpoint, utcnow
 from workers import store
@@ -31,12 +29,8 @@ REQUEST = {"messages": [{"role": "user", "content": "Hello"}]}
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
     """A fresh PostgreSQL database per test: a repair pass must see only this test's jobs."""
-    name = f"switchyard_repair_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as connection:
-        connection.execute(f'CREATE DATABASE "{name}"')
-    yield f"{POSTGRES_ADMIN_URL.rsplit('/', 1)[0]}/{name}"
-    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as connection:
-        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with fresh_postgres_database("switchyard_repair") as url:
+        yield url
 
 
 def runtime_with(tmp_path: Path, redis_url: str, database_url: str, **hooks: Any) -> Runtime:
