@@ -3,7 +3,7 @@ real Redis: a job that ended without its deliveries gets them once, and nothing 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -33,18 +33,27 @@ def postgres_url() -> Iterator[str]:
         yield url
 
 
-def runtime_with(tmp_path: Path, redis_url: str, database_url: str, **hooks: Any) -> Runtime:
-    settings = make_test_settings(tmp_path, redis_url, database_url, webhooks={"repair_after_s": 0, **hooks})
-    upgrade(settings)
-    return Runtime(settings=settings, celery=create_celery(settings))
+@pytest.fixture
+def runtime_with(tmp_path: Path, redis_url: str, database_url: str) -> Iterator[Callable[..., Runtime]]:
+    """Runtimes with these ``[webhooks]`` settings (repair_after_s 0 unless given), cleaned up after."""
+    made: list[Runtime] = []
+
+    def make(**hooks: Any) -> Runtime:
+        webhooks = {"repair_after_s": 0, **hooks}
+        settings = make_test_settings(tmp_path, redis_url, database_url, webhooks=webhooks)
+        upgrade(settings)
+        made.append(Runtime(settings=settings, celery=create_celery(settings)))
+        return made[-1]
+
+    yield make
+    for runtime in made:
+        runtime.redis.delete(runtime.keys.webhook_repair_mark)
+        runtime.engine.dispose()
 
 
 @pytest.fixture
-def rt(tmp_path: Path, redis_url: str, database_url: str) -> Iterator[Runtime]:
-    runtime = runtime_with(tmp_path, redis_url, database_url)
-    yield runtime
-    runtime.redis.delete(runtime.keys.webhook_repair_mark)
-    runtime.engine.dispose()
+def rt(runtime_with: Callable[..., Runtime]) -> Runtime:
+    return runtime_with()
 
 
 def ended_job(rt: Runtime, tenant_id: str | None = None, ended_s_ago: float = 1.0, **fields: Any) -> Job:
@@ -136,33 +145,21 @@ def test_jobs_without_a_webhook_target_are_not_announced(rt: Runtime) -> None:
     assert deliveries_of(rt, job.id) == []
 
 
-def test_jobs_that_ended_lately_are_left_to_the_usual_path(
-    tmp_path: Path, redis_url: str, database_url: str
-) -> None:
-    waiting = runtime_with(tmp_path, redis_url, database_url, repair_after_s=60)
-    try:
-        job = ended_job(waiting, callback_url=CALLBACK, ended_s_ago=5)
+def test_jobs_that_ended_lately_are_left_to_the_usual_path(runtime_with: Callable[..., Runtime]) -> None:
+    waiting = runtime_with(repair_after_s=60)
+    job = ended_job(waiting, callback_url=CALLBACK, ended_s_ago=5)
 
-        assert resend_lost(waiting) == 0
-        assert deliveries_of(waiting, job.id) == []
-    finally:
-        waiting.redis.delete(waiting.keys.webhook_repair_mark)
-        waiting.engine.dispose()
+    assert resend_lost(waiting) == 0
+    assert deliveries_of(waiting, job.id) == []
 
 
-def test_jobs_older_than_the_lookback_are_not_repaired(
-    tmp_path: Path, redis_url: str, database_url: str
-) -> None:
-    recent = runtime_with(tmp_path, redis_url, database_url, repair_lookback_s=600)
-    try:
-        old = ended_job(recent, callback_url=CALLBACK, ended_s_ago=3600)
-        new = ended_job(recent, callback_url=CALLBACK, ended_s_ago=60)
+def test_jobs_older_than_the_lookback_are_not_repaired(runtime_with: Callable[..., Runtime]) -> None:
+    recent = runtime_with(repair_lookback_s=600)
+    old = ended_job(recent, callback_url=CALLBACK, ended_s_ago=3600)
+    new = ended_job(recent, callback_url=CALLBACK, ended_s_ago=60)
 
-        assert resend_lost(recent) == 1
-        assert deliveries_of(recent, old.id) == [] and len(deliveries_of(recent, new.id)) == 1
-    finally:
-        recent.redis.delete(recent.keys.webhook_repair_mark)
-        recent.engine.dispose()
+    assert resend_lost(recent) == 1
+    assert deliveries_of(recent, old.id) == [] and len(deliveries_of(recent, new.id)) == 1
 
 
 def test_batch_lines_ended_in_bulk_are_left_to_their_batch_event(rt: Runtime) -> None:
