@@ -98,6 +98,10 @@ def emulator(
     batch_delay_s: Annotated[
         float, typer.Option(min=0.0, help="How long a Batch API batch runs before it completes.")
     ] = 0.5,
+    api_key: Annotated[
+        str | None,
+        typer.Option(help="The one API key /v1 calls must carry (default: any bearer key; none is 401)."),
+    ] = None,
 ) -> None:
     """Run the OpenAI-compatible provider emulator: deterministic answers, real usage,
     per-model rate limits with 429 and x-ratelimit headers, injected latency and faults,
@@ -113,6 +117,7 @@ def emulator(
         fail_rate=fail_rate,
         window_s=window_s,
         batch_delay_s=batch_delay_s,
+        api_key=api_key,
     )
 
 

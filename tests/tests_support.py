@@ -90,6 +90,11 @@ def delete_tier_queues(redis: Redis, tiers: list[str], key_prefix: str) -> None:
     redis.delete(*queues, *redis.keys(f"*{key_prefix}*"))
 
 
+# What a direct call to the emulator's /v1 routes sends: a key, as to a provider
+# (infra/emulator/auth.py). Switchyard's adapters send their configured key themselves.
+EMULATOR_KEY = {"Authorization": "Bearer emulator-key"}
+
+
 @contextmanager
 def running_emulator(log_dir: Path) -> Iterator[str]:
     """The provider emulator as a subprocess on a free port; yields its base URL."""
@@ -97,7 +102,7 @@ def running_emulator(log_dir: Path) -> Iterator[str]:
     processes = ProcessGroup(log_dir=log_dir, env=dict(os.environ))
     processes.start("emulator", emulator_argv(port))
     try:
-        wait_http(f"http://127.0.0.1:{port}/v1/models", alive=processes.check_alive)
+        wait_http(f"http://127.0.0.1:{port}/emulator/stats", alive=processes.check_alive)
         yield f"http://127.0.0.1:{port}"
     finally:
         processes.stop_all()

@@ -19,6 +19,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--batch-delay-s", type=float, default=0.5, help="how long a batch runs before it completes"
     )
+    parser.add_argument(
+        "--api-key", default=None, help="the one key /v1 calls must carry; default: any bearer key"
+    )
     return parser.parse_args(argv)
 
 
@@ -35,6 +38,7 @@ def main(argv: list[str] | None = None) -> None:
         args.window_s,
         args.seed,
         args.batch_delay_s,
+        args.api_key,
     )
 
 

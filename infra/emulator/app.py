@@ -10,6 +10,7 @@ import json
 
 from fastapi import FastAPI, Request, Response
 
+from infra.emulator.auth import RequireKey
 from infra.emulator.batch_api import router as batch_router
 from infra.emulator.calls import BadRequest, parse_chat, parse_embeddings, read_json
 from infra.emulator.control import router as control_router
@@ -50,7 +51,9 @@ async def list_models(request: Request) -> Response:
 def create_app(config: EmulatorConfig | None = None) -> FastAPI:
     """Build an emulator app; each app has its own limits, faults and counters."""
     app = FastAPI(title="Switchyard provider emulator", docs_url=None, redoc_url=None)
-    app.state.emulator = Emulator(config or EmulatorConfig())
+    config = config or EmulatorConfig()
+    app.state.emulator = Emulator(config)
+    app.add_middleware(RequireKey, api_key=config.api_key)
     app.add_route("/v1/chat/completions", chat_completions, methods=["POST"])
     app.add_route("/v1/embeddings", embeddings, methods=["POST"])
     app.add_route("/v1/models", list_models, methods=["GET"])

@@ -46,6 +46,7 @@ class EmulatorConfig:
     seed: int = 0
     window_s: float = 60.0
     batch_delay_s: float = 0.5  # how long a batch stays in_progress before its lines are answered
+    api_key: str | None = None  # the one key /v1 calls must carry; None takes any (auth.py)
 
 
 @dataclass

@@ -16,6 +16,7 @@ def serve(
     window_s: float = 60.0,
     seed: int = 0,
     batch_delay_s: float = 0.5,
+    api_key: str | None = None,
 ) -> None:
     """Serve an emulator until interrupted."""
     config = EmulatorConfig(
@@ -26,6 +27,7 @@ def serve(
         seed=seed,
         window_s=window_s,
         batch_delay_s=batch_delay_s,
+        api_key=api_key,
     )
     uvicorn.run(
         create_app(config),

@@ -18,6 +18,7 @@ import httpx
 import openai
 import pytest
 from fastapi.testclient import TestClient
+from tests_support import EMULATOR_KEY
 
 from infra.emulator import EmulatorConfig, create_app
 from infra.emulator.content import count_tokens
@@ -44,8 +45,8 @@ class Reply(Protocol):
 
 
 def make_client(**config: Any) -> TestClient:
-    """Return an in-process client for an emulator with the given config."""
-    return TestClient(create_app(EmulatorConfig(**config)))
+    """Return an in-process client, sending a key, for an emulator with the given config."""
+    return TestClient(create_app(EmulatorConfig(**config)), headers=EMULATOR_KEY)
 
 
 def chat(client: TestClient, text: str, model: str = "gpt-4o-mini", **body: Any) -> Reply:
@@ -96,6 +97,37 @@ def test_max_tokens_truncates_with_finish_reason_length(field: str) -> None:
     assert body["choices"][0]["finish_reason"] == "length"
     assert body["choices"][0]["message"]["content"] == "Emulated answer to: Tell"
     assert body["usage"]["completion_tokens"] == 5
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{}, {"Authorization": "Basic dXNlcjpwdw=="}, {"Authorization": "Bearer "}],
+    ids=["none", "not-bearer", "empty"],
+)
+@pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/embeddings", "/v1/models"])
+def test_a_call_without_a_key_is_401_like_a_provider(headers: dict[str, str], path: str) -> None:
+    client = TestClient(create_app(EmulatorConfig()), headers=headers)
+    body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}], "input": "hi"}
+
+    response = client.post(path, json=body) if path != "/v1/models" else client.get(path)
+
+    assert response.status_code == 401
+    assert response.json()["error"]["type"] == "invalid_request_error"
+    assert "didn't provide an API key" in response.json()["error"]["message"]
+    assert client.get("/emulator/stats").json()["requests"] == 0  # refused before it counts
+
+
+def test_a_configured_key_is_the_only_one_taken() -> None:
+    app = create_app(EmulatorConfig(api_key="right"))
+    wrong = TestClient(app, headers={"Authorization": "Bearer wrong"})
+    right = TestClient(app, headers={"Authorization": "Bearer right"})
+
+    refused = chat(wrong, "hi")
+
+    assert refused.status_code == 401
+    assert refused.json()["error"]["code"] == "invalid_api_key"
+    assert chat(right, "hi").status_code == 200
+    assert wrong.get("/emulator/stats").status_code == 200  # the control API needs no key
 
 
 @pytest.mark.parametrize("messages", [None, [], ["not an object"]])
@@ -208,7 +240,8 @@ def test_unknown_scripted_status_is_refused() -> None:
 def test_timeout_fault_hangs_past_the_client_timeout_then_answers() -> None:
     async def scenario() -> tuple[float, int]:
         transport = httpx.ASGITransport(app=create_app(EmulatorConfig()))
-        async with httpx.AsyncClient(transport=transport, base_url="http://emulator") as client:
+        client_options: dict[str, Any] = {"base_url": "http://emulator", "headers": EMULATOR_KEY}
+        async with httpx.AsyncClient(transport=transport, **client_options) as client:
             fault = {"model": "m", "responses": ["timeout", "timeout"], "hang_s": 0.3}
             await client.post("/emulator/faults", json=fault)
             body = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
@@ -349,7 +382,7 @@ def served_emulator() -> Iterator[str]:
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             try:
-                httpx.get(f"{url}/v1/models", timeout=1).raise_for_status()
+                httpx.get(f"{url}/emulator/stats", timeout=1).raise_for_status()
                 break
             except httpx.HTTPError:
                 time.sleep(0.1)

@@ -12,6 +12,7 @@ import openai
 import pytest
 from fastapi.testclient import TestClient
 from test_emulator import served_emulator  # noqa: F401  (fixture)
+from tests_support import EMULATOR_KEY
 
 from infra.emulator import EmulatorConfig, create_app
 from infra.emulator.calls import parse_chat
@@ -36,7 +37,8 @@ def jsonl(lines: list[Any]) -> bytes:
 @pytest.fixture
 def client() -> Iterator[TestClient]:
     """An in-process emulator whose event loop lives across requests, so batches run."""
-    with TestClient(create_app(EmulatorConfig(batch_delay_s=0.05))) as test_client:
+    app = create_app(EmulatorConfig(batch_delay_s=0.05))
+    with TestClient(app, headers=EMULATOR_KEY) as test_client:
         yield test_client
 
 

@@ -9,7 +9,7 @@ import httpx
 import openai
 import pytest
 from openai.types.chat import ChatCompletionMessageParam
-from tests_support import running_emulator
+from tests_support import EMULATOR_KEY, running_emulator
 
 from infra.emulator.streaming import pieces
 
@@ -64,13 +64,15 @@ def test_without_include_usage_there_is_no_usage_chunk(client: openai.OpenAI) ->
 def test_the_wire_format_is_sse_ending_with_done(emulator: str) -> None:
     httpx.post(f"{emulator}/emulator/config", json={"rpm": 100_000}, timeout=5).raise_for_status()
     body = {"model": "emu-limits", "messages": MESSAGES, "stream": True}
-    response = httpx.post(f"{emulator}/v1/chat/completions", json=body, timeout=10)
+    response = httpx.post(f"{emulator}/v1/chat/completions", headers=EMULATOR_KEY, json=body, timeout=10)
 
     assert response.headers["content-type"].startswith("text/event-stream")
     events = [block for block in response.text.split("\n\n") if block]
     assert all(block.startswith("data: ") for block in events)
     assert events[-1] == "data: [DONE]"
-    unstreamed = httpx.post(f"{emulator}/v1/chat/completions", json={**body, "stream": False}, timeout=10)
+    unstreamed = httpx.post(
+        f"{emulator}/v1/chat/completions", headers=EMULATOR_KEY, json={**body, "stream": False}, timeout=10
+    )
     limit_headers = {name for name in unstreamed.headers if name.startswith("x-ratelimit")}
     httpx.post(f"{emulator}/emulator/config", json={"rpm": None}, timeout=5).raise_for_status()
     assert "x-ratelimit-remaining-requests" in limit_headers and limit_headers <= set(response.headers)
@@ -95,7 +97,7 @@ def test_latency_is_spread_over_the_chunks(client: openai.OpenAI, emulator: str)
 )
 def test_bad_stream_fields_answer_400(emulator: str, extra: dict[str, object]) -> None:
     body = {"model": "emu-a", "messages": MESSAGES, **extra}
-    response = httpx.post(f"{emulator}/v1/chat/completions", json=body, timeout=10)
+    response = httpx.post(f"{emulator}/v1/chat/completions", headers=EMULATOR_KEY, json=body, timeout=10)
 
     assert response.status_code == 400
     assert response.json()["error"]["type"] == "invalid_request_error"

@@ -14,7 +14,6 @@ from typing import Any
 
 import httpx
 import httpx2
-import openai
 import pytest
 from tests_support import completion_body, make_test_settings
 
@@ -46,13 +45,8 @@ class FakeProvider:
 
     def provider(self, handler: Any) -> OpenAICompatibleProvider:
         settings = make_test_settings(self.tmp_path, "redis://127.0.0.1:6379/9")
-        provider = OpenAICompatibleProvider(settings.providers["emulator"], settings)
-        provider._client.close()
         http_client: Any = self.http.Client(transport=self.http.MockTransport(handler))
-        provider._client = openai.OpenAI(
-            base_url="http://test/v1", api_key="x", max_retries=0, http_client=http_client
-        )
-        return provider
+        return OpenAICompatibleProvider(settings.providers["emulator"], settings, http_client=http_client)
 
     def answer(self, status: int, body: Any = None, headers: dict[str, str] | None = None) -> Any:
         return lambda request: self.http.Response(status, json=body, headers=headers)
@@ -155,7 +149,11 @@ def test_good_answer_gives_completion_and_headers(fake: FakeProvider) -> None:
     assert response.completion == ChatCompletion.model_validate(GOOD_BODY)
     assert response.headers["x-ratelimit-remaining-requests"] == "41"
     assert len(seen) == 1
-    assert seen[0].url.path == "/v1/chat/completions"
+    assert str(seen[0].url) == "http://127.0.0.1:8090/v1/chat/completions"  # the provider's base_url
+    # The provider's key goes with every call: the SDK adds it per request, not in its defaults.
+    assert seen[0].headers["authorization"] == "Bearer emulator-key"
+    assert seen[0].headers["content-type"] == "application/json"
+    assert seen[0].headers["user-agent"].startswith("OpenAI/Python")
     sent = json.loads(seen[0].content)
     assert sent["model"] == "provider-model-7b"
     assert sent["max_tokens"] == 5

@@ -18,6 +18,7 @@ import pytest
 from sqlalchemy import update
 from sqlmodel import Session, col, select
 from tests_support import (
+    EMULATOR_KEY,
     delete_tier_queues,
     fresh_postgres_database,
     make_test_settings,
@@ -305,7 +306,7 @@ def test_a_crash_after_the_upload_reuses_the_recorded_file(
     assert drive(rt).sent == 1
     (resumed,) = batches(rt)
     assert resumed.input_file_id == file_id and resumed.remote_id is not None
-    remote = httpx.get(f"{emulator_url}/v1/batches/{resumed.remote_id}").json()
+    remote = httpx.get(f"{emulator_url}/v1/batches/{resumed.remote_id}", headers=EMULATOR_KEY).json()
     assert remote["input_file_id"] == file_id and emulator_batches(emulator_url)["created"] == 1
     assert [job.status for job in jobs(rt, job_ids)] == ["succeeded", "succeeded"]
 

@@ -135,13 +135,32 @@ def _provider_message(exc: openai.APIStatusError) -> str:
 class OpenAICompatibleProvider:
     """Calls one OpenAI-compatible base URL; retries are Switchyard's, not the SDK's."""
 
-    def __init__(self, config: ProviderConfig, settings: Settings) -> None:
-        self._client = openai.OpenAI(
+    def __init__(
+        self, config: ProviderConfig, settings: Settings, http_client: httpx2.Client | None = None
+    ) -> None:
+        """``http_client`` replaces the SDK's own (tests answer calls at its transport)."""
+        sdk = self._client = openai.OpenAI(
             base_url=config.base_url,
             api_key=config.api_key.get_secret_value(),
             timeout=config.timeout_s,
             max_retries=0,
+            http_client=http_client,
         )
+        # A plain call goes straight to the SDK's HTTP client (see _post), so what it sends is
+        # built once: the endpoint URLs, parsed by that client, and the headers an
+        # OpenAI-compatible server reads. The SDK adds the key per request, not in its default
+        # headers, so it is added here. Measured: 0.12 ms less CPU per call than building
+        # both per call (docs/performance.md).
+        self._headers = {
+            "Accept": "application/json",
+            "Content-Type": "application/json",
+            "User-Agent": sdk.user_agent,
+            **sdk.auth_headers,
+        }
+        self._urls = {
+            path: sdk._client.build_request("POST", f"{sdk.base_url}{path}").url
+            for path in ("chat/completions", "embeddings")
+        }
 
     def estimate_prompt_tokens(self, request: ChatRequest | EmbeddingRequest) -> int:
         """A documented estimate: tiktoken's files cannot be fetched here (workers/ratelimit/tokens.py)."""
@@ -151,7 +170,7 @@ class OpenAICompatibleProvider:
         self, request: ChatRequest, model: ModelConfig, timeout_s: float
     ) -> ProviderResponse[ChatCompletion]:
         """One chat completion; raises only typed provider errors."""
-        body, headers = self._post("/chat/completions", to_openai_params(request, model), timeout_s)
+        body, headers = self._post("chat/completions", to_openai_params(request, model), timeout_s)
         return ProviderResponse(completion=from_openai_body(body), headers=headers)
 
     def stream_complete(
@@ -178,7 +197,7 @@ class OpenAICompatibleProvider:
         self, request: EmbeddingRequest, model: ModelConfig, timeout_s: float
     ) -> ProviderResponse[EmbeddingList]:
         """Every input of the request in one embeddings call; raises only typed provider errors."""
-        body, headers = self._post("/embeddings", to_embedding_params(request, model), timeout_s)
+        body, headers = self._post("embeddings", to_embedding_params(request, model), timeout_s)
         return ProviderResponse(completion=from_embeddings_body(body, request, model), headers=headers)
 
     def _post(self, path: str, body: dict[str, Any], timeout_s: float) -> tuple[Any, dict[str, str]]:
@@ -186,11 +205,9 @@ class OpenAICompatibleProvider:
         # goes straight to that HTTP client. The SDK's own request pipeline (option models, URL
         # parsing, a retry loop we switch off) cost 1.7 ms of CPU per call against 0.66 ms this
         # way (docs/performance.md); errors map as the SDK's typed errors did.
-        sdk = self._client
-        headers = {name: value for name, value in sdk.default_headers.items() if isinstance(value, str)}
         try:
-            raw = sdk._client.post(
-                f"{sdk.base_url}{path.lstrip('/')}", json=body, headers=headers, timeout=timeout_s
+            raw = self._client._client.post(
+                self._urls[path], json=body, headers=self._headers, timeout=timeout_s
             )
         except (httpx.TimeoutException, httpx2.TimeoutException) as exc:
             raise errors.ProviderTimeout("The provider did not answer in time.") from exc
