@@ -23,6 +23,7 @@ from redis.commands.core import Script
 from workers.keys import RedisKeys
 
 SCRIPT_DIR = Path(__file__).resolve().parent
+INFLIGHT = 5  # the in-flight ZSET among a bucket's keys (RedisKeys.limit_bucket, common.lua)
 
 
 @cache
@@ -155,7 +156,10 @@ class Limiter:
         With ``pipe``, the script is only queued there, to run in the caller's round trip.
         """
         keys = self.keys.limit_bucket(grant.bucket)
-        args: list[str | int] = [grant.grant_id, -1 if actual_tokens is None else max(0, actual_tokens)]
+        if actual_tokens is None:  # only the slot to free: settle.lua would run this one ZREM
+            (pipe if pipe is not None else self.redis).zrem(keys[INFLIGHT], grant.grant_id)
+            return
+        args: list[str | int] = [grant.grant_id, max(0, actual_tokens)]
         if pipe is None:
             self._scripts["settle"](keys=keys, args=args)
         else:

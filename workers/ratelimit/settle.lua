@@ -1,5 +1,6 @@
 -- A call ended: free its in-flight slot and correct its tokens to what the provider reported.
--- ARGV: grant id, actual tokens (-1 keeps the estimate).
+-- ARGV: grant id, actual tokens (-1 keeps the estimate). A settle with no tokens to correct
+-- is a plain ZREM of the in-flight slot (Limiter.settle), not this script.
 local id, actual = ARGV[1], tonumber(ARGV[2])
 redis.call('ZREM', INFLIGHT, id)
 if actual >= 0 then
