@@ -240,8 +240,9 @@ def test_unknown_scripted_status_is_refused() -> None:
 def test_timeout_fault_hangs_past_the_client_timeout_then_answers() -> None:
     async def scenario() -> tuple[float, int]:
         transport = httpx.ASGITransport(app=create_app(EmulatorConfig()))
-        client_options: dict[str, Any] = {"base_url": "http://emulator", "headers": EMULATOR_KEY}
-        async with httpx.AsyncClient(transport=transport, **client_options) as client:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://emulator", headers=EMULATOR_KEY
+        ) as client:
             fault = {"model": "m", "responses": ["timeout", "timeout"], "hang_s": 0.3}
             await client.post("/emulator/faults", json=fault)
             body = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
