@@ -54,11 +54,13 @@ def run_job(rt: Runtime, job_id: str) -> None:
         settle(rt, ctx)
         return
     release = SlotRelease(rt.limiter, slot)
+    settled = False
     try:
         rt.chain.run(ctx, lambda c: _call_provider(rt, c))
         settle(rt, ctx, release.queue)
+        settled = True
     finally:
-        release.now()
+        release.after(settled)
 
 
 @dataclass
@@ -66,24 +68,23 @@ class SlotRelease:
     """The tenant's running-jobs slot: given back in the round trip that announces the job's
     end, or on its own when the attempt ends without an announcement (a retry, an error).
 
-    If that round trip fails after the release was queued, the slot is held until its lease
-    ends (``lease_s``), as after a crash.
+    When settling fails, the release is sent on its own even if it was queued: the round trip
+    that carried it may not have run, and freeing a slot twice is harmless (one ``ZREM``).
     """
 
     limiter: Limiter
     grant: Grant
-    done: bool = False  # the release is sent, or queued on the announcement's round trip
+    queued: bool = False  # the release rides on the announcement's round trip
 
     def queue(self, pipe: Pipeline) -> None:
         """Put the release on ``pipe``, the announcement's round trip."""
         self.limiter.settle(self.grant, None, pipe)
-        self.done = True
+        self.queued = True
 
-    def now(self) -> None:
-        """Give the slot back now unless the announcement took it."""
-        if not self.done:
+    def after(self, settled: bool) -> None:
+        """Give the slot back unless the attempt settled with the release on its round trip."""
+        if not (settled and self.queued):
             self.limiter.settle(self.grant, None)
-            self.done = True
 
 
 def _tenant_slot(rt: Runtime, job: Job, along: Callable[[Pipeline], object]) -> Grant | None:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from redis.exceptions import ConnectionError as RedisConnectionError
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, col, select
 from tests_support import completion_body, delete_tier_queues, make_test_settings, queued_job_ids
@@ -164,6 +165,25 @@ def test_the_running_slot_is_given_back_when_settling_fails(
 
     assert reload(runtime, job.id).status == "running"  # left to its lease and the reconciler
     assert in_flight(runtime, job.tenant_id) == 0
+
+
+def test_the_running_slot_is_given_back_when_the_announcement_round_trip_fails(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    job = add_job(runtime, max_running_jobs=5)
+    monkeypatch.setattr(job_runner, "_call_provider", lambda rt, ctx: answered(ctx))
+
+    def lost(final: Job, along: Any = None) -> None:
+        along(runtime.redis.pipeline(transaction=False))  # the release is queued, never sent
+        raise RedisConnectionError("Connection lost while announcing.")
+
+    monkeypatch.setattr(runtime.outcomes, "announce_job", lost)
+
+    with pytest.raises(RedisConnectionError):
+        run_job(runtime, job.id)
+
+    assert reload(runtime, job.id).status == "succeeded"  # committed before the announcement
+    assert in_flight(runtime, job.tenant_id) == 0  # not held until its lease ends
 
 
 def deferred_entries(rt: Runtime) -> list[bytes]:
