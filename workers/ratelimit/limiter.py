@@ -153,7 +153,7 @@ class Limiter:
     def settle(self, grant: Grant, actual_tokens: int | None, pipe: Pipeline | None = None) -> None:
         """Free the call's in-flight slot; correct its tokens to ``actual_tokens`` if known.
 
-        With ``pipe``, the script is only queued there, to run in the caller's round trip.
+        With ``pipe``, the command is only queued there, to run in the caller's round trip.
         """
         keys = self.keys.limit_bucket(grant.bucket)
         if actual_tokens is None:  # only the slot to free: settle.lua would run this one ZREM
