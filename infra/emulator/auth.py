@@ -21,9 +21,10 @@ def key_problem(headers: list[tuple[bytes, bytes]], api_key: str | None) -> str 
     """Why a call with these raw headers is refused, or None when its key is good."""
     value = next((v for k, v in headers if k == b"authorization"), b"").decode("latin-1")
     scheme, _, key = value.partition(" ")
-    if scheme.lower() != "bearer" or not key.strip():
+    key = key.strip()
+    if scheme.lower() != "bearer" or not key:
         return MISSING
-    if api_key is not None and key.strip() != api_key:
+    if api_key is not None and key != api_key:
         return WRONG
     return None
 
