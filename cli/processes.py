@@ -39,7 +39,9 @@ def process_table(settings: Settings) -> dict[str, list[str]]:
     api = urlsplit(settings.api_url)
     table = {
         "web": api_argv(api.port or 8000, api.hostname or "127.0.0.1"),
-        "beat": celery_argv("beat", "-s", str(settings.var_dir / "celerybeat-schedule")),
+        # Beat logs every task it sends at INFO, and the webhook retry sweep is due every second:
+        # at WARNING its lines do not bury the workers' (which log what each pass did).
+        "beat": celery_argv("beat", "-s", str(settings.var_dir / "celerybeat-schedule"), log_level="WARNING"),
         "flower": celery_argv("flower", "--address=127.0.0.1", "--port=5555", log_level=None),
     }
     for tier in settings.tiers:

@@ -42,3 +42,10 @@ def test_the_default_config_starts_a_threads_worker_for_webhook_deliveries() -> 
 
     assert option(argv, "-P") == "threads" and option(argv, "-Q") == f"{settings.key_prefix}.webhooks"
     assert option(argv, "--loglevel") == "WARNING"
+
+
+def test_beat_runs_at_warning_so_its_one_line_a_second_does_not_bury_the_workers() -> None:
+    argv = process_table(load_settings())["beat"]
+
+    assert argv[argv.index("-A") + 2] == "beat"
+    assert option(argv, "--loglevel") == "WARNING"
