@@ -19,6 +19,7 @@ Every error carries an HTTP status, a stable ``code`` and whether retrying may h
     │   ├── CacheModeUnsupported (400 cache_mode_unsupported)
     │   ├── InvalidIdempotencyKey (400 invalid_idempotency_key)
     │   ├── InvalidLastEventId (400 invalid_last_event_id)
+    │   ├── InvalidCursor (400 invalid_cursor)
     │   └── InvalidSchedule (400 invalid_schedule)
     ├── RequestValidationFailed (422 validation_error)
     ├── IdempotencyKeyReused (422 idempotency_key_reused)
@@ -157,6 +158,12 @@ class InvalidLastEventId(InvalidRequest):
     """A ``Last-Event-ID`` that is not an event id of GET /v1/events."""
 
     code = "invalid_last_event_id"
+
+
+class InvalidCursor(InvalidRequest):
+    """A list's ``cursor`` that is not the ``next_cursor`` of one of the caller's pages."""
+
+    code = "invalid_cursor"
 
 
 class RequestValidationFailed(SwitchyardError):
