@@ -1,6 +1,18 @@
-"""Every Redis key and channel name Switchyard uses, in one place."""
+"""Every Redis key, channel and queue name Switchyard uses, in one place."""
 
 from __future__ import annotations
+
+from schemas.settings import PRIORITIES
+
+
+def tier_queue(tier: str, priority: str) -> str:
+    """The Celery queue of a tier and priority class, e.g. ``tier.small.live``."""
+    return f"tier.{tier}.{priority}"
+
+
+def tier_queues(tier: str) -> list[str]:
+    """Every queue of a tier, one per priority class, highest first."""
+    return [tier_queue(tier, priority) for priority in PRIORITIES]
 
 
 class RedisKeys:
@@ -45,6 +57,12 @@ class RedisKeys:
     def webhook_repair_mark(self) -> str:
         """When the last webhook repair pass looked up to (epoch seconds, workers/webhooks/repair.py)."""
         return f"{self.prefix}:webhooks:repair-mark"
+
+    @property
+    def broker_marker(self) -> str:
+        """STRING the reconciler keeps with no expiry: its absence means Redis lost its data,
+        messages included, so queued jobs are published again (workers/broker_watch.py)."""
+        return f"{self.prefix}:broker:marker"
 
     def tenant_backlog(self, tier: str) -> str:
         """HASH tenant -> jobs queued in the tier, for fair queue order (workers/dispatch.py)."""
