@@ -56,10 +56,30 @@ async def _on_switchyard_error(_: Request, exc: Exception) -> JSONResponse:
 async def _on_validation_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     details = _validation_details(exc)
-    first = details[0] if details else {"loc": [], "msg": "invalid"}
-    where = ".".join(str(part) for part in first["loc"] if part != "body") or "body"
-    error = RequestValidationFailed(f"Invalid request: {where}: {first['msg']}.", errors=details)
+    first = details[0] if details else {"loc": [], "msg": "invalid", "type": ""}
+    if first["type"] == "json_invalid":
+        error = _json_error(exc, details)
+    else:
+        where = ".".join(str(part) for part in first["loc"] if part != "body") or "body"
+        error = RequestValidationFailed(f"Invalid request: {where}: {first['msg']}.", errors=details)
     return JSONResponse(jsonable_encoder(error.to_body()), status_code=422)
+
+
+def _json_error(exc: RequestValidationError, details: list[dict[str, Any]]) -> RequestValidationFailed:
+    """Where the body stops being JSON (line, column, character) and what the parser expected."""
+    raw = exc.errors()[0]
+    position = raw["loc"][-1] if isinstance(raw["loc"][-1], int) else 0
+    document = exc.body if isinstance(exc.body, str) else ""
+    line = document.count("\n", 0, position) + 1
+    column = position - document.rfind("\n", 0, position)
+    what = (raw.get("ctx") or {}).get("error", "JSON decode error")
+    return RequestValidationFailed(
+        f"The body is not valid JSON: {what} at line {line}, column {column} (character {position}).",
+        errors=details,
+        line=line,
+        column=column,
+        position=position,
+    )
 
 
 async def _on_http_error(_: Request, exc: Exception) -> JSONResponse:
