@@ -35,7 +35,7 @@ Every error carries an HTTP status, a stable ``code`` and whether retrying may h
     ├── WebhookEndpointDisabled (409 webhook_endpoint_disabled)
     ├── BatchNotCancelable (409 batch_not_cancelable)
     ├── KnownQueryExists (409 known_query_exists)
-    ├── ServiceUnavailable (503 service_unavailable, retryable)
+    ├── ServiceUnavailable (503 service_unavailable, retryable; Retry-After when it is known)
     ├── TooManyRequests (429 too_many_requests, retryable; answered with Retry-After)
     │   ├── TenantRateLimited (429 tenant_rate_limited)
     │   ├── TierSaturated (429 tier_saturated)
@@ -248,9 +248,18 @@ class KnownQueryExists(SwitchyardError):
 
 
 class ServiceUnavailable(SwitchyardError):
+    """A store the API needs (Redis, the database) is not answering; ``retry_after`` seconds,
+    when given, is when to try again (answered as Retry-After)."""
+
     status_code = 503
     code = "service_unavailable"
     retryable = True
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **details: Any) -> None:
+        if retry_after is not None:
+            details["retry_after_s"] = round(retry_after, 3)
+        super().__init__(message, **details)
+        self.retry_after = retry_after
 
 
 class TooManyRequests(SwitchyardError):
