@@ -92,12 +92,15 @@ class Settings(BaseSettings):
         description="Threads that run job submissions and reads in each API process (docs/performance.md).",
     )
 
-    # Reliability: soft < hard < visibility, lease just above hard.
+    # Reliability: soft < hard < visibility. A running job's lease is short and renewed by its
+    # worker's heartbeat, so a dead worker's jobs run again within lease_s + reconcile_interval_s
+    # (about 30 s) whatever the length of the call (docs/operations.md).
     provider_timeout_s: float = 60.0
     task_soft_time_limit_s: int = 120
     task_time_limit_s: int = 150
     visibility_timeout_s: int = 3_600
-    lease_s: int = 180
+    lease_s: int = Field(20, gt=0, description="A running job's lease, renewed by its worker's heartbeat.")
+    lease_heartbeat_s: float = Field(5.0, gt=0, description="How often a worker renews its running jobs' leases.")
     max_attempts: int = 6
     backoff_base_s: float = 1.0
     backoff_max_s: float = 60.0
@@ -151,8 +154,9 @@ class Settings(BaseSettings):
                 raise ValueError(f"tier {name!r} mixes chat and embedding models")
         if not self.task_soft_time_limit_s < self.task_time_limit_s < self.visibility_timeout_s:
             raise ValueError("need task_soft_time_limit_s < task_time_limit_s < visibility_timeout_s")
-        if self.lease_s <= self.task_time_limit_s:
-            raise ValueError("lease_s must exceed task_time_limit_s so a live task keeps its lease")
+        if self.lease_s < 2 * self.lease_heartbeat_s:
+            # A live worker must keep its leases through one late or failed beat.
+            raise ValueError("lease_s must be at least two lease_heartbeat_s periods")
         if self.rate_limits.precompute_reserve < self.rate_limits.batch_reserve:
             raise ValueError("rate_limits.precompute_reserve must be at least batch_reserve")
         return self

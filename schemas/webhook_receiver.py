@@ -13,13 +13,16 @@ Usage (see examples/webhook_receiver.py for a FastAPI app)::
     # if handling fails: receiver.forget(delivery.webhook_id), answer 500, and the retry is processed
 
 The signature check is the ``standardwebhooks`` package's (HMAC-SHA256 over
-``id.timestamp.body``, any of the space-separated ``v1,`` signatures may match, and the
-timestamp must be within 5 minutes of now). Give every secret you accept: during a rotation
-the old and the new one.
+``id.timestamp.body``, any of the space-separated ``v1,`` signatures may match). The header's
+shape and the timestamp's freshness (within 5 minutes of now) are checked here first, so every
+reason a delivery is refused is this module's own and does not change with the library's
+release. Give every secret you accept: during a rotation the old and the new one.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import time
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -30,6 +33,7 @@ from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
 DEDUPE_TTL_S = 7 * 86_400  # longer than the whole retry schedule (about 38 h) and a redelivery
+TIMESTAMP_TOLERANCE_S = 5 * 60  # the Standard Webhooks replay window, either side of now
 
 
 class InvalidWebhook(Exception):
@@ -92,6 +96,34 @@ class Delivery:
     duplicate: bool
 
 
+def check_signature_header(header: str) -> None:
+    """Refuse a ``webhook-signature`` header that is not space-separated ``vN,<base64>`` entries.
+
+    Checked here, not left to the library: how ``standardwebhooks`` reacts to a malformed entry
+    changed between releases (1.3.0 no longer raises ``ValueError``), and a receiver's answer must
+    not depend on which one is installed.
+    """
+    for entry in header.split():
+        version, comma, signature = entry.partition(",")
+        if not (comma and version[:1] == "v" and version[1:].isdigit() and signature):
+            raise InvalidWebhook("malformed webhook-signature header: each entry is v1,<base64>")
+        try:
+            base64.b64decode(signature, validate=True)
+        except binascii.Error as exc:
+            raise InvalidWebhook("malformed webhook-signature header: the signature is not base64") from exc
+
+
+def check_timestamp(header: str, now: float | None = None) -> None:
+    """Refuse a ``webhook-timestamp`` that is not whole seconds within the replay window of now."""
+    if not header.isdigit():
+        raise InvalidWebhook("malformed webhook-timestamp header: give whole Unix seconds")
+    age = (time.time() if now is None else now) - int(header)
+    if age > TIMESTAMP_TOLERANCE_S:
+        raise InvalidWebhook("webhook-timestamp too old: more than 5 minutes ago (a replay?)")
+    if age < -TIMESTAMP_TOLERANCE_S:
+        raise InvalidWebhook("webhook-timestamp too new: more than 5 minutes ahead (check the clocks)")
+
+
 class WebhookReceiver:
     """Verifies deliveries against the accepted secrets and dedupes them on ``webhook-id``."""
 
@@ -106,17 +138,18 @@ class WebhookReceiver:
         plain = {key.lower(): value for key, value in headers.items()}
         if not all(plain.get(name) for name in ("webhook-id", "webhook-timestamp", "webhook-signature")):
             raise InvalidWebhook("missing webhook-id, webhook-timestamp or webhook-signature header")
+        check_signature_header(plain["webhook-signature"])
+        check_timestamp(plain["webhook-timestamp"])
         text = body.decode() if isinstance(body, bytes) else body
-        failure = "no signature matches"
         for verifier in self.verifiers:
             try:
                 event: dict[str, Any] = verifier.verify(text, plain)
                 return event
-            except WebhookVerificationError as exc:
-                failure = str(exc)
-            except ValueError:  # a malformed signature entry (no comma, bad base64)
-                failure = "malformed webhook-signature header"
-        raise InvalidWebhook(failure)
+            except WebhookVerificationError:
+                continue  # the next secret of a rotation may match
+        raise InvalidWebhook(
+            "no signature matches: the body, id or timestamp was altered, or the secret differs"
+        )
 
     def receive(self, body: bytes | str, headers: Mapping[str, str]) -> Delivery:
         """Verify, then mark the ``webhook-id`` seen; ``duplicate`` if it was already."""
