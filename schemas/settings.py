@@ -100,7 +100,7 @@ class Settings(BaseSettings):
     task_time_limit_s: int = 150
     visibility_timeout_s: int = 3_600
     lease_s: int = Field(20, gt=0, description="A running job's lease, renewed by its worker's heartbeat.")
-    lease_heartbeat_s: float = Field(5.0, gt=0, description="How often a worker renews its running jobs' leases.")
+    lease_heartbeat_s: float = Field(5.0, gt=0, description="How often a worker renews its jobs' leases.")
     max_attempts: int = 6
     backoff_base_s: float = 1.0
     backoff_max_s: float = 60.0

@@ -48,5 +48,5 @@ def test_startup_check_refuses_a_visibility_timeout_that_did_not_take(tmp_path: 
 def test_settings_refuse_limits_in_the_wrong_order(tmp_path: Path, redis_url: str) -> None:
     with pytest.raises(ValueError, match="task_soft_time_limit_s < task_time_limit_s"):
         make_test_settings(tmp_path, redis_url, task_soft_time_limit_s=200, task_time_limit_s=150)
-    with pytest.raises(ValueError, match="lease_s must exceed"):
-        make_test_settings(tmp_path, redis_url, lease_s=100, task_time_limit_s=150)
+    with pytest.raises(ValueError, match="lease_s must be at least two lease_heartbeat_s"):
+        make_test_settings(tmp_path, redis_url, lease_s=9, lease_heartbeat_s=5)

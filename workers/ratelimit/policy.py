@@ -18,7 +18,7 @@ TENANT_CACHE_S = 30.0
 
 
 def build_limiter(settings: Settings, redis: Redis, keys: RedisKeys) -> Limiter:
-    """The limiter with the configured AIMD policy; in-flight slots live as long as a lease."""
+    """The limiter with the configured AIMD policy; in-flight slots outlive the longest task."""
     rl = settings.rate_limits
     adaptive = AdaptivePolicy(
         enabled=rl.adaptive,
@@ -27,7 +27,11 @@ def build_limiter(settings: Settings, redis: Redis, keys: RedisKeys) -> Limiter:
         recovery_per_window=rl.aimd_recovery_per_window,
         cooldown_s=rl.aimd_cooldown_s,
     )
-    return Limiter(redis, keys, lease_s=settings.lease_s, adaptive=adaptive)
+    # A slot is given back when its call ends; this only bounds how long a dead worker's slot
+    # stays taken. Not the job's lease: that one is short and renewed by a heartbeat, and a
+    # slot expiring while its call still runs would admit more than the limit.
+    slot_s = settings.task_time_limit_s + settings.lease_s
+    return Limiter(redis, keys, lease_s=slot_s, adaptive=adaptive)
 
 
 def model_limits(model: ModelConfig, rl: RateLimitSettings) -> BucketLimits:
