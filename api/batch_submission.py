@@ -20,6 +20,7 @@ from api.services import Services
 from schemas import errors
 from schemas.tables import Batch, Job, utcnow
 from workers import batch_store, batches
+from workers.broker import PUBLISH_FAILURES
 from workers.cache import policy as cache_policy
 from workers.cache.exact import request_key
 from workers.ids import new_id
@@ -171,6 +172,10 @@ def _job_row(principal: Principal, batch: Batch, line: LineJob, probe: list[Any]
 def _publish(services: Services, job_ids: list[str], batch: Batch) -> None:
     if not job_ids or "skip_publish_after_commit" in services.settings.inject_faults:
         return  # the fault: behave as if the process died between commit and publish
-    services.dispatcher.publish_many(job_ids, batch.tier, "batch", batch.tenant_id)
+    try:
+        services.dispatcher.publish_many(job_ids, batch.tier, "batch", batch.tenant_id)
+    except PUBLISH_FAILURES:
+        # The rows are committed: the reconciler publishes them (docs/redis-loss.md).
+        return
     for job_id in job_ids:
         services.publish_marks.add(job_id)

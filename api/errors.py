@@ -12,9 +12,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from schemas.errors import RequestValidationFailed, SwitchyardError, TooManyRequests
+from schemas.errors import RequestValidationFailed, ServiceUnavailable, SwitchyardError, TooManyRequests
+from workers.broker import UNREACHABLE
 
 log = structlog.get_logger("switchyard.api")
+# A restarting Redis answers again within seconds (docs/redis-loss.md).
+REDIS_RETRY_AFTER_S = 5.0
 
 HTTP_CODES = {
     400: "invalid_request",
@@ -48,9 +51,17 @@ def _validation_details(exc: RequestValidationError) -> list[dict[str, Any]]:
 async def _on_switchyard_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, SwitchyardError)
     headers = None
-    if isinstance(exc, TooManyRequests):
+    if isinstance(exc, TooManyRequests | ServiceUnavailable) and exc.retry_after is not None:
         headers = {"Retry-After": retry_after_header(exc.retry_after)}
     return error_response(exc, headers)
+
+
+async def _on_redis_unreachable(request: Request, exc: Exception) -> JSONResponse:
+    # Nothing was committed when this reaches here: a submission whose row is committed
+    # answers 202 whatever its publish does (api/submission.py).
+    log.warning("redis_unreachable", path=request.url.path, error_type=type(exc).__name__, error=str(exc))
+    error = ServiceUnavailable("Redis is not answering; try again shortly.", retry_after=REDIS_RETRY_AFTER_S)
+    return await _on_switchyard_error(request, error)
 
 
 async def _on_validation_error(_: Request, exc: Exception) -> JSONResponse:
@@ -97,6 +108,8 @@ async def _on_unexpected(_: Request, exc: Exception) -> JSONResponse:
 def install_error_handlers(app: FastAPI) -> None:
     """Register the one mapping on the app."""
     app.add_exception_handler(SwitchyardError, _on_switchyard_error)
+    for unreachable in UNREACHABLE:
+        app.add_exception_handler(unreachable, _on_redis_unreachable)
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_exception_handler(HTTPException, _on_http_error)
     app.add_exception_handler(Exception, _on_unexpected)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import partial
 
+import structlog
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
@@ -15,10 +16,13 @@ from api.services import Services
 from schemas.jobs import JobCreate
 from schemas.tables import Job
 from workers import store
+from workers.broker import PUBLISH_FAILURES
 from workers.cache import policy as cache_policy
 from workers.cache.exact import request_key
 from workers.cache.results import CachedResult
 from workers.db import session_scope
+
+log = structlog.get_logger("switchyard.api")
 
 
 @dataclass(frozen=True)
@@ -137,7 +141,13 @@ def _insert(
 def _publish(services: Services, job: Job) -> None:
     if "skip_publish_after_commit" in services.settings.inject_faults:
         return  # test-only: behave as if the process died between commit and publish
-    services.dispatcher.publish(job.id, job.tier, job.priority, job.tenant_id)
+    try:
+        services.dispatcher.publish(job.id, job.tier, job.priority, job.tenant_id)
+    except PUBLISH_FAILURES as exc:
+        # The row is committed, so the job is accepted: the reconciler publishes it after
+        # orphan_grace_s (docs/redis-loss.md). A 503 here would invite a duplicate submission.
+        log.warning("publish_failed_after_commit", job=job.id, error_type=type(exc).__name__)
+        return
     services.publish_marks.add(job.id)
 
 
