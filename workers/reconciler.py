@@ -3,8 +3,9 @@
 - ``queued`` rows with no message (a crash between commit and publish, or a long wait
   whose ``not_before`` has come) are published;
 - ``queued`` rows whose message is long gone (a lost broker) are published again;
-- ``running`` rows whose lease expired (a dead worker) go back to ``queued``, or fail
-  with ``max_attempts`` once the attempts are used up;
+- ``running`` rows whose lease expired (a dead worker) get their lost attempt recorded and
+  priced, then go back to ``queued``, or fail with ``max_attempts`` once the attempts are
+  used up (workers/lease_recovery.py);
 - expired ``Idempotency-Key`` records are deleted;
 - the fair-order backlog counters are reset from the queued rows;
 - batches whose jobs all ended but that were left open (a crash in between) are ended, and
@@ -26,6 +27,7 @@ from sqlmodel import Session, col, select
 from schemas.tables import IdempotencyRecord, Job, utcnow
 from workers import batches, store
 from workers.db import session_scope
+from workers.lease_recovery import recover_expired_leases
 from workers.runtime import Runtime
 from workers.webhooks import repair as webhook_repair
 
@@ -79,43 +81,6 @@ def publish_unsent(rt: Runtime) -> int:
     if rows:
         store.mark_published(rt.engine, [row[0] for row in rows])
     return len(rows)
-
-
-def recover_expired_leases(rt: Runtime) -> tuple[int, int]:
-    """Requeue jobs of dead workers; fail those out of attempts. Returns (requeued, failed)."""
-    now = utcnow()
-    expired = and_(col(Job.status) == "running", col(Job.lease_expires_at) < now)
-    with Session(rt.engine) as session:
-        # Core columns: sqlmodel's typed select overloads stop at four.
-        jobs = store.JOBS.c
-        columns = (jobs.id, jobs.tenant_id, jobs.tier, jobs.priority, jobs.attempts)
-        rows = session.execute(sa_select(*columns).where(expired).limit(SWEEP_LIMIT)).all()
-    requeued = failed = 0
-    for job_id, tenant_id, tier, priority, attempts in rows:
-        if attempts >= rt.settings.max_attempts:
-            failed += _dead_letter(rt, job_id, attempts)
-        else:
-            requeued += _requeue(rt, job_id, tenant_id, tier, priority)
-    return requeued, failed
-
-
-def _requeue(rt: Runtime, job_id: str, tenant_id: str, tier: str, priority: str) -> int:
-    # Commit, publish, mark: the order the API uses, so a crash in between leaves an orphan
-    # that publish_unsent repairs on a later pass.
-    if not store.requeue_expired(rt.engine, job_id):
-        return 0
-    rt.dispatcher.publish(job_id, tier, priority, tenant_id)
-    store.mark_published(rt.engine, [job_id])
-    return 1
-
-
-def _dead_letter(rt: Runtime, job_id: str, attempts: int) -> int:
-    message = f"The job's worker was lost {attempts} times; giving up (dead letter)."
-    changed = store.fail_expired(rt.engine, job_id, "max_attempts", message)
-    final = store.load_job(rt.engine, job_id) if changed else None
-    if final is not None:
-        rt.outcomes.announce_job(final)
-    return int(changed)
 
 
 def recount_backlogs(rt: Runtime) -> None:

@@ -16,6 +16,7 @@ from workers.chain import PolicyChain
 from workers.db import make_engine
 from workers.dispatch import Dispatcher
 from workers.keys import RedisKeys
+from workers.lease_heartbeat import LeaseHeartbeat
 from workers.middleware import default_chain
 from workers.outcomes import Outcomes
 from workers.providers.registry import ProviderRegistry
@@ -70,6 +71,11 @@ class Runtime:
     def chain(self) -> PolicyChain:
         return default_chain(self.limiter, self.providers, self.results)
 
+    @cached_property
+    def lease_heartbeat(self) -> LeaseHeartbeat:
+        s = self.settings
+        return LeaseHeartbeat(self.engine, s.lease_s, s.lease_heartbeat_s, max_hold_s=s.task_time_limit_s)
+
     def warm_up(self) -> None:
         """Connect and build every adapter now, so no job pays for first-use imports."""
         with self.engine.connect():
@@ -91,7 +97,8 @@ def runtime_for(app: Celery) -> Runtime:
             runtime = Runtime(settings=app.settings, celery=app)  # type: ignore[attr-defined]
             # cached_property has no lock: build the shared parts (no I/O yet) before threads
             # race on them, so every task of a threads-pool worker shares one of each.
-            for part in ("engine", "redis", "dispatcher", "outcomes", "tenant_limits", "chain"):
+            parts = ("engine", "redis", "dispatcher", "outcomes", "tenant_limits", "chain", "lease_heartbeat")
+            for part in parts:
                 getattr(runtime, part)
             _runtimes[key] = runtime
         return _runtimes[key]

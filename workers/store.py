@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Table, and_, bindparam, insert, or_, update
+from sqlalchemy import Table, bindparam, insert, or_, update
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy import select as select_columns
 from sqlalchemy.engine import Engine
@@ -28,17 +28,14 @@ JOBS: Table = Job.__table__  # type: ignore[attr-defined]
 USAGE: Table = Usage.__table__  # type: ignore[attr-defined]
 # Attribute name -> column name; they differ only where a name is taken (job_metadata).
 COLUMNS = {attribute.key: attribute.columns[0].name for attribute in sa_inspect(Job).column_attrs}
+# Only a queued row is claimed. A running row whose lease expired is not taken here: the
+# reconciler first records its lost attempt, then queues it again (workers/lease_recovery.py).
 _CLAIM = (
     update(JOBS)
     .where(
         JOBS.c.id == bindparam("job_id"),
-        or_(
-            and_(
-                JOBS.c.status == "queued",
-                or_(JOBS.c.not_before.is_(None), JOBS.c.not_before <= bindparam("now")),
-            ),
-            and_(JOBS.c.status == "running", JOBS.c.lease_expires_at < bindparam("now")),
-        ),
+        JOBS.c.status == "queued",
+        or_(JOBS.c.not_before.is_(None), JOBS.c.not_before <= bindparam("now")),
     )
     .values(
         status="running",
@@ -52,6 +49,17 @@ _CLAIM = (
 )
 
 
+# The heartbeat's UPDATE (workers/lease_heartbeat.py). It never shortens a longer lease, such as
+# that of a job parked in a provider batch.
+_RENEW = (
+    update(JOBS)
+    .where(
+        JOBS.c.id.in_(bindparam("job_ids", expanding=True)),
+        JOBS.c.status == "running",
+        JOBS.c.lease_expires_at < bindparam("expires"),
+    )
+    .values(lease_expires_at=bindparam("expires"))
+)
 _READ = select_columns(JOBS).where(JOBS.c.id == bindparam("job_id"))
 _INSERT_JOB = insert(JOBS)
 _INSERT_USAGE = insert(USAGE)
@@ -227,22 +235,60 @@ def hand_back(engine: Engine, job: Job, not_before: datetime, published: bool, *
     )
 
 
-def requeue_expired(engine: Engine, job_id: str) -> bool:
-    """Return a job whose worker's lease expired to ``queued``, unpublished."""
-    return _change_expired(engine, job_id, status="queued", not_before=None, published_at=None)
+def renew_leases(engine: Engine, job_ids: list[str], lease_s: float) -> int:
+    """Extend the leases of the running ``job_ids`` to ``lease_s`` from now, in one UPDATE."""
+    with engine.begin() as connection:
+        result = connection.execute(
+            _RENEW, {"job_ids": job_ids, "expires": utcnow() + timedelta(seconds=lease_s)}
+        )
+    return int(result.rowcount)
 
 
-def fail_expired(engine: Engine, job_id: str, code: str, message: str) -> bool:
-    """Fail a job whose worker's lease expired (the dead letter)."""
-    return _change_expired(
-        engine, job_id, status="failed", error_code=code, error_message=message, finished_at=utcnow()
+def requeue_expired(
+    engine: Engine, job_id: str, held_token: str | None, usage: Usage | None, **fields: Any
+) -> bool:
+    """Return a job whose worker's lease expired to ``queued``, unpublished, with ``fields``."""
+    return _end_expired(
+        engine, job_id, held_token, usage, status="queued", not_before=None, published_at=None, **fields
     )
 
 
-def _change_expired(engine: Engine, job_id: str, **values: Any) -> bool:
-    expired = and_(col(Job.status) == "running", col(Job.lease_expires_at) < utcnow())
-    with session_scope(engine) as session:
-        return _transition(session, job_id, expired, lease_token=None, lease_expires_at=None, **values)
+def fail_expired(
+    engine: Engine,
+    job_id: str,
+    held_token: str | None,
+    usage: Usage | None,
+    code: str,
+    message: str,
+    **fields: Any,
+) -> bool:
+    """Fail a job whose worker's lease expired (the dead letter), with ``fields``."""
+    values = {"error_code": code, "error_message": message, "finished_at": utcnow(), **fields}
+    return _end_expired(engine, job_id, held_token, usage, status="failed", **values)
+
+
+def _end_expired(
+    engine: Engine, job_id: str, held_token: str | None, usage: Usage | None, **fields: Any
+) -> bool:
+    # Conditional on the expired lease the reconciler saw: a lease renewed meanwhile (a worker
+    # that was only slow) or a job that ended keeps its row, and the usage row is not written.
+    now = utcnow()
+    token = JOBS.c.lease_token
+    statement = (
+        update(JOBS)
+        .where(
+            JOBS.c.id == job_id,
+            JOBS.c.status == "running",
+            JOBS.c.lease_expires_at < now,
+            token == held_token if held_token is not None else token.is_(None),
+        )
+        .values(_columns({"lease_token": None, "lease_expires_at": None, "updated_at": now, **fields}))
+    )
+    with engine.begin() as connection:
+        changed = connection.execute(statement).rowcount == 1
+        if changed and usage is not None:
+            connection.execute(_INSERT_USAGE, usage.model_dump(exclude={"id"}))
+    return bool(changed)
 
 
 def record_usage(engine: Engine, usage: Usage) -> None:
