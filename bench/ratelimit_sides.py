@@ -34,8 +34,7 @@ from ratelimit_baseline_app import (
 from switchyard_side import epoch_s, prepare, submit, wait_final
 
 from infra.launch import ProcessGroup, api_argv, celery_argv, emulator_argv, free_port, wait_http, worker_argv
-from schemas.settings import PRIORITIES, queue_name
-from workers.keys import RedisKeys
+from workers.keys import RedisKeys, tier_queues
 
 MODEL = "emu-limited"  # the measured model, on both sides
 WARM_MODEL = "emu-warm"  # warm-up calls go here, so they spend nothing of MODEL's window
@@ -213,7 +212,7 @@ class SwitchyardLimited:
         api_port = free_port()
         self.api_url = f"http://127.0.0.1:{api_port}"
         procs.start("sy-api", api_argv(api_port, log_level="warning"), env=env)
-        queues = [queue_name(tier, priority) for tier in (TIER, WARM_TIER) for priority in PRIORITIES]
+        queues = [*tier_queues(TIER), *tier_queues(WARM_TIER)]
         queues.append(RedisKeys(deployment.key_prefix).maintenance_queue)
         self.worker_names = [f"rl-sy-{index}" for index in range(workers)]
         for name in self.worker_names:

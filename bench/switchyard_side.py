@@ -17,9 +17,9 @@ from sqlmodel import Session
 
 from api.keys import create_key, create_tenant
 from infra.launch import ProcessGroup, api_argv, emulator_argv, free_port, wait_http, worker_argv
-from schemas.settings import PRIORITIES, Settings, load_settings, queue_name
+from schemas.settings import Settings, load_settings
 from workers.db import make_engine
-from workers.keys import RedisKeys
+from workers.keys import RedisKeys, tier_queues
 from workers.migrate import upgrade
 
 TIER = "bench"
@@ -209,7 +209,7 @@ class SwitchyardSide:
         env = deployment.env
         procs.start("emulator", emulator_argv(emulator_port), env=env)
         procs.start("api", api_argv(api_port, log_level="warning"), env=env)
-        queues = [queue_name(TIER, priority) for priority in PRIORITIES]
+        queues = tier_queues(TIER)
         queues.append(RedisKeys(deployment.key_prefix).maintenance_queue)
         procs.start("switchyard-worker", worker_argv(queues, 2, "switchyard", log_level="WARNING"), env=env)
         wait_http(f"{emulator_url}/emulator/stats", alive=procs.check_alive)

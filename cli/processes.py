@@ -12,8 +12,8 @@ from infra.launch import (
     webhook_worker_argv,
     worker_argv,
 )
-from schemas.settings import PRIORITIES, Settings, queue_name
-from workers.keys import RedisKeys
+from schemas.settings import Settings
+from workers.keys import RedisKeys, tier_queues
 
 
 def tier_worker_argv(settings: Settings, tier: str, concurrency: int | None = None) -> list[str]:
@@ -22,7 +22,7 @@ def tier_worker_argv(settings: Settings, tier: str, concurrency: int | None = No
     A tier with a local model gets a threads worker with as many threads as its provider's
     ``max_batch_size``, so that many jobs' calls can meet in one batch.
     """
-    queues = [queue_name(tier, priority) for priority in PRIORITIES]
+    queues = tier_queues(tier)
     queues.append(RedisKeys(settings.key_prefix).maintenance_queue)
     local = [
         settings.providers[settings.models[alias].provider]

@@ -45,12 +45,12 @@ __all__ = [
     "TierConfig",
     "WebhookSettings",
     "load_settings",
-    "queue_name",
 ]
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG_FILE = PROJECT_ROOT / "infra" / "switchyard.toml"
-# Priority classes, highest first. Each has its own queue per tier; live is consumed first.
+# Priority classes, highest first. Each has its own queue per tier (workers/keys.py); live is
+# consumed first.
 PRIORITIES = ("live", "batch", "precompute")
 
 
@@ -173,15 +173,6 @@ class Settings(BaseSettings):
     def tier_kind(self, tier: str) -> str:
         """The kind of job a tier serves: that of its models (a tier never mixes kinds)."""
         return self.models[self.tiers[tier].models[0]].kind
-
-    def queue_names(self) -> list[str]:
-        """Every Celery queue: one per tier and priority."""
-        return [queue_name(tier, priority) for tier in self.tiers for priority in PRIORITIES]
-
-
-def queue_name(tier: str, priority: str) -> str:
-    """The Celery queue of a tier and priority, e.g. ``tier.small.live``."""
-    return f"tier.{tier}.{priority}"
 
 
 def _config_file_from(*sources: PydanticBaseSettingsSource) -> Path:

@@ -31,16 +31,16 @@ from infra.launch import (
     worker_argv,
 )
 from schemas.jobs import FINAL_STATUSES
-from schemas.settings import PRIORITIES, Settings, queue_name
+from schemas.settings import Settings
 from workers.db import make_engine
-from workers.keys import RedisKeys
+from workers.keys import RedisKeys, tier_queues
 from workers.migrate import upgrade
 
 ROOT = Path(__file__).resolve().parents[1]
 # Converted local weights are shared with `make run` (var/models), so they convert once per clone.
 MODEL_DIR = ROOT / "var" / "models"
 # The local model's tiers (chat and embeddings) share one threads worker, as batching wants.
-LOCAL_QUEUES = [queue_name(tier, priority) for tier in ("local", "embed") for priority in PRIORITIES]
+LOCAL_QUEUES = [*tier_queues("local"), *tier_queues("embed")]
 EMULATOR_TIERS = ["small", "retry", "slow", "bad", "embed-emu", "provider_lane"]
 
 
@@ -63,13 +63,13 @@ class Stack:
         self.processes.kill(name)
 
     def start_emulator_worker(self) -> None:
-        queues = [queue_name(tier, p) for tier in EMULATOR_TIERS for p in PRIORITIES]
+        queues = [queue for tier in EMULATOR_TIERS for queue in tier_queues(tier)]
         queues.append(RedisKeys(self.settings.key_prefix).maintenance_queue)
         self.processes.start("worker-emu", worker_argv(queues, 2, "emu"))
 
     def start_workers(self, name: str, count: int, tiers: list[str]) -> list[str]:
         """Start ``count`` single-process workers for ``tiers``; their process names."""
-        queues = [queue_name(tier, p) for tier in tiers for p in PRIORITIES]
+        queues = [queue for tier in tiers for queue in tier_queues(tier)]
         names = [f"{name}-{index}" for index in range(count)]
         for worker in names:
             self.processes.start(worker, worker_argv(queues, 1, worker))

@@ -19,8 +19,9 @@ from sqlmodel import Session
 
 from api.keys import create_key, create_tenant
 from infra.launch import ProcessGroup, emulator_argv, free_port, wait_http
-from schemas.settings import PRIORITIES, Settings, load_settings, queue_name
+from schemas.settings import Settings, load_settings
 from workers.dispatch import priority_keys
+from workers.keys import tier_queues
 
 TEST_CONFIG = Path(__file__).parent / "switchyard-test.toml"
 POSTGRES_ADMIN_URL = os.environ.get("SWITCHYARD_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
@@ -86,7 +87,7 @@ def queued_job_ids(redis: Redis, queue: str) -> list[str]:
 
 def delete_tier_queues(redis: Redis, tiers: list[str], key_prefix: str) -> None:
     """Drop the tiers' queues (every priority level) and every key under ``key_prefix``."""
-    queues = [key for tier in tiers for p in PRIORITIES for key in priority_keys(queue_name(tier, p))]
+    queues = [key for tier in tiers for queue in tier_queues(tier) for key in priority_keys(queue)]
     redis.delete(*queues, *redis.keys(f"*{key_prefix}*"))
 
 

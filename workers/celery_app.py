@@ -15,7 +15,7 @@ from schemas.settings import Settings
 from workers.broker import TRANSPORT
 from workers.deferred_release import DeferredRelease
 from workers.dispatch import PRIORITY_STEPS
-from workers.keys import RedisKeys
+from workers.keys import RedisKeys, tier_queues
 
 TASK_MODULES = [
     "tasks.run_job",
@@ -40,7 +40,7 @@ def create_celery(settings: Settings) -> SwitchyardCelery:
     app.settings = settings
     if settings.redis_url.startswith("redis://"):
         app.conf.broker_transport = TRANSPORT  # kombu's, sharing one client (workers/broker.py)
-    queues = [Queue(name, routing_key=name) for name in settings.queue_names()]
+    queues = [Queue(name, routing_key=name) for tier in settings.tiers for name in tier_queues(tier)]
     app.conf.update(
         task_queues=[
             *queues,

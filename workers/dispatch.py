@@ -27,10 +27,10 @@ from kombu.transport.redis import Channel
 from redis import Redis
 from redis.client import Pipeline
 
-from schemas.settings import PRIORITIES, queue_name
+from schemas.settings import PRIORITIES
 from workers import bulk_publish
 from workers.bulk_publish import MessageTemplate
-from workers.keys import RedisKeys
+from workers.keys import RedisKeys, tier_queue
 
 RUN_JOB_TASK = "switchyard.run_job"
 # Atomically take the due entries of a sorted set (score = due time): one releaser each.
@@ -94,7 +94,7 @@ class Dispatcher:
         ``send_task``'s CPU, which was the largest single cost of a submission. A script
         counts the backlog and pushes the message in one round trip (:data:`PUBLISH_ONE`).
         """
-        queue = queue_name(tier, priority)
+        queue = tier_queue(tier, priority)
         template = self._template(queue)
         backlog_key = self.keys.tenant_backlog(tier)
         if template is None or not bulk_publish.ID_SAFE.fullmatch(job_id):
@@ -121,7 +121,7 @@ class Dispatcher:
             return
         backlog = int(self.redis.hincrby(self.keys.tenant_backlog(tier), tenant_id, len(job_ids)))
         first = backlog - len(job_ids)
-        queue = queue_name(tier, priority)
+        queue = tier_queue(tier, priority)
         levels = [message_priority(priority, first + offset) for offset in range(1, len(job_ids) + 1)]
         template = self._template(queue)
         if template is None:
@@ -180,7 +180,7 @@ class Dispatcher:
         """Messages waiting on each of the tier's queues (all priority levels), by class."""
         with self.redis.pipeline(transaction=False) as pipe:
             for priority in PRIORITIES:
-                for key in priority_keys(queue_name(tier, priority)):
+                for key in priority_keys(tier_queue(tier, priority)):
                     pipe.llen(key)
             lengths = pipe.execute()
         steps = len(PRIORITY_STEPS)

@@ -20,10 +20,10 @@ from tests_support import (
 )
 
 from api.main import create_app
-from schemas.settings import queue_name
 from schemas.tables import WebhookDelivery
 from workers import store
 from workers.cache.results import CachedResult
+from workers.keys import tier_queue
 from workers.migrate import upgrade
 
 ANSWER = completion_body("emu-a", "Paris.", prompt_tokens=9, completion_tokens=2, created=0)
@@ -85,7 +85,7 @@ def test_an_identical_request_is_answered_at_once_from_the_cache(api: Api) -> No
     assert job["cache"]["hit"] == "exact" and job["cache"]["source_job"] == first["id"]
     assert job["usage"]["total_tokens"] == 0 and job["attempts"] == 0
     # Nothing was queued for the hit, and the job can be read back like any other.
-    assert queued_job_ids(api.services.redis, queue_name(api.tier, "live")) == [first["id"]]
+    assert queued_job_ids(api.services.redis, tier_queue(api.tier, "live")) == [first["id"]]
     assert api.client.get(f"/v1/jobs/{job['id']}", headers=headers).json()["status"] == "succeeded"
 
 

@@ -17,12 +17,12 @@ from tests_support import completion_body, delete_tier_queues, make_test_setting
 
 from api.keys import create_tenant
 from schemas.openai import ChatCompletion
-from schemas.settings import queue_name
 from schemas.tables import Job, Usage, utcnow
 from workers import job_runner, store
 from workers.celery_app import create_celery
 from workers.db import session_scope
 from workers.job_runner import run_job
+from workers.keys import tier_queue
 from workers.migrate import upgrade
 from workers.providers.base import ProviderResponse
 from workers.ratelimit.limiter import BucketLimits
@@ -100,7 +100,7 @@ def test_claiming_a_job_takes_it_off_its_tenants_backlog(runtime: Runtime) -> No
     runtime.redis.zadd(runtime.keys.deferred, {entry: 0})  # make it due now
     assert runtime.dispatcher.release_due() == 1  # published again when due: back on it
     assert int(runtime.redis.hget(key, job.tenant_id) or 0) == 1
-    assert queued_job_ids(runtime.redis, queue_name(job.tier, "live")) == [job.id, job.id]
+    assert queued_job_ids(runtime.redis, tier_queue(job.tier, "live")) == [job.id, job.id]
 
 
 def test_a_long_wait_stays_on_the_row_for_the_reconciler(runtime: Runtime) -> None:

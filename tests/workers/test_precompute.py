@@ -23,11 +23,11 @@ from tests_support import (
 )
 
 from api.main import create_app
-from schemas.settings import queue_name
 from schemas.tables import Job, KnownQuery
 from workers.cache.results import CachedResult
 from workers.celery_app import TASK_MODULES, create_celery
 from workers.db import session_scope
+from workers.keys import tier_queue
 from workers.migrate import upgrade
 from workers.precompute import _due_page, _run, run_due
 from workers.runtime import Runtime
@@ -74,7 +74,7 @@ class Env:
             return list(session.exec(select(Job).where(col(Job.tier) == self.tier)))
 
     def queued(self) -> list[str]:
-        return queued_job_ids(self.rt.redis, queue_name(self.tier, "precompute"))
+        return queued_job_ids(self.rt.redis, tier_queue(self.tier, "precompute"))
 
     def set(self, query_id: str, **values: Any) -> None:
         with session_scope(self.rt.engine) as session:
