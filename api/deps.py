@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPBearer
 from sqlmodel import Session
@@ -76,6 +76,9 @@ def _lookup(services: Services, secret: str) -> Principal:
     return principal
 
 
+# No pattern here: a malformed cursor is a bad cursor like any other, 400 `invalid_cursor`
+# from workers.paging.cursor_row, not a 422.
+Cursor = Annotated[str | None, Query(description="`next_cursor` of the previous page.")]
 Submitter = Annotated[Principal, Depends(ApiKeyAuth("submit"))]
 Reader = Annotated[Principal, Depends(ApiKeyAuth("read"))]
 Admin = Annotated[Principal, Depends(ApiKeyAuth("admin"))]

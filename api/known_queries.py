@@ -19,7 +19,7 @@ from sqlmodel import Session, col, select
 from api.job_limits import check_job
 from api.keys import Principal
 from api.services import Services
-from schemas.errors import InvalidSchedule, KnownQueryExists, NotFound
+from schemas.errors import InvalidSchedule, KnownQueryExists
 from schemas.jobs import JobCreate
 from schemas.known_queries import KnownQueryCreate, KnownQueryFields, KnownQueryUpdate
 from schemas.openai import ChatRequest
@@ -28,8 +28,9 @@ from schemas.tables import KnownQuery, utcnow
 from workers.cache.exact import request_key
 from workers.db import session_scope
 from workers.ids import new_id
-from workers.paging import newest_first
+from workers.paging import cursor_row, newest_first
 from workers.schedule import check_cron, check_timezone, check_window
+from workers.tenant_rows import get_owned
 
 # The fields that describe what runs and when; changing any of them makes the query due now.
 SPEC_FIELDS = ("tier", "request", "every_s", "cron", "ttl_s", "window_start", "window_end", "timezone")
@@ -88,10 +89,7 @@ def update(services: Services, principal: Principal, query_id: str, body: KnownQ
 
 def get(session: Session, tenant_id: str, query_id: str) -> KnownQuery:
     """The tenant's known query, or NotFound (another tenant's does not exist for the caller)."""
-    row = session.get(KnownQuery, query_id)
-    if row is None or row.tenant_id != tenant_id:
-        raise NotFound(f"No known query {query_id!r}.", param="known_query_id")
-    return row
+    return get_owned(session, KnownQuery, tenant_id, query_id, "known query", "known_query_id")
 
 
 def delete(services: Services, principal: Principal, query_id: str) -> None:
@@ -103,7 +101,7 @@ def delete(services: Services, principal: Principal, query_id: str) -> None:
 def list_page(session: Session, tenant_id: str, limit: int, cursor: str | None) -> list[KnownQuery]:
     """The tenant's known queries, newest first, after ``cursor``; one extra for ``has_more``."""
     query = select(KnownQuery).where(col(KnownQuery.tenant_id) == tenant_id)
-    after = get(session, tenant_id, cursor) if cursor is not None else None
+    after = cursor_row(session, KnownQuery, tenant_id, cursor)
     return list(session.exec(newest_first(query, KnownQuery, after, limit)))
 
 

@@ -18,7 +18,6 @@ from api.keys import Principal
 from api.services import Services
 from schemas.errors import (
     DeliveryPending,
-    NotFound,
     TooManyWebhookEndpoints,
     UnknownEventType,
     WebhookEndpointDisabled,
@@ -27,7 +26,8 @@ from schemas.tables import TenantWebhookSecret, WebhookDelivery, WebhookEndpoint
 from schemas.webhooks import EVENT_TYPES, BulkRedeliver, EndpointCreate, EndpointUpdate
 from workers.db import session_scope
 from workers.ids import new_id
-from workers.paging import newest_first
+from workers.paging import cursor_row, newest_first
+from workers.tenant_rows import get_owned
 from workers.webhooks import deliveries
 from workers.webhooks.emitter import publish_attempt
 from workers.webhooks.endpoints import forget_subscriptions, tenant_secret
@@ -75,16 +75,13 @@ def create_endpoint(services: Services, principal: Principal, body: EndpointCrea
 
 
 def list_endpoints(session: Session, tenant_id: str, limit: int, cursor: str | None) -> list[WebhookEndpoint]:
-    after = get_endpoint(session, tenant_id, cursor) if cursor else None
+    after = cursor_row(session, WebhookEndpoint, tenant_id, cursor)
     query = select(WebhookEndpoint).where(WebhookEndpoint.tenant_id == tenant_id)
     return list(session.exec(newest_first(query, WebhookEndpoint, after, limit)).all())
 
 
 def get_endpoint(session: Session, tenant_id: str, endpoint_id: str) -> WebhookEndpoint:
-    row = session.get(WebhookEndpoint, endpoint_id)
-    if row is None or row.tenant_id != tenant_id:
-        raise NotFound(f"No webhook endpoint {endpoint_id!r} for this tenant.")
-    return row
+    return get_owned(session, WebhookEndpoint, tenant_id, endpoint_id, "webhook endpoint", "endpoint_id")
 
 
 def update_endpoint(
@@ -156,7 +153,7 @@ def list_deliveries(
     status: str | None,
     endpoint_id: str | None,
 ) -> list[WebhookDelivery]:
-    after = get_delivery(session, tenant_id, cursor) if cursor else None
+    after = cursor_row(session, WebhookDelivery, tenant_id, cursor)
     query = select(WebhookDelivery).where(WebhookDelivery.tenant_id == tenant_id)
     if status is not None:
         query = query.where(WebhookDelivery.status == status)
@@ -166,10 +163,7 @@ def list_deliveries(
 
 
 def get_delivery(session: Session, tenant_id: str, delivery_id: str) -> WebhookDelivery:
-    row = session.get(WebhookDelivery, delivery_id)
-    if row is None or row.tenant_id != tenant_id:
-        raise NotFound(f"No webhook delivery {delivery_id!r} for this tenant.")
-    return row
+    return get_owned(session, WebhookDelivery, tenant_id, delivery_id, "webhook delivery", "delivery_id")
 
 
 def redeliver(services: Services, principal: Principal, delivery_id: str) -> WebhookDelivery:

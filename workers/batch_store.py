@@ -18,10 +18,10 @@ from sqlmodel import Session, col
 from sqlmodel import select as sm_select
 
 from schemas.batches import BatchJobCounts
-from schemas.errors import NotFound
 from schemas.tables import Batch, File, FileContent, utcnow
 from workers import store
 from workers.paging import newest_first
+from workers.tenant_rows import get_owned
 
 BATCHES: Table = Batch.__table__  # type: ignore[attr-defined]
 FILES: Table = File.__table__  # type: ignore[attr-defined]
@@ -72,18 +72,12 @@ def insert_jobs(connection: Connection, rows: Sequence[dict[str, Any]]) -> None:
 
 def get_batch(session: Session, tenant_id: str, batch_id: str) -> Batch:
     """The tenant's batch, or NotFound: another tenant's batch does not exist for the caller."""
-    batch = session.get(Batch, batch_id)
-    if batch is None or batch.tenant_id != tenant_id:
-        raise NotFound(f"No batch {batch_id!r}.", param="batch_id")
-    return batch
+    return get_owned(session, Batch, tenant_id, batch_id, "batch", "batch_id")
 
 
 def get_file(session: Session, tenant_id: str, file_id: str) -> File:
     """The tenant's file, or NotFound."""
-    found = session.get(File, file_id)
-    if found is None or found.tenant_id != tenant_id:
-        raise NotFound(f"No file {file_id!r}.", param="file_id")
-    return found
+    return get_owned(session, File, tenant_id, file_id, "file", "file_id")
 
 
 def file_bytes(session: Session, file_id: str) -> bytes:

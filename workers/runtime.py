@@ -57,7 +57,7 @@ class Runtime:
 
     @cached_property
     def outcomes(self) -> Outcomes:
-        return Outcomes(self.settings, self.engine, self.redis, self.keys)
+        return Outcomes(self.settings, self.engine, self.redis, self.keys, self.celery)
 
     @cached_property
     def tenant_limits(self) -> TenantLimits:

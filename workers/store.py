@@ -15,11 +15,12 @@ from sqlalchemy import select as select_columns
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from schemas.errors import JobNotCancelable, NotFound
+from schemas.errors import JobNotCancelable
 from schemas.tables import Job, Usage, utcnow
 from workers.db import session_scope
 from workers.ids import new_id
 from workers.paging import newest_first
+from workers.tenant_rows import get_owned, require_owned
 
 MARK_CHUNK = 10_000
 # The hot paths (insert, claim, finish) run Core statements on the table, without the ORM
@@ -89,19 +90,14 @@ def insert_job(session: Session, job_id: str | None = None, **fields: Any) -> Jo
 
 def get_job(session: Session, tenant_id: str, job_id: str) -> Job:
     """The tenant's job, or NotFound: another tenant's job does not exist for the caller."""
-    job = session.get(Job, job_id)
-    if job is None or job.tenant_id != tenant_id:
-        raise NotFound(f"No job {job_id!r}.", param="job_id")
-    return job
+    return get_owned(session, Job, tenant_id, job_id, "job", "job_id")
 
 
 def read_job(engine: Engine, tenant_id: str, job_id: str) -> Job:
     """The tenant's job, or NotFound, read with one prebuilt Core query (the polling hot path)."""
     with engine.connect() as connection:
         row = connection.execute(_READ, {"job_id": job_id}).mappings().first()
-    if row is None or row["tenant_id"] != tenant_id:
-        raise NotFound(f"No job {job_id!r}.", param="job_id")
-    return _job_from_row(row)
+    return require_owned(_job_from_row(row) if row else None, tenant_id, "job", job_id, "job_id")
 
 
 def load_job(engine: Engine, job_id: str) -> Job | None:

@@ -38,7 +38,7 @@ from schemas.batches import (
 )
 from schemas.tables import Batch
 from workers import batch_store, batches
-from workers.paging import split_page
+from workers.paging import cursor_row, split_page
 
 router = APIRouter(prefix="/v1/batches", tags=["batches"])
 Model = TypeVar("Model", bound=BaseModel)
@@ -116,13 +116,11 @@ def list_batches(
     services: ServicesDep,
     session: SessionDep,
     principal: Reader,
-    after: Annotated[
-        str | None, Query(max_length=64, pattern=ID_PATTERN, description="`last_id` of the page before.")
-    ] = None,
+    after: Annotated[str | None, Query(description="`last_id` of the page before.")] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> BatchList:
     """The caller's batches, newest first."""
-    cursor = batch_store.get_batch(session, principal.tenant_id, after) if after else None
+    cursor = cursor_row(session, Batch, principal.tenant_id, after, "after")
     rows = batch_store.list_batches(session, principal.tenant_id, limit, cursor)
     page, has_more, _ = split_page(rows, limit)
     data = [batches.public_batch(services.engine, row) for row in page]
@@ -159,7 +157,7 @@ def cancel_batch(batch_id: BatchId, services: ServicesDep, principal: Submitter)
             batch_store.cancel_queued(connection, batch_id)
         elif batch.status in FINAL_BATCH_STATUSES:
             raise errors.BatchNotCancelable(f"Batch {batch_id} is {batch.status}.", status=batch.status)
-    batches.close(services.outcomes, batch_id)  # ends it now unless a job still runs
+    services.outcomes.end_batch(batch_id)  # ends it now unless a job still runs
     return get_batch_public(services, principal, batch_id)
 
 

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Response
 
 from api import known_queries
-from api.deps import Reader, ServicesDep, SessionDep, Submitter
+from api.deps import Cursor, Reader, ServicesDep, SessionDep, Submitter
 from schemas.known_queries import (
     KnownQueryCreate,
     KnownQueryList,
@@ -50,10 +50,7 @@ def list_known_queries(
     session: SessionDep,
     principal: Reader,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    cursor: Annotated[
-        str | None,
-        Query(max_length=64, pattern=ID_PATTERN, description="`next_cursor` of the previous page."),
-    ] = None,
+    cursor: Cursor = None,
 ) -> KnownQueryList:
     """The caller's known queries, newest first."""
     page, has_more, next_cursor = split_page(

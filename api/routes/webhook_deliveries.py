@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Path, Query
 
 from api import webhooks
-from api.deps import Admin, Reader, ServicesDep, SessionDep
+from api.deps import Admin, Cursor, Reader, ServicesDep, SessionDep
 from schemas.webhooks import BulkRedeliver, DeliveryList, DeliveryPublic, RedeliverResult
 from workers.paging import split_page
 
@@ -35,7 +35,7 @@ def list_deliveries(
     ),
     endpoint_id: Annotated[str | None, Query(max_length=64, pattern=ID_PATTERN)] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    cursor: Annotated[str | None, Query(max_length=64, pattern=ID_PATTERN)] = None,
+    cursor: Cursor = None,
 ) -> DeliveryList:
     """The caller's deliveries, newest first."""
     rows = webhooks.list_deliveries(session, principal.tenant_id, limit, cursor, status, endpoint_id)

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Response
 
 from api import webhooks
-from api.deps import Admin, Reader, ServicesDep, SessionDep
+from api.deps import Admin, Cursor, Reader, ServicesDep, SessionDep
 from schemas.webhooks import EndpointCreate, EndpointList, EndpointPublic, EndpointUpdate, RotateSecret
 from workers.paging import split_page
 
@@ -38,7 +38,7 @@ def list_endpoints(
     session: SessionDep,
     principal: Reader,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    cursor: Annotated[str | None, Query(max_length=64, pattern=ID_PATTERN)] = None,
+    cursor: Cursor = None,
 ) -> EndpointList:
     """The caller's endpoints, newest first; `enabled` false with `disabled_reason` when disabled."""
     rows = webhooks.list_endpoints(session, principal.tenant_id, limit, cursor)
