@@ -4,17 +4,39 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
+
+# Where OpenAI lets a message go without content: an assistant turn that calls tools.
+CALLS = ("tool_calls", "function_call")
 
 
 class ChatMessage(BaseModel):
-    """One message of a conversation; content is text or a list of content parts."""
+    """One message of a conversation; content is text or a non-empty list of content parts.
+
+    As in OpenAI's API, content may be null or left out only in an assistant message that
+    carries ``tool_calls`` or ``function_call``; anywhere else the model would get no prompt.
+    """
 
     model_config = ConfigDict(extra="allow")
 
     role: Literal["system", "developer", "user", "assistant", "tool"]
     content: str | list[dict[str, Any]] | None = None
     name: str | None = Field(None, max_length=64)
+
+    @model_validator(mode="after")
+    def _content_unless_calling(self) -> ChatMessage:
+        if self.content == []:
+            raise ValueError("content is an empty list; give at least one content part")
+        if self.content is None and not (self.role == "assistant" and self._calls()):
+            raise ValueError(
+                f"content is missing or null in a message of role {self.role!r}; give text or content "
+                "parts (only an assistant message with tool_calls or function_call may leave it null)"
+            )
+        return self
+
+    def _calls(self) -> bool:
+        extra = self.model_extra or {}
+        return any(extra.get(name) for name in CALLS)
 
     def text(self) -> str:
         """The message's text, with content parts joined."""

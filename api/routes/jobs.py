@@ -12,7 +12,7 @@ from fastapi.responses import StreamingResponse
 from starlette.background import BackgroundTask
 
 from api import sse
-from api.deps import Reader, ServicesDep, SessionDep, Submitter
+from api.deps import Cursor, Reader, ServicesDep, SessionDep, Submitter
 from api.keys import Principal
 from api.services import Services
 from api.submission import after_cache_hit, submit_job
@@ -21,7 +21,7 @@ from schemas.jobs import FINAL_STATUSES, JobCreate, JobList, JobPublic
 from schemas.tables import Job
 from workers import store
 from workers.ids import new_id
-from workers.paging import split_page
+from workers.paging import cursor_row, split_page
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
@@ -41,7 +41,14 @@ FALLBACK_POLL_S = 1.0
     "",
     status_code=202,
     response_model=JobPublic,
-    responses={**ERRORS, 200: {"model": JobPublic, "description": "Answered from the exact cache."}},
+    responses={
+        **ERRORS,
+        200: {
+            "model": JobPublic,
+            "description": "A finished job: answered from the exact cache, or the replay of an "
+            "`Idempotency-Key` whose job has ended.",
+        },
+    },
     summary="Submit a job",
 )
 async def create_job(
@@ -64,9 +71,9 @@ async def create_job(
     if accepted.job.id != job_id or accepted.cached:
         services.waiter.forget(job_id)
     headers = {"Idempotent-Replayed": "true"} if accepted.replayed else None
-    # A replay answers as the first answer did: 200 for a job the exact cache answered.
-    from_cache = (accepted.job.cache or {}).get("hit") == "exact"
-    response = job_response(accepted.job, status_code=200 if from_cache else 202, headers=headers)
+    # 200 for a finished job: one the exact cache answered, or a replay whose job has ended since
+    # (what the first request would answer now); 202 while the job is still to run.
+    response = job_response(accepted.job, status_code=_submit_status(accepted.job), headers=headers)
     if accepted.cached:  # counted and announced once the answer has left
         response.background = BackgroundTask(after_cache_hit, services, principal, accepted)
     return response
@@ -79,13 +86,10 @@ def list_jobs(
     status: Literal["queued", "running", "succeeded", "failed", "canceled"] | None = None,
     tier: Annotated[str | None, Query(max_length=64, pattern=r"^[^\x00]*$")] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    cursor: Annotated[
-        str | None,
-        Query(max_length=64, pattern=JOB_ID_PATTERN, description="`next_cursor` of the previous page."),
-    ] = None,
+    cursor: Cursor = None,
 ) -> JobList:
     """The caller's jobs, newest first."""
-    after = store.get_job(session, principal.tenant_id, cursor) if cursor else None
+    after = cursor_row(session, Job, principal.tenant_id, cursor)
     rows = store.list_jobs(session, principal.tenant_id, limit=limit, status=status, tier=tier, cursor=after)
     page, has_more, next_cursor = split_page(rows, limit)
     return JobList(data=[JobPublic.from_row(job) for job in page], has_more=has_more, next_cursor=next_cursor)
@@ -97,7 +101,12 @@ async def get_job(
     services: ServicesDep,
     principal: Reader,
     wait: Annotated[
-        float, Query(ge=0, le=60, description="Long-poll up to this many seconds for a final state.")
+        float,
+        Query(
+            ge=0,
+            description="Long-poll up to this many seconds for a final state; more than the "
+            "server's `max_wait_s` (60 by default) waits `max_wait_s`.",
+        ),
     ] = 0,
 ) -> Response:
     """The job; with ``wait``, holds the request until the job ends or the time is up."""
@@ -138,6 +147,10 @@ def cancel_job(job_id: JobId, services: ServicesDep, principal: Submitter) -> Re
     job = store.cancel_job(services.engine, principal.tenant_id, job_id)
     services.outcomes.announce_job(job)
     return job_response(job)
+
+
+def _submit_status(job: Job) -> int:
+    return 200 if job.status in FINAL_STATUSES else 202
 
 
 def job_response(
