@@ -16,6 +16,7 @@ from schemas.settings import Settings
 from schemas.tables import Tenant
 from workers.db import make_engine, session_scope
 from workers.migrate import upgrade
+from workers.providers.registry import adapter_traits
 
 DEMO_TENANT = "demo"
 
@@ -80,7 +81,7 @@ def ensure_demo_key(settings: Settings) -> tuple[str, bool]:
 
 def serves_local_model(settings: Settings) -> bool:
     """Whether any configured provider runs a model in the worker process."""
-    return any(provider.kind == "local" for provider in settings.providers.values())
+    return any(adapter_traits(provider.kind).runs_in_worker for provider in settings.providers.values())
 
 
 def ensure_local_weights(settings: Settings) -> bool:

@@ -14,6 +14,7 @@ from infra.launch import (
 )
 from schemas.settings import Settings
 from workers.keys import RedisKeys, tier_queues
+from workers.providers.registry import adapter_traits
 
 
 def tier_worker_argv(settings: Settings, tier: str, concurrency: int | None = None) -> list[str]:
@@ -27,7 +28,7 @@ def tier_worker_argv(settings: Settings, tier: str, concurrency: int | None = No
     local = [
         settings.providers[settings.models[alias].provider]
         for alias in settings.tiers[tier].models
-        if settings.providers[settings.models[alias].provider].kind == "local"
+        if adapter_traits(settings.providers[settings.models[alias].provider].kind).runs_in_worker
     ]
     if local:
         return local_worker_argv(queues, concurrency or max(p.max_batch_size for p in local), tier)

@@ -69,7 +69,7 @@ class Runtime:
 
     @cached_property
     def chain(self) -> PolicyChain:
-        return default_chain(self.limiter, self.providers, self.results)
+        return default_chain(self)
 
     @cached_property
     def lease_heartbeat(self) -> LeaseHeartbeat:

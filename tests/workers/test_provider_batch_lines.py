@@ -12,8 +12,8 @@ from schemas import errors
 from schemas.openai import CompletionUsage
 from schemas.settings import ModelConfig
 from schemas.tables import Job, utcnow
+from workers.middleware.usage import call_cost_usd
 from workers.provider_batches.lines import (
-    batch_cost_usd,
     encode_line,
     read_record,
     read_results,
@@ -87,6 +87,8 @@ def test_lines_that_never_ran_or_name_nothing_are_left_out() -> None:
 
 def test_batch_prices_default_to_half_and_explicit_ones_win() -> None:
     usage = CompletionUsage(prompt_tokens=1_000_000, completion_tokens=1_000_000, total_tokens=2_000_000)
-    assert MODEL.batch_prices() == (0.5, 2.0) and batch_cost_usd(MODEL, usage) == pytest.approx(2.5)
+    assert MODEL.batch_prices() == (0.5, 2.0)
+    assert call_cost_usd(MODEL, usage, batch_api=True) == pytest.approx(2.5)
+    assert call_cost_usd(MODEL, usage) == pytest.approx(5.0)  # the live prices
     explicit = MODEL.model_copy(update={"batch_input_usd_per_mtok": 0.1, "batch_output_usd_per_mtok": 0.2})
-    assert batch_cost_usd(explicit, usage) == pytest.approx(0.3)
+    assert call_cost_usd(explicit, usage, batch_api=True) == pytest.approx(0.3)

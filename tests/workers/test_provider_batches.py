@@ -34,7 +34,7 @@ from workers.job_runner import run_job
 from workers.migrate import upgrade
 from workers.provider_batches import batch_store
 from workers.provider_batches.client import BatchClient
-from workers.provider_batches.grouping import lane_route
+from workers.middleware.provider_batch import lane_route
 from workers.provider_batches.lane import LanePass, run_pass
 from workers.provider_batches.lines import CHAT_ENDPOINT, encode_line, request_line
 from workers.reconciler import reconcile

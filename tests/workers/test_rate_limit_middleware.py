@@ -19,7 +19,7 @@ from schemas.settings import Settings
 from schemas.tables import Job, utcnow
 from workers.chain import CallContext, PolicyChain
 from workers.keys import RedisKeys
-from workers.middleware.rate_limit import RateLimiting
+from workers.middleware.rate_limit import HeldCapacity, RateLimiting
 from workers.middleware.retry import RetryWithBackoff
 from workers.middleware.routing import Routing
 from workers.providers.base import ProviderResponse
@@ -235,9 +235,15 @@ def test_a_call_larger_than_every_window_fails_with_a_clear_code(
 def test_models_without_limits_are_not_counted(settings: Settings, limiter: Limiter) -> None:
     ctx = make_ctx(settings)
     ctx.job.tier = "small"
-    run(PolicyChain([Routing(), middleware(limiter)]), ctx)
+    held_during_call: list[object] = []
 
-    assert ctx.error is None and ctx.grant is None
+    def call(during: CallContext) -> ProviderResponse:
+        held_during_call.append(during.state(HeldCapacity).grant)
+        return reply()
+
+    PolicyChain([Routing(), middleware(limiter)]).run(ctx, call)
+
+    assert ctx.error is None and held_during_call == [None]  # no capacity was taken for the call
 
 
 @pytest.mark.parametrize(

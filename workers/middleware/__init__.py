@@ -1,32 +1,75 @@
 """The worker policy chain, listed in one place.
 
-Order matters: ``before_call`` runs top to bottom, ``after_call`` bottom to top. Adding a
-policy is adding a module here and a line to :func:`default_chain`.
+Order matters: ``before_call`` runs top to bottom, ``after_call``, ``on_error`` and
+``after_attempt`` bottom to top. Adding a policy is adding a module here and a line to
+:func:`default_chain`. The first four decide whether the attempt makes a call at all; the
+rest are the policies around it.
 """
 
 from __future__ import annotations
 
+from typing import Protocol
+
+from redis import Redis
+from sqlalchemy.engine import Engine
+
 from workers.cache.results import ResultCache
 from workers.chain import PolicyChain
+from workers.dispatch import Dispatcher
+from workers.keys import RedisKeys
+from workers.middleware.backlog import TenantBacklog
 from workers.middleware.call_log import CallLog
+from workers.middleware.max_attempts import MaxAttemptsGate
+from workers.middleware.provider_batch import ProviderBatchParking
 from workers.middleware.rate_limit import RateLimiting
 from workers.middleware.result_cache import ResultCaching
 from workers.middleware.retry import RetryWithBackoff
 from workers.middleware.routing import Routing
+from workers.middleware.soft_time_limit import SoftTimeLimit
+from workers.middleware.tenant_slot import TenantRunningSlot
+from workers.middleware.token_stream import TokenStreaming
 from workers.middleware.usage import UsageRecording
 from workers.providers.registry import ProviderRegistry
 from workers.ratelimit.limiter import Limiter
+from workers.ratelimit.policy import TenantLimits
 
 
-def default_chain(limiter: Limiter, providers: ProviderRegistry, results: ResultCache) -> PolicyChain:
+class ChainServices(Protocol):
+    """The process's parts the middleware use (a worker's ``Runtime`` has them all)."""
+
+    @property
+    def engine(self) -> Engine: ...
+    @property
+    def redis(self) -> Redis: ...
+    @property
+    def keys(self) -> RedisKeys: ...
+    @property
+    def limiter(self) -> Limiter: ...
+    @property
+    def providers(self) -> ProviderRegistry: ...
+    @property
+    def results(self) -> ResultCache: ...
+    @property
+    def dispatcher(self) -> Dispatcher: ...
+    @property
+    def tenant_limits(self) -> TenantLimits: ...
+
+
+def default_chain(services: ChainServices) -> PolicyChain:
     """The chain every job attempt runs through."""
     return PolicyChain(
         [
+            TenantBacklog(services.dispatcher),
+            MaxAttemptsGate(),
+            ProviderBatchParking(services.engine),
+            TenantRunningSlot(services.limiter, services.tenant_limits),
             CallLog(),
             RetryWithBackoff(),
             UsageRecording(),
-            ResultCaching(results),
+            ResultCaching(services.results),
             Routing(),
-            RateLimiting(limiter, providers),
+            RateLimiting(services.limiter, services.providers),
+            TokenStreaming(services.redis, services.keys),
+            SoftTimeLimit(),
         ]
     )

@@ -1,4 +1,7 @@
-"""The call log: one structured line per provider call, with no secrets or message text."""
+"""The call log: one structured line per provider call, with no secrets or message text.
+
+A provider batch's line is a call too (``PolicyChain.record``); its line says its lane and batch.
+"""
 
 from __future__ import annotations
 
@@ -23,13 +26,15 @@ class CallLog(Middleware):
         if not ctx.called or ctx.route is None:
             return
         usage = ctx.response.completion.usage if ctx.response is not None else None
+        route = ctx.route
+        lane = {"lane": route.lane, "provider_batch": route.provider_batch} if route.lane else {}
         log.info(
             "provider_call",
             job=ctx.job.id,
             tenant=ctx.job.tenant_id,
             tier=ctx.job.tier,
-            model=ctx.route.alias,
-            provider=ctx.route.provider,
+            model=route.alias,
+            provider=route.provider,
             latency_ms=ctx.latency_ms,
             prompt_tokens=usage.prompt_tokens if usage else 0,
             completion_tokens=usage.completion_tokens if usage else 0,
@@ -38,4 +43,5 @@ class CallLog(Middleware):
             attempt=ctx.attempt,
             outcome=outcome,
             retry_in_s=round(ctx.retry_in, 3) if ctx.retry_in is not None else None,
+            **lane,
         )

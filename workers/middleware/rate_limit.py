@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from schemas.errors import CapacityExhausted, ExceedsRateLimit, ProviderRateLimited
 from schemas.openai import ChatRequest, EmbeddingRequest
@@ -23,8 +24,15 @@ from workers.chain import CallContext, Middleware, Route
 from workers.middleware.routing import candidate_models
 from workers.providers.registry import ProviderRegistry
 from workers.ratelimit.headers import remaining_from
-from workers.ratelimit.limiter import Decision, Limiter
+from workers.ratelimit.limiter import Decision, Grant, Limiter
 from workers.ratelimit.policy import model_limits
+
+
+@dataclass
+class HeldCapacity:
+    """The rate-limit capacity this attempt took for its call, until it is settled."""
+
+    grant: Grant | None = None
 
 
 class RateLimiting(Middleware):
@@ -75,13 +83,15 @@ class RateLimiting(Middleware):
             self._sleep(wait)
 
     def after_call(self, ctx: CallContext) -> None:
-        grant, ctx.grant = ctx.grant, None
+        held = ctx.state(HeldCapacity)
+        grant, held.grant = held.grant, None
         if grant is not None and ctx.response is not None:
             self.limiter.settle(grant, ctx.response.completion.usage.total_tokens)
             self._resync(ctx, ctx.response.headers)
 
     def on_error(self, ctx: CallContext) -> None:
-        grant, ctx.grant = ctx.grant, None
+        held = ctx.state(HeldCapacity)
+        grant, held.grant = held.grant, None
         if grant is None or ctx.route is None:
             return
         self.limiter.settle(grant, None)  # the provider may have counted the call: keep the estimate
@@ -109,7 +119,7 @@ class RateLimiting(Middleware):
     def _route(self, ctx: CallContext, alias: str, model: ModelConfig, decision: Decision | None) -> None:
         if ctx.route is None or ctx.route.alias != alias:
             ctx.route = Route(alias=alias, model=model)
-        ctx.grant = decision.grant if decision is not None else None
+        ctx.state(HeldCapacity).grant = decision.grant if decision is not None else None
 
     def _resync(self, ctx: CallContext, headers: dict[str, str]) -> bool:
         assert ctx.route is not None

@@ -10,11 +10,21 @@ exact cache only: the API never gives them ``semantic`` mode, and the lookup che
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 from schemas.openai import ChatCompletion
 from workers.cache.results import CachedResult, ResultCache
 from workers.chain import CallContext, Middleware
-from workers.middleware.usage import call_cost_usd
+from workers.middleware.usage import route_cost_usd
 from workers.providers.base import ProviderResponse
+
+
+@dataclass
+class SemanticProbe:
+    """What the semantic lookup computed (namespace, text, embedding), to store the answer under."""
+
+    probe: Any = None
 
 
 class ResultCaching(Middleware):
@@ -27,9 +37,10 @@ class ResultCaching(Middleware):
         job = ctx.job
         if job.cache_mode != "semantic" or job.kind != "chat":
             return
-        hit, ctx.semantic_probe = self.results.lookup_similar(job.tenant_id, job.tier, job.request)
-        if hit is not None:
-            ctx.cached = hit
+        probe = ctx.state(SemanticProbe)
+        hit, probe.probe = self.results.lookup_similar(job.tenant_id, job.tier, job.request)
+        if hit is not None:  # answered with no call: not an attempt
+            ctx.answered = hit.as_job_fields(job.cache or {})
             ctx.response = ProviderResponse(completion=ChatCompletion.model_validate(hit.result))
 
     def after_call(self, ctx: CallContext) -> None:
@@ -43,8 +54,9 @@ class ResultCaching(Middleware):
             result=completion.model_dump(mode="json"),
             model=ctx.route.alias,
             provider=ctx.route.provider,
-            cost_usd=call_cost_usd(ctx.route.model, completion.usage),
+            cost_usd=route_cost_usd(ctx.route, completion.usage),
         )
         self.results.store(job.tenant_id, job.tier, cache["key"], fresh, int(cache["ttl_s"]))
-        if ctx.semantic_probe is not None:
-            self.results.store_similar(ctx.semantic_probe, fresh, int(cache["ttl_s"]))
+        probe = ctx.state(SemanticProbe).probe
+        if probe is not None:
+            self.results.store_similar(probe, fresh, int(cache["ttl_s"]))

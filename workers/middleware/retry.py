@@ -21,6 +21,8 @@ class RetryWithBackoff(Middleware):
 
     def on_error(self, ctx: CallContext) -> None:
         error = ctx.error
+        if ctx.route is not None and ctx.route.lane:
+            return  # a provider batch's failure sends the job back to run live at once, no backoff
         if error is not None and not error.counts_as_attempt:
             # No call was made (no capacity): come back when capacity is due, spread by up to
             # 10 % so the waiting jobs do not all return at the same instant.

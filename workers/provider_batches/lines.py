@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from schemas import errors
-from schemas.openai import ChatCompletion, ChatRequest, CompletionUsage
+from schemas.openai import ChatCompletion, ChatRequest
 from schemas.settings import ModelConfig
 from schemas.tables import Job
 from workers.providers.openai_compat import error_for_status, from_openai_body, to_openai_params
@@ -78,9 +78,3 @@ def _status_error(status: int, body: Any) -> errors.ProviderError:
     message = f"Provider answered {status}: {error.get('message', 'no message')}"[:500]
     code = error.get("code") if isinstance(error.get("code"), str) else None
     return error_for_status(status, message, code)
-
-
-def batch_cost_usd(model: ModelConfig, usage: CompletionUsage) -> float:
-    """The price of one line at the model's Batch API prices."""
-    input_price, output_price = model.batch_prices()
-    return (usage.prompt_tokens * input_price + usage.completion_tokens * output_price) / 1_000_000

@@ -19,7 +19,7 @@ from schemas.tables import Job, ProviderBatch, utcnow
 from workers.provider_batches import batch_store
 from workers.provider_batches.client import BatchClients, RemoteBatch
 from workers.provider_batches.lines import LineResult, read_results
-from workers.provider_batches.settling import fail, fall_back, succeed
+from workers.provider_batches.settling import ProviderBatchEnded, fail, fall_back, succeed
 from workers.runtime import Runtime
 
 log = structlog.get_logger("switchyard.provider_batches")
@@ -88,10 +88,11 @@ def settle_line(rt: Runtime, job: Job, batch: ProviderBatch, result: LineResult 
     """Settle one job from its line, or send it back to the live lane when it has none."""
     if result is None:
         code = "provider_batch_incomplete" if status == "completed" else f"provider_batch_{status}"
-        fall_back(rt, job, batch, code, f"The provider batch ended {status} without this job's line.")
+        message = f"The provider batch ended {status} without this job's line."
+        fall_back(rt, job, batch, ProviderBatchEnded(code, message))
     elif result.completion is not None:
         succeed(rt, job, batch, result.completion)
     elif result.error is not None and result.error.retryable:
-        fall_back(rt, job, batch, result.error.code, result.error.message)
+        fall_back(rt, job, batch, result.error)
     elif result.error is not None:
         fail(rt, job, batch, result.error)

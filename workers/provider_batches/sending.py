@@ -19,7 +19,7 @@ from schemas.tables import Job, ProviderBatch, utcnow
 from workers.provider_batches import batch_store
 from workers.provider_batches.client import BatchClient, BatchClients
 from workers.provider_batches.lines import CHAT_ENDPOINT, encode_line, request_line
-from workers.provider_batches.settling import fall_back
+from workers.provider_batches.settling import ProviderBatchEnded, fall_back
 from workers.runtime import Runtime
 
 log = structlog.get_logger("switchyard.provider_batches")
@@ -105,7 +105,7 @@ def _send_failed(rt: Runtime, batch: ProviderBatch, jobs: list[Job], error: Prov
 def _give_up(rt: Runtime, batch: ProviderBatch, jobs: list[Job], code: str, message: str) -> None:
     # The jobs run individually on the live lane; the batch row ends with the reason.
     for job in jobs:
-        fall_back(rt, job, batch, code, message)
+        fall_back(rt, job, batch, ProviderBatchEnded(code, message))
     batch_store.take(
         rt.engine, batch.id, "sending", "done", finished_at=utcnow(), error_message=message[:2000]
     )

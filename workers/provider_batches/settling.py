@@ -2,145 +2,98 @@
 
 Every change is conditional on the job's lane lease (its lease token is the batch id), so a
 merge run twice, or a job that already left the lane, is never written twice. Each line is
-one provider call: one attempt entry (marked ``lane: provider_batch``), one usage row when
-the provider answered it, one ``provider_call`` log line, and the final state announced.
+one provider call, settled through the policy chain's after-call hooks like a live call
+(``PolicyChain.record``): the ``provider_call`` log line, the attempt entry (marked
+``lane: provider_batch``) and usage row at the batch price, the cache entry; an answer or a
+permanent error is then written and announced as the live lane writes it
+(``job_runner.settle``). A job sent back to the live lane keeps its lane attempt entry and
+runs again at once; it writes no usage row.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
-import structlog
-
-from schemas.errors import ProviderError
+from schemas.errors import ProviderError, SwitchyardError
+from schemas.jobs import parse_request
 from schemas.openai import ChatCompletion
-from schemas.tables import Job, ProviderBatch, Usage, utcnow
+from schemas.settings import ModelConfig, Settings
+from schemas.tables import Job, ProviderBatch, utcnow
 from workers import store
-from workers.cache.results import CachedResult
-from workers.provider_batches.lines import batch_cost_usd
+from workers.chain import CallContext, Route
+from workers.job_runner import settle
+from workers.providers.base import ProviderResponse
 from workers.runtime import Runtime
 
-log = structlog.get_logger("switchyard.provider_call")
-LANE = "provider_batch"
+
+class ProviderBatchEnded(SwitchyardError):
+    """The provider batch ended without this job's answer, so the job runs live; ``code`` says how."""
+
+    retryable = True
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code  # type: ignore[misc]  # one class, one code per way a batch ends
 
 
 def succeed(rt: Runtime, job: Job, batch: ProviderBatch, completion: ChatCompletion) -> None:
     """Write the provider's answer into the job at the batch price."""
-    model = rt.settings.models.get(batch.model)
-    if model is None:  # the alias left the config: run the job live on what its tier has now
-        fall_back(rt, job, batch, "provider_batch_unknown_model", f"Model {batch.model!r} is not configured.")
+    if batch.model not in rt.settings.models:  # the alias left the config: run the job live
+        message = f"Model {batch.model!r} is not configured."
+        fall_back(rt, job, batch, ProviderBatchEnded("provider_batch_unknown_model", message))
         return
-    usage = completion.usage
-    cost = batch_cost_usd(model, usage)
-    entry = _entry(job, batch, "ok", usage.prompt_tokens, usage.completion_tokens, cost)
-    final = store.finish_job(
-        rt.engine,
-        job,
-        _usage_row(job, batch, entry),
-        status="succeeded",
-        result=completion.model_dump(mode="json"),
-        model=batch.model,
-        provider=batch.provider,
-        prompt_tokens=usage.prompt_tokens,
-        completion_tokens=usage.completion_tokens,
-        latency_ms=entry["latency_ms"],
-        cost_usd=job.cost_usd + cost,
-        attempt_log=[*(job.attempt_log or []), entry],
-        error_code=None,
-        error_message=None,
-        finished_at=utcnow(),
-    )
-    if final is not None:
-        _cache(rt, final, cost)
-        rt.outcomes.announce_job(final)
+    ctx = _line_context(rt, job, batch)
+    ctx.response = ProviderResponse(completion=completion)
+    rt.chain.record(ctx)
+    if ctx.error is not None and ctx.error.retryable:  # a policy turned the answer down
+        _run_live(rt, ctx)
+    else:
+        settle(rt, ctx)
 
 
 def fail(rt: Runtime, job: Job, batch: ProviderBatch, error: ProviderError) -> None:
     """End the job with the typed error the provider's line answered (not retryable)."""
-    entry = _entry(job, batch, error.code)
-    final = store.fail_job(
-        rt.engine,
-        job,
-        error.code,
-        error.message,
-        usage=_usage_row(job, batch, entry),
-        attempt_log=[*(job.attempt_log or []), entry],
-    )
-    if final is not None:
-        rt.outcomes.announce_job(final)
+    ctx = _line_context(rt, job, batch)
+    ctx.error = error
+    rt.chain.record(ctx)
+    settle(rt, ctx)
 
 
-def fall_back(rt: Runtime, job: Job, batch: ProviderBatch, code: str, message: str) -> None:
+def fall_back(rt: Runtime, job: Job, batch: ProviderBatch, error: SwitchyardError) -> None:
     """Send the job back to the live lane to run on its own; the lane try stays an attempt."""
-    entry = {**_entry(job, batch, code), "message": message[:300]}
-    history = [*(job.attempt_log or []), entry]
+    ctx = _line_context(rt, job, batch)
+    ctx.error = error
+    rt.chain.record(ctx)
+    _run_live(rt, ctx)
+
+
+def _run_live(rt: Runtime, ctx: CallContext) -> None:
+    job, error = ctx.job, ctx.error
+    assert error is not None
+    history = [*(job.attempt_log or []), {**ctx.attempt_record, "message": error.message[:300]}]
     if store.hand_back(rt.engine, job, utcnow(), published=False, attempt_log=history):
         # Commit, publish, mark: a crash in between leaves an orphan the reconciler publishes.
         rt.dispatcher.publish(job.id, job.tier, job.priority, job.tenant_id)
         store.mark_published(rt.engine, [job.id])
 
 
-def _entry(
-    job: Job, batch: ProviderBatch, outcome: str, prompt: int = 0, completion: int = 0, cost: float = 0.0
-) -> dict[str, Any]:
+def _line_context(rt: Runtime, job: Job, batch: ProviderBatch) -> CallContext:
+    """The context of the line's call: routed to the batch's model, timed from the claim."""
+    ctx = CallContext(
+        job=job,
+        settings=rt.settings,
+        request=parse_request(job.kind, job.request),
+        route=_lane_route(rt.settings, batch),
+    )
     started = job.started_at or job.created_at
-    entry = {
-        "attempt": job.attempts,
-        "model": batch.model,
-        "provider": batch.provider,
-        "outcome": outcome,
-        "latency_ms": round((utcnow() - started).total_seconds() * 1000, 2),
-        "prompt_tokens": prompt,
-        "completion_tokens": completion,
-        "cost_usd": round(cost, 8),
-        "lane": LANE,
-        "provider_batch": batch.id,
-    }
-    log.info(
-        "provider_call",
-        job=job.id,
-        tenant=job.tenant_id,
-        tier=job.tier,
-        **{
-            name: entry[name]
-            for name in ("model", "provider", "latency_ms", "prompt_tokens", "completion_tokens", "cost_usd")
-        },
-        cache=None,
-        attempt=job.attempts,
-        outcome=outcome,
-        lane=LANE,
-        provider_batch=batch.id,
-    )
-    return entry
+    ctx.latency_ms = round((utcnow() - started).total_seconds() * 1000, 2)
+    return ctx
 
 
-def _usage_row(job: Job, batch: ProviderBatch, entry: dict[str, Any]) -> Usage:
-    return Usage(
-        job_id=job.id,
-        tenant_id=job.tenant_id,
-        tier=job.tier,
-        model=batch.model,
-        provider=batch.provider,
-        attempt=job.attempts,
-        prompt_tokens=entry["prompt_tokens"],
-        completion_tokens=entry["completion_tokens"],
-        cost_usd=entry["cost_usd"],
-        latency_ms=entry["latency_ms"],
-        outcome=entry["outcome"],
-        created_at=utcnow(),
-    )
-
-
-def _cache(rt: Runtime, job: Job, cost: float) -> None:
-    # The exact cache takes the answer as a live call's (the API computed the key at submit).
-    cache = job.cache or {}
-    if job.cache_mode == "off" or not cache.get("key") or job.result is None:
-        return
-    fresh = CachedResult(
-        source_job=job.id,
-        result=job.result,
-        model=job.model or "",
-        provider=job.provider or "",
-        cost_usd=cost,
-    )
-    rt.results.store(job.tenant_id, job.tier, cache["key"], fresh, int(cache["ttl_s"]))
+def _lane_route(settings: Settings, batch: ProviderBatch) -> Route:
+    # The batch's provider served the line even if the alias has moved or left the config since
+    # (a model that left it has no prices: its line is only recorded, never priced).
+    model = settings.models.get(batch.model)
+    if model is None:
+        model = ModelConfig.model_validate({"provider": batch.provider, "model": batch.model})
+    if model.provider != batch.provider:
+        model = model.model_copy(update={"provider": batch.provider})
+    return Route(batch.model, model, provider_batch=batch.id)

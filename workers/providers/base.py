@@ -24,6 +24,14 @@ class ProviderResponse(Generic[Completion]):
     batch_size: int = 1
 
 
+@dataclass(frozen=True)
+class AdapterTraits:
+    """What an adapter class can do, read without building it (``registry.adapter_traits``)."""
+
+    runs_in_worker: bool = False  # the model runs in the worker process, not behind an endpoint
+    batch_api: bool = False  # speaks the Files and Batches API (docs/provider-batches.md)
+
+
 # What the policy chain holds: the answer of a chat or of an embeddings call.
 AnyResponse = ProviderResponse[ChatCompletion] | ProviderResponse[EmbeddingList]
 

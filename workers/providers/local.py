@@ -17,7 +17,7 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
-from typing import Any
+from typing import Any, ClassVar
 
 from schemas.errors import ContextTooLong, ProviderError, ProviderTimeout
 from schemas.openai import (
@@ -30,7 +30,7 @@ from schemas.openai import (
     EmbeddingRequest,
 )
 from schemas.settings import ModelConfig, ProviderConfig, Settings
-from workers.providers.base import ProviderResponse
+from workers.providers.base import AdapterTraits, ProviderResponse
 from workers.providers.collector import BatchCollector
 from workers.providers.local_embeddings import LocalEmbeddings
 from workers.providers.local_engine import GeneratedRow, GenerationEngine
@@ -120,6 +120,8 @@ def to_completion(
 
 class LocalProvider:
     """Runs SmolLM2-135M-Instruct in this process; one lock serialises loading and generation."""
+
+    traits: ClassVar[AdapterTraits] = AdapterTraits(runs_in_worker=True)
 
     def __init__(self, config: ProviderConfig, settings: Settings) -> None:
         self.config = config

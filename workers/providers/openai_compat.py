@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 import httpx2
@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from schemas import errors
 from schemas.openai import ChatCompletion, ChatRequest, EmbeddingList, EmbeddingRequest
 from schemas.settings import ModelConfig, ProviderConfig, Settings
-from workers.providers.base import ProviderResponse
+from workers.providers.base import AdapterTraits, ProviderResponse
 from workers.providers.embedding_output import finish_embeddings
 from workers.providers.openai_stream import TextSink, relay, stream_params
 from workers.ratelimit.tokens import estimate_prompt_tokens
@@ -134,6 +134,8 @@ def _provider_message(exc: openai.APIStatusError) -> str:
 
 class OpenAICompatibleProvider:
     """Calls one OpenAI-compatible base URL; retries are Switchyard's, not the SDK's."""
+
+    traits: ClassVar[AdapterTraits] = AdapterTraits(batch_api=True)
 
     def __init__(
         self, config: ProviderConfig, settings: Settings, http_client: httpx2.Client | None = None

@@ -7,7 +7,7 @@ import threading
 from typing import Any
 
 from schemas.settings import ProviderConfig, Settings
-from workers.providers.base import Provider
+from workers.providers.base import AdapterTraits, Provider
 
 # kind -> "module:Class"; imported on first use so a worker loads torch only if it runs a
 # local model.
@@ -21,6 +21,12 @@ def adapter_class(kind: str) -> Any:
     """The adapter class registered for ``kind``."""
     module_name, _, class_name = ADAPTERS[kind].partition(":")
     return getattr(importlib.import_module(module_name), class_name)
+
+
+def adapter_traits(kind: str) -> AdapterTraits:
+    """What the adapter registered for ``kind`` can do (its class's ``traits``)."""
+    traits: AdapterTraits = adapter_class(kind).traits
+    return traits
 
 
 class ProviderRegistry:

@@ -1,21 +1,25 @@
-"""The worker's side of the lane: which jobs go to a provider batch, and parking them there.
+"""Parking for the provider's Batch API: which jobs go to a provider batch, and parking them there.
 
 A job goes to the lane when it is ``priority: batch`` with ``completion_window: 24h``, a chat
 job, has never been in a provider batch, and the model its tier's chain would call now is
-served by an ``openai`` provider with ``batch_api = true``. Parking joins the model's open
-batch and gives the job a lease above the 24 h window, in one transaction.
+served by a provider with ``batch_api = true`` whose adapter speaks the Batch API. Parking
+joins the model's open batch and gives the job a lease above the 24 h window, in one
+transaction; the attempt then ends with no call (the lane settles it: docs/provider-batches.md).
+It runs before the tenant's running slot: a parked job holds none.
 """
 
 from __future__ import annotations
 
+from sqlalchemy.engine import Engine
+
 from schemas.openai import ChatRequest
 from schemas.settings import Settings
 from schemas.tables import Job
-from workers.chain import Route
+from workers.chain import CallContext, Middleware, Route, SkipAttempt
 from workers.middleware.routing import next_model
 from workers.provider_batches import batch_store
 from workers.provider_batches.lines import encode_line, request_line
-from workers.runtime import Runtime
+from workers.providers.registry import adapter_traits
 
 
 def lane_route(settings: Settings, job: Job) -> Route | None:
@@ -30,18 +34,18 @@ def lane_route(settings: Settings, job: Job) -> Route | None:
         return None
     model = settings.models[alias]
     provider = settings.providers[model.provider]
-    return Route(alias, model) if provider.kind == "openai" and provider.batch_api else None
+    return Route(alias, model) if provider.batch_api and adapter_traits(provider.kind).batch_api else None
 
 
-def park_if_eligible(rt: Runtime, job: Job) -> bool:
+def park_if_eligible(engine: Engine, settings: Settings, job: Job) -> bool:
     """Park a claimed job in its model's open provider batch; False if it runs live instead."""
-    route = lane_route(rt.settings, job)
+    route = lane_route(settings, job)
     if route is None:
         return False
-    line = encode_line(request_line(job, route.model, rt.settings.tiers[job.tier].default_max_tokens))
-    limits = rt.settings.provider_batches
+    line = encode_line(request_line(job, route.model, settings.tiers[job.tier].default_max_tokens))
+    limits = settings.provider_batches
     try:
-        with rt.engine.begin() as connection:
+        with engine.begin() as connection:
             batch_id = batch_store.join_open_batch(connection, route.provider, route.alias, len(line), limits)
             parked = batch_store.park_job(
                 connection, job, batch_id, limits.lane_lease_s, model=route.alias, provider=route.provider
@@ -55,3 +59,14 @@ def park_if_eligible(rt: Runtime, job: Job) -> bool:
 
 class _LeaseLost(Exception):
     """The job's claim did not hold: roll the batch join back."""
+
+
+class ProviderBatchParking(Middleware):
+    """Ends the attempt with no call when the job was parked for its provider's Batch API."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def before_call(self, ctx: CallContext) -> None:
+        if park_if_eligible(self.engine, ctx.settings, ctx.job):
+            raise SkipAttempt
