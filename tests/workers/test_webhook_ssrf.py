@@ -147,6 +147,36 @@ def test_an_unresolvable_name_may_be_registered_but_an_unsafe_one_not() -> None:
         check_registered_url("http://0x7f.1/", GUARD, nowhere)
 
 
+def hosts_file(host: str, port: int) -> list[str]:
+    """A resolver like /etc/hosts: it knows ``localhost`` and not its dotted form."""
+    from workers.webhooks.ssrf import ResolutionFailed
+
+    if host != "localhost":
+        raise ResolutionFailed(host)
+    return ["127.0.0.1"]
+
+
+@pytest.mark.parametrize(
+    "url", ["http://localhost.:9/", "http://LOCALHOST./x", "http://127.0.0.1.:9/", "http://0x7f.1./"]
+)
+def test_a_trailing_dot_is_dropped_before_the_check_so_registration_refuses_loopback(url: str) -> None:
+    with pytest.raises(UnsafeCallbackUrl, match="loopback"):
+        check_registered_url(url, GUARD, hosts_file)
+    with pytest.raises(UnsafeCallbackUrl, match="loopback"):
+        check_registered_url(url, GUARD)  # the system resolver too
+
+
+def test_a_fully_qualified_name_is_dialled_and_named_without_its_dot() -> None:
+    asked: list[str] = []
+
+    def resolver(host: str, port: int) -> list[str]:
+        asked.append(host)
+        return ["93.184.216.34"]
+
+    target = check_url("https://hooks.example./x", GUARD, resolver)
+    assert (target.host, asked) == ("hooks.example", ["hooks.example"])  # the name TLS (SNI) sends
+
+
 def test_the_guarded_client_sends_nothing_to_unsafe_urls(canary: Canary) -> None:
     port = canary.port
     urls = [f"http://{spelling}:{port}/hit" for spelling in ["127.0.0.1", *LOOPBACK_SPELLINGS]]

@@ -6,6 +6,8 @@ one of those). The caller then connects to the checked address itself (see
 ``workers/webhooks/transport.py``), so a second, different DNS answer (rebinding) is never
 used. IPv4 literals in decimal, octal and hex (``2130706433``, ``0177.0.0.1``, ``0x7f.1``)
 are read as ``inet_aton`` reads them, which is how any resolver would connect to them.
+A fully qualified name's trailing dot (``localhost.``) is dropped first: it names the same
+host, and a lookup of the dotted form can fail where the plain one reaches loopback.
 """
 
 from __future__ import annotations
@@ -58,7 +60,7 @@ def check_url(url: str, settings: WebhookSettings, resolver: Resolver = system_r
         raise UnsafeCallbackUrl(
             f"{url[:200]!r}: the scheme must be {' or '.join(allowed)}. {HELP}", url=url[:200]
         )
-    host = parts.hostname or ""
+    host = host_name(parts.hostname or "")
     if not host:
         raise UnsafeCallbackUrl(f"{url[:200]!r} has no host. {HELP}", url=url[:200])
     port = parts.port or (443 if parts.scheme == "https" else 80)
@@ -73,6 +75,11 @@ def check_url(url: str, settings: WebhookSettings, resolver: Resolver = system_r
                 f"{url[:200]!r} reaches {address}, a {reason} address. {HELP}", url=url[:200], reason=reason
             )
     return Target(url, parts.scheme, host, port, str(addresses[0]))
+
+
+def host_name(host: str) -> str:
+    """The host as it is checked and dialled: without the root label's trailing dot(s)."""
+    return host.rstrip(".")
 
 
 def ip_literal(host: str) -> IPAddress | None:
@@ -121,6 +128,7 @@ def _parse(text: str) -> IPAddress:
 
 def check_registered_url(url: str, settings: WebhookSettings, resolver: Resolver = system_resolver) -> None:
     """The check when a URL is registered: refuse an unsafe one. A name that does not resolve
-    yet passes, as it reaches nothing; every send checks it again."""
+    passes: it reaches nothing now, and every send resolves and checks it again, which is the
+    guard that counts for any name (see "SSRF guard" in docs/webhooks.md)."""
     with contextlib.suppress(ResolutionFailed):
         check_url(url, settings, resolver)
