@@ -19,7 +19,7 @@ from api.keys import Principal
 from api.services import Services
 from schemas import errors
 from schemas.tables import Batch, Job, utcnow
-from workers import batch_store, batches
+from workers import batch_store
 from workers.broker import PUBLISH_FAILURES
 from workers.cache import policy as cache_policy
 from workers.cache.exact import request_key
@@ -87,9 +87,9 @@ def submit_batch(services: Services, principal: Principal, order: BatchOrder, pa
     queued = [row["id"] for row in rows if row["status"] == "queued"]
     _publish(services, queued, batch)
     if batch.status == "failed":
-        batches.fail(services.outcomes, batch.id)
+        services.outcomes.fail_batch(batch.id)
     elif not queued:  # the exact cache answered every line: the batch is already done
-        batches.close(services.outcomes, batch.id)
+        services.outcomes.end_batch(batch.id)
     return batch
 
 

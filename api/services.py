@@ -115,7 +115,7 @@ class Services:
             admission=Admission(settings, limiter, dispatcher),
             tenant_limits=TenantLimits(engine, settings.rate_limits),
             results=build_result_cache(settings, redis, keys),
-            outcomes=Outcomes(settings, engine, redis, keys),
+            outcomes=Outcomes(settings, engine, redis, keys, celery),
             job_lane=ThreadLane(settings.api_job_threads),
         )
 

@@ -50,11 +50,13 @@ from infra.launch import ProcessGroup, celery_argv, free_port, wait_http, webhoo
 from schemas.jobs import JobPublic
 from schemas.settings import Settings, load_settings
 from schemas.tables import Job, WebhookDelivery, WebhookEndpoint, utcnow
+from workers.celery_app import create_celery
 from workers.db import make_engine
+from workers.event import Event
 from workers.ids import new_id
 from workers.keys import RedisKeys
 from workers.migrate import upgrade
-from workers.outcomes import Event, Outcomes
+from workers.outcomes import Outcomes
 from workers.webhooks.payloads import event_body
 from workers.webhooks.signing import new_secret, signed_headers
 
@@ -98,11 +100,12 @@ class Bench:
         upgrade(self.settings)
         self.engine = make_engine(self.settings)
         keys = RedisKeys(self.settings.key_prefix)
-        self.outcomes = Outcomes(self.settings, self.engine, self.redis, keys)
+        celery = create_celery(self.settings)  # publishes the first attempts that go by the queue
+        self.outcomes = Outcomes(self.settings, self.engine, self.redis, keys, celery)
         # The burst measures the webhook workers: its first attempts all go through the queue.
         queued = self.settings.webhooks.model_copy(update={"first_attempt": "queue"})
         queued_settings = self.settings.model_copy(update={"webhooks": queued})
-        self.queued_outcomes = Outcomes(queued_settings, self.engine, self.redis, keys)
+        self.queued_outcomes = Outcomes(queued_settings, self.engine, self.redis, keys, celery)
         self.tenant_id = self._tenant_with_endpoint()
         env = {
             **bench_paths.process_env(),

@@ -1,25 +1,24 @@
-"""Batch accounting: a batch ends exactly once, when its last job does, and is announced.
+"""Batch accounting: a batch ends exactly once, when its last job does.
 
-:meth:`workers.outcomes.Outcomes.announce_job` calls :func:`job_ended` for every job of a
-batch; the API's cancel and the reconciler call :func:`close`. Ending a batch is one
-conditional update (``workers/batch_store.close_if_done``); the one caller that wins it
-attaches the output and error files and announces ``batch.completed`` or ``batch.canceled``.
+Ending a batch is one conditional update (``workers/batch_store.close_if_done``); the one
+caller that wins it attaches the output and error files and gets the event that announces the
+end (``batch.completed``, ``batch.canceled``, ...). This module announces nothing itself:
+:class:`workers.outcomes.Outcomes` owns the flow (a job's end, then its batch's) and emits the
+event. The reconciler's passes over batches are in ``workers/batch_sweeps.py``.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import structlog
 from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session
 
 from schemas.batches import BatchPublic
-from schemas.tables import Batch, Job
+from schemas.tables import Batch
 from workers import batch_store
-
-if TYPE_CHECKING:
-    from workers.outcomes import Outcomes
+from workers.event import Event
 
 log = structlog.get_logger("switchyard.batches")
 # The webhook event of each final status (OpenAI's `cancelled`, the event `batch.canceled`).
@@ -29,18 +28,11 @@ EVENT_OF_STATUS = {
     "cancelled": "canceled",
     "expired": "expired",
 }
-REPAIR_LIMIT = 100
 
 
-def job_ended(outcomes: Outcomes, job: Job) -> None:
-    """A job of a batch reached a final state: end its batch if it was the last open one."""
-    if job.batch_id is not None:
-        close(outcomes, job.batch_id)
-
-
-def close(outcomes: Outcomes, batch_id: str) -> str | None:
-    """End the batch if no job of it is open, and announce it; the new status, or None."""
-    with outcomes.engine.begin() as connection:
+def close(engine: Engine, batch_id: str) -> Event | None:
+    """End the batch if no job of it is open: the event that announces its end, or None."""
+    with engine.begin() as connection:
         status = batch_store.close_if_done(connection, batch_id)
         if status is None:
             return None
@@ -48,26 +40,25 @@ def close(outcomes: Outcomes, batch_id: str) -> str | None:
         by_status, _, _ = batch_store.job_counts(connection, batch_id)
         errors = by_status.get("failed", 0) + by_status.get("canceled", 0) + len(batch.invalid_lines or [])
         batch_store.attach_files(connection, batch, has_errors=errors > 0)
-    announce(outcomes, batch_id)
-    return status
+    return ended(engine, batch_id)
 
 
-def fail(outcomes: Outcomes, batch_id: str) -> None:
+def fail(engine: Engine, batch_id: str) -> Event:
     """A batch that failed at once (every line invalid and skipped): its error file, its event."""
-    with outcomes.engine.begin() as connection:
+    with engine.begin() as connection:
         batch_store.attach_files(connection, _load(connection, batch_id), has_errors=True)
-    announce(outcomes, batch_id)
+    return ended(engine, batch_id)
 
 
-def announce(outcomes: Outcomes, batch_id: str) -> None:
-    """Emit the batch's final event with its public object."""
-    with Session(outcomes.engine) as session:
+def ended(engine: Engine, batch_id: str) -> Event:
+    """The event of the batch's end, with its public object."""
+    with Session(engine) as session:
         batch = session.get(Batch, batch_id)
         assert batch is not None
-        public = public_batch(outcomes.engine, batch)
-    event = EVENT_OF_STATUS.get(public.status, public.status)
+        public = public_batch(engine, batch)
+    kind = EVENT_OF_STATUS.get(public.status, public.status)
     log.info("batch_ended", batch=batch_id, tenant=batch.tenant_id, status=public.status)
-    outcomes.announce_batch(batch.tenant_id, event, public.model_dump(mode="json"))
+    return Event(batch.tenant_id, f"batch.{kind}", public.model_dump(mode="json"))
 
 
 def public_batch(engine: Engine, batch: Batch) -> BatchPublic:
@@ -89,28 +80,6 @@ def _eta_s(batch: Batch, by_status: dict[str, int], last_finished: Any) -> float
         return None
     rate = done / (last_finished - started).total_seconds()
     return round(open_jobs / rate, 1)
-
-
-def expire_due(outcomes: Outcomes) -> int:
-    """Expire batches whose completion window passed, as OpenAI does: queued lines are
-    cancelled (``batch_expired``), running ones finish, then the batch is ``expired``."""
-    expired = 0
-    for batch_id in batch_store.past_window(outcomes.engine, REPAIR_LIMIT):
-        with outcomes.engine.begin() as connection:
-            if not batch_store.mark_expiring(connection, batch_id):
-                continue
-            batch_store.cancel_queued(connection, batch_id, "batch_expired")
-        close(outcomes, batch_id)
-        expired += 1
-    return expired
-
-
-def repair(outcomes: Outcomes) -> int:
-    """End batches whose jobs all ended but that were left open (a crash between the two)."""
-    ended = 0
-    for batch_id in batch_store.unfinished_batches(outcomes.engine, REPAIR_LIMIT):
-        ended += close(outcomes, batch_id) is not None
-    return ended
 
 
 def _load(connection: Connection, batch_id: str) -> Batch:

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import structlog
 from celery import Celery
-from celery.signals import worker_process_init, worker_ready
+from celery.signals import worker_ready
 from kombu import Queue
-from redis.exceptions import RedisError
-from sqlalchemy.exc import SQLAlchemyError
 
 from schemas.settings import Settings
 from workers.broker import TRANSPORT
@@ -99,21 +96,6 @@ def broker_visibility_timeout(app: Celery) -> float:
     """The visibility timeout the broker channel actually uses."""
     with app.connection_for_read() as connection:
         return float(connection.default_channel.visibility_timeout)
-
-
-@worker_process_init.connect
-def _warm_up_pool_process(**_: Any) -> None:
-    # Each prefork process builds its runtime before its first job, not during it.
-    from celery import current_app
-
-    from workers.runtime import runtime_for
-
-    if not isinstance(current_app, SwitchyardCelery):
-        return
-    try:
-        runtime_for(current_app).warm_up()
-    except (SQLAlchemyError, RedisError, OSError) as exc:  # best effort: the first job retries
-        structlog.get_logger("switchyard.worker").warning("warm_up_failed", error=str(exc))
 
 
 @worker_ready.connect

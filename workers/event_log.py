@@ -10,16 +10,13 @@ from __future__ import annotations
 
 import json
 import time
-from typing import TYPE_CHECKING
 
 from redis import Redis
 from redis.client import Pipeline
 
 from schemas.settings import StreamingSettings
+from workers.event import Event
 from workers.keys import RedisKeys
-
-if TYPE_CHECKING:
-    from workers.outcomes import Event
 
 
 def event_json(event: Event) -> str:

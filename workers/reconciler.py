@@ -2,7 +2,8 @@
 
 - ``queued`` rows with no message (a crash between commit and publish, or a long wait
   whose ``not_before`` has come) are published;
-- ``queued`` rows whose message is long gone (a lost broker) are published again;
+- ``queued`` rows whose message is long gone are published again: at once when Redis
+  lost its data (workers/broker_watch.py), else ``republish_after_s`` after their publish;
 - ``running`` rows whose lease expired (a dead worker) get their lost attempt recorded and
   priced, then go back to ``queued``, or fail with ``max_attempts`` once the attempts are
   used up (workers/lease_recovery.py);
@@ -25,7 +26,8 @@ from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from schemas.tables import IdempotencyRecord, Job, utcnow
-from workers import batches, store
+from workers import batch_sweeps, store
+from workers.broker_watch import republish_after_loss
 from workers.db import session_scope
 from workers.lease_recovery import recover_expired_leases
 from workers.runtime import Runtime
@@ -39,6 +41,7 @@ class SweepReport:
     """What one reconciler pass did."""
 
     published: int = 0
+    republished_after_loss: int = 0
     requeued: int = 0
     dead_lettered: int = 0
     idempotency_purged: int = 0
@@ -50,12 +53,13 @@ class SweepReport:
 def reconcile(rt: Runtime) -> SweepReport:
     """One full pass; safe to run concurrently with workers and other reconcilers."""
     report = SweepReport()
+    report.republished_after_loss = republish_after_loss(rt)
     report.requeued, report.dead_lettered = recover_expired_leases(rt)
     report.published = report.requeued + publish_unsent(rt)
     report.idempotency_purged = purge_idempotency_keys(rt)
     recount_backlogs(rt)
-    report.batches_expired = batches.expire_due(rt.outcomes)
-    report.batches_closed = batches.repair(rt.outcomes)
+    report.batches_expired = batch_sweeps.expire_due(rt.outcomes)
+    report.batches_closed = batch_sweeps.repair(rt.outcomes)
     report.webhooks_repaired = webhook_repair.resend_lost(rt)
     return report
 

@@ -16,7 +16,7 @@ from sqlmodel import Session, col, select
 from tests_support import completion_body, database_url_for, delete_tier_queues, queued_job_ids
 
 from schemas.tables import Batch, Job, utcnow
-from workers import store
+from workers import batch_sweeps, store
 from workers.cache.exact import request_key
 from workers.cache.results import CachedResult
 
@@ -359,12 +359,10 @@ def test_batch_completes_with_its_last_job_and_serves_output_in_order(api: Api, 
 
 
 def test_closing_twice_changes_nothing(api: Api, auth: dict[str, str]) -> None:
-    from workers import batches
-
     batch = api.create(auth, 1)
     api.run(api.jobs(batch["id"])[0].id)
     done = api.get(f"/v1/batches/{batch['id']}", auth).json()
-    assert batches.close(api.services.outcomes, batch["id"]) is None
+    assert api.services.outcomes.end_batch(batch["id"]) is None
     assert api.get(f"/v1/batches/{batch['id']}", auth).json() == done
 
 
@@ -406,14 +404,12 @@ def test_cancel_with_nothing_running_ends_at_once(api: Api, auth: dict[str, str]
 
 
 def test_reconciler_ends_a_batch_left_open(api: Api, auth: dict[str, str]) -> None:
-    from workers import batches
-
     batch = api.create(auth, 1)
     job = store.claim_job(api.engine, api.jobs(batch["id"])[0].id, 60)
     assert job is not None
     store.finish_job(api.engine, job, status="succeeded", result=COMPLETION)  # no announcement: a crash
     assert api.get(f"/v1/batches/{batch['id']}", auth).json()["status"] == "in_progress"
-    assert batches.repair(api.services.outcomes) >= 1
+    assert batch_sweeps.repair(api.services.outcomes) >= 1
     assert api.get(f"/v1/batches/{batch['id']}", auth).json()["status"] == "completed"
 
 
@@ -468,8 +464,6 @@ def test_embedding_lines_become_embedding_jobs(api: Api, auth: dict[str, str]) -
 def test_a_batch_past_its_window_expires_after_its_running_jobs(api: Api, auth: dict[str, str]) -> None:
     from sqlalchemy import update
 
-    from workers import batches
-
     batch = api.create(auth, 3, completion_window="24h")
     jobs = api.jobs(batch["id"])
     api.run(jobs[0].id)
@@ -481,7 +475,7 @@ def test_a_batch_past_its_window_expires_after_its_running_jobs(api: Api, auth: 
             .where(col(Batch.id) == batch["id"])
             .values(expires_at=utcnow() - timedelta(seconds=1))
         )
-    assert batches.expire_due(api.services.outcomes) >= 1
+    assert batch_sweeps.expire_due(api.services.outcomes) >= 1
     assert api.get(f"/v1/batches/{batch['id']}", auth).json()["status"] == "in_progress"
     assert store.claim_job(api.engine, jobs[2].id, 60) is None
     final = store.finish_job(api.engine, running, status="succeeded", result=COMPLETION)
@@ -492,4 +486,4 @@ def test_a_batch_past_its_window_expires_after_its_running_jobs(api: Api, auth: 
     assert done["request_counts"] == {"total": 3, "completed": 2, "failed": 0}
     errors = jsonl(api.get(f"/v1/files/{done['error_file_id']}/content", auth))
     assert [(e["custom_id"], e["error"]["code"]) for e in errors] == [("doc-2", "batch_expired")]
-    assert batches.expire_due(api.services.outcomes) == 0
+    assert batch_sweeps.expire_due(api.services.outcomes) == 0

@@ -21,8 +21,9 @@ from webhook_receiver import WebhookReceiverServer
 from schemas.settings import Settings, WebhookSettings
 from schemas.tables import WebhookDelivery, WebhookEndpoint, utcnow
 from workers.celery_app import create_celery
+from workers.event import Event
 from workers.migrate import upgrade
-from workers.outcomes import Event
+from workers.outcomes import Outcomes
 from workers.runtime import Runtime
 from workers.webhooks import deliveries
 from workers.webhooks.delivery import Deliverer
@@ -325,9 +326,9 @@ def test_a_large_object_is_sent_by_reference(tmp_path: Path, redis_url: str, rt:
     small = rt.settings.model_copy(
         update={"webhooks": rt.settings.webhooks.model_copy(update={"by_reference_bytes": 200})}
     )
-    from workers.outcomes import Outcomes
-
-    Outcomes(small, rt.engine, rt.redis, rt.keys).emit(job_event(tenant_id, result={"text": "x" * 500}))
+    Outcomes(small, rt.engine, rt.redis, rt.keys, rt.celery).emit(
+        job_event(tenant_id, result={"text": "x" * 500})
+    )
 
     data = json.loads(only_delivery(rt, tenant_id).body)["data"]
     assert data["by_reference"] is True and data["url"] == f"{small.api_url}/v1/jobs/job_1"
@@ -419,10 +420,9 @@ def test_a_duplicate_insert_of_one_event_is_a_no_op(rt: Runtime) -> None:
 
 
 def in_process(rt: Runtime, **hooks: Any) -> Any:
-    from workers.outcomes import Outcomes
-
     webhooks = rt.settings.webhooks.model_copy(update={"first_attempt": "in_process", **hooks})
-    return Outcomes(rt.settings.model_copy(update={"webhooks": webhooks}), rt.engine, rt.redis, rt.keys)
+    settings = rt.settings.model_copy(update={"webhooks": webhooks})
+    return Outcomes(settings, rt.engine, rt.redis, rt.keys, rt.celery)
 
 
 def test_in_process_the_announcing_process_sends_the_first_attempt(rt: Runtime, receivers: list[Any]) -> None:

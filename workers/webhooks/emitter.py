@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import structlog
 from celery import Celery
@@ -22,6 +22,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from schemas.settings import Settings
+from workers.event import Event
 from workers.keys import RedisKeys
 from workers.webhooks import deliveries
 from workers.webhooks.delivery import Deliverer
@@ -30,12 +31,8 @@ from workers.webhooks.payloads import event_body
 from workers.webhooks.sender import FirstAttemptSender
 from workers.webhooks.transport import guarded_client
 
-if TYPE_CHECKING:
-    from workers.outcomes import Event
-
 log = structlog.get_logger("switchyard.webhooks")
 DELIVER_TASK = "switchyard.deliver_webhook"
-_BUILDING = threading.Lock()
 
 
 def publish_attempt(celery: Celery, keys: RedisKeys, delivery_id: str, attempts: int) -> None:
@@ -45,15 +42,22 @@ def publish_attempt(celery: Celery, keys: RedisKeys, delivery_id: str, attempts:
 
 @dataclass
 class WebhookEmitter:
-    """Turns events into deliveries; one per process, inside ``Outcomes``."""
+    """Turns events into deliveries; one per process, inside ``Outcomes``.
+
+    ``celery`` is the process's own app (the runtime's or the API's), which publishes first
+    attempts to the webhook queue. The sender threads and the deliverer (an HTTP client, about
+    0.1 s to build) are made on first use: most processes never send a webhook themselves.
+    """
 
     settings: Settings
     engine: Engine
     redis: Redis
     keys: RedisKeys
-    _celery: Celery | None = field(default=None, init=False, repr=False)
+    celery: Celery
     _sender: FirstAttemptSender | None = field(default=None, init=False, repr=False)
-    _own_deliverer: Deliverer | None = field(default=None, init=False, repr=False)
+    _deliverer: Deliverer | None = field(default=None, init=False, repr=False)
+    # A threads worker announces from many threads at once: one sender and one client each.
+    _building: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     def queue_lookup(self, pipe: Pipeline, tenant_id: str) -> int:
         """Queue the read of the tenant's cached endpoint list on the caller's ``pipe``, so
@@ -81,27 +85,23 @@ class WebhookEmitter:
 
     @property
     def sender(self) -> FirstAttemptSender:
-        with _BUILDING:
+        """The threads that make first attempts in this process (``first_attempt = "in_process"``)."""
+        with self._building:
             if self._sender is None:
                 hooks = self.settings.webhooks
-                self._sender = FirstAttemptSender(self._deliverer, hooks.sender_threads, hooks.sender_backlog)
+                self._sender = FirstAttemptSender(
+                    lambda: self.deliverer, hooks.sender_threads, hooks.sender_backlog
+                )
             return self._sender
 
-    def _deliverer(self) -> Deliverer:
-        with _BUILDING:
-            if self._own_deliverer is None:
-                client = guarded_client(self.settings.webhooks)
-                self._own_deliverer = Deliverer(self.settings, self.engine, self.redis, self.keys, client)
-            return self._own_deliverer
-
     @property
-    def celery(self) -> Celery:
-        with _BUILDING:  # a threads worker announces from many threads at once
-            if self._celery is None:
-                from workers.celery_app import create_celery  # the app imports the tasks; build it lazily
-
-                self._celery = create_celery(self.settings)
-            return self._celery
+    def deliverer(self) -> Deliverer:
+        """This process's deliverer, with one pooled, guarded HTTP client."""
+        with self._building:
+            if self._deliverer is None:
+                client = guarded_client(self.settings.webhooks)
+                self._deliverer = Deliverer(self.settings, self.engine, self.redis, self.keys, client)
+            return self._deliverer
 
     def _rows(self, event: Event, cached_endpoints: bytes | None) -> list[dict[str, Any]]:
         hooks = self.settings.webhooks

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from schemas.settings import Settings
-
-if TYPE_CHECKING:
-    from workers.outcomes import Event
+from workers.event import Event
 
 # Fields kept when an object goes by reference: enough to route it without fetching.
 SUMMARY_FIELDS = ("id", "object", "status", "tier", "model", "error", "metadata", "created_at", "finished_at")

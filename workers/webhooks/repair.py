@@ -23,7 +23,7 @@ from sqlmodel.sql.expression import SelectOfScalar
 
 from schemas.jobs import FINAL_STATUSES, JobPublic
 from schemas.tables import Job, WebhookDelivery, WebhookEndpoint, utcnow
-from workers.outcomes import job_event
+from workers.event import job_event
 from workers.runtime import Runtime
 
 REPAIR_LIMIT = 1000

@@ -2,27 +2,16 @@
 
 from __future__ import annotations
 
-import threading
-
 from schemas.tables import utcnow
 from workers.runtime import Runtime
 from workers.webhooks import deliveries
 from workers.webhooks.delivery import Deliverer
 from workers.webhooks.emitter import publish_attempt
-from workers.webhooks.transport import guarded_client
-
-_deliverers: dict[int, Deliverer] = {}
-_building = threading.Lock()
 
 
 def deliverer_for(rt: Runtime) -> Deliverer:
-    """This process's deliverer for ``rt``, with one pooled, guarded HTTP client."""
-    key = id(rt)
-    with _building:  # the webhook worker's threads start at once
-        if key not in _deliverers:
-            client = guarded_client(rt.settings.webhooks)
-            _deliverers[key] = Deliverer(rt.settings, rt.engine, rt.redis, rt.keys, client)
-        return _deliverers[key]
+    """This process's deliverer: the webhook emitter's, so a process holds one HTTP client."""
+    return rt.outcomes.webhooks.deliverer
 
 
 def publish_due(rt: Runtime) -> int:
