@@ -107,6 +107,7 @@ def test_register_show_change_and_delete_an_endpoint(api: Api) -> None:
         "http://[::1]/",
         "http://[::ffff:192.168.0.1]/",
         "http://localhost:8080/",
+        "http://localhost.:9/",  # a trailing dot names the same host
         "http://0.0.0.0/",
         "http://224.0.0.1/",
     ],
@@ -144,6 +145,9 @@ def test_endpoint_writes_need_the_admin_scope_and_tenants_are_isolated(api: Api)
     assert api.error(api.client.get(path, headers=other), 404)["code"] == "not_found"
     assert api.error(api.client.delete(path, headers=other), 404)["code"] == "not_found"
     assert api.client.get("/v1/webhook-endpoints", headers=other).json()["data"] == []
+    # Another tenant's id is no cursor of theirs: a bad cursor, not a missing list.
+    theirs = api.client.get("/v1/webhook-endpoints", params={"cursor": endpoint["id"]}, headers=other)
+    assert api.error(theirs)["code"] == "invalid_cursor"
     assert (
         api.error(api.client.get("/v1/webhook-secret", headers=reader), 403)["code"] == "insufficient_scope"
     )
@@ -227,6 +231,9 @@ def test_the_dead_letter_lists_failed_deliveries_by_page(api: Api) -> None:
     assert "body" not in shown and shown["event_id"].startswith("evt_")
     everything = api.client.get("/v1/webhook-deliveries", params={"limit": 100}, headers=headers).json()
     assert len(everything["data"]) == 5  # the other tenant's delivery is not among them
+    for cursor in (ids[0], "dlv_nothing", "not a cursor!"):
+        listed = api.client.get("/v1/webhook-deliveries", params={"cursor": cursor}, headers=other)
+        assert api.error(listed)["code"] == "invalid_cursor"
     assert (
         api.error(api.client.get(f"/v1/webhook-deliveries/{ids[0]}", headers=other), 404)["code"]
         == "not_found"
