@@ -160,7 +160,7 @@ def semantic_latency(
 
 def fill(redis: Redis, keys: RedisKeys, ns: str, count: int, rng: np.random.Generator) -> None:
     """``count`` filler entries with random unit vectors, written in pipelines."""
-    base = keys.semantic_namespace(ns)
+    vectors_key, log_key = keys.semantic_vectors(ns), keys.semantic_log(ns)
     for start in range(0, count, 5000):
         n = min(5000, count - start)
         vectors = rng.standard_normal((n, DIMENSION)).astype(np.float32)
@@ -168,11 +168,11 @@ def fill(redis: Redis, keys: RedisKeys, ns: str, count: int, rng: np.random.Gene
         ids = [uuid.uuid4().hex for _ in range(n)]
         with redis.pipeline(transaction=False) as pipe:
             for entry_id, vector in zip(ids, vectors, strict=True):
-                pipe.hset(f"{base}:vec", entry_id, vector.tobytes())
+                pipe.hset(vectors_key, entry_id, vector.tobytes())
                 pipe.set(
                     keys.semantic_entry(ns, entry_id), '{"text": "filler", "source_job": "job_f"}', ex=3600
                 )
-            pipe.rpush(f"{base}:log", *ids)
+            pipe.rpush(log_key, *ids)
             pipe.execute()
 
 

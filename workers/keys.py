@@ -85,16 +85,37 @@ class RedisKeys:
         text = name.decode() if isinstance(name, bytes) else name
         return text.rsplit(":", 2)[1]
 
-    def semantic_namespace(self, ns: str) -> str:
-        """Base name of a semantic-cache namespace (workers/cache/semantic.py)."""
-        return f"{self.prefix}:sem:{ns}"
+    # The semantic cache (workers/cache/semantic.py): per namespace ``<tenant>:<tier>:<hash>``,
+    # ``<prefix>:sem:<namespace>`` is followed by ``:log``, ``:vec`` or ``:entry:<id>``.
+
+    def semantic_log(self, ns: str) -> str:
+        """LIST of a semantic namespace's entry ids, in the order they were written."""
+        return f"{self.prefix}:sem:{ns}:log"
+
+    def semantic_vectors(self, ns: str) -> str:
+        """HASH entry id -> float32 embedding of a semantic namespace."""
+        return f"{self.prefix}:sem:{ns}:vec"
 
     def semantic_entry(self, ns: str, entry_id: str) -> str:
+        """A semantic-cache answer (JSON, with the question's text), with its TTL."""
         return f"{self.prefix}:sem:{ns}:entry:{entry_id}"
 
     def semantic_pattern(self, tenant_id: str, tier: str | None = None) -> str:
         """SCAN pattern of every key of a tenant's semantic namespaces, or of one tier's."""
         return f"{self.prefix}:sem:{tenant_id}:{tier or '*'}:*"
+
+    def semantic_log_pattern(self, tenant_id: str) -> str:
+        """SCAN pattern of the logs of a tenant's semantic namespaces, one per namespace."""
+        return f"{self.prefix}:sem:{tenant_id}:*:*:log"
+
+    def is_semantic_log(self, name: bytes | str) -> bool:
+        """Whether a key found by :meth:`semantic_pattern` is a namespace's log."""
+        return (name.decode() if isinstance(name, bytes) else name).endswith(":log")
+
+    def namespace_of_semantic_log(self, name: bytes | str) -> str:
+        """The namespace whose log ``name`` is (the inverse of :meth:`semantic_log`)."""
+        text = name.decode() if isinstance(name, bytes) else name
+        return text.removeprefix(f"{self.prefix}:sem:").removesuffix(":log")
 
     def cache_misses(self, tenant_id: str, hour: int) -> str:
         """ZSET ``<tier>:<key>`` -> exact-cache misses of one hour (workers/cache/misses.py)."""

@@ -176,3 +176,40 @@ def test_a_large_backlog_is_indexed_in_the_background_while_lookups_miss(
 
     assert early is None  # the job did not wait for the build
     assert later is not None and later.entry["text"] == STORED
+
+
+def test_semantic_key_names_are_the_ones_existing_caches_use() -> None:
+    """A renamed key would orphan every cache written before it: the names are pinned here."""
+    keys, ns = RedisKeys("sy"), "ten_a:small:2b50435e7cd87c77d27a6cf5592b8c82"
+
+    assert namespace("ten_a", "small", request(STORED)) == ns
+    assert keys.semantic_log(ns) == f"sy:sem:{ns}:log"
+    assert keys.semantic_vectors(ns) == f"sy:sem:{ns}:vec"
+    assert keys.semantic_entry(ns, "e1") == f"sy:sem:{ns}:entry:e1"
+    assert keys.semantic_pattern("ten_a") == "sy:sem:ten_a:*:*"
+    assert keys.semantic_pattern("ten_a", "small") == "sy:sem:ten_a:small:*"
+    assert keys.semantic_log_pattern("ten_a") == "sy:sem:ten_a:*:*:log"
+    assert keys.namespace_of_semantic_log(f"sy:sem:{ns}:log".encode()) == ns
+    assert keys.is_semantic_log(f"sy:sem:{ns}:log".encode())
+    assert not keys.is_semantic_log(f"sy:sem:{ns}:vec") and not keys.is_semantic_log(f"sy:sem:{ns}:entry:e1")
+
+
+def test_a_stored_entry_writes_exactly_its_log_vectors_and_answer(
+    make_cache: Any, redis_url: str, prefix: str
+) -> None:
+    cache = make_cache()
+    put(cache, "ten_a", STORED)
+    ns = namespace("ten_a", "small", request(STORED))
+    redis = Redis.from_url(redis_url, decode_responses=True)
+
+    (entry_id,) = [str(item) for item in redis.lrange(f"{prefix}:sem:{ns}:log", 0, -1)]
+    names = {name: redis.type(name) for name in redis.scan_iter(f"{prefix}:*")}
+
+    assert names == {
+        f"{prefix}:sem:{ns}:log": "list",
+        f"{prefix}:sem:{ns}:vec": "hash",
+        f"{prefix}:sem:{ns}:entry:{entry_id}": "string",
+    }
+    assert redis.hkeys(f"{prefix}:sem:{ns}:vec") == [entry_id]
+    assert json.loads(redis.get(f"{prefix}:sem:{ns}:entry:{entry_id}") or "{}")["text"] == STORED
+    redis.close()

@@ -9,10 +9,10 @@ tenant, and never serves an answer written for another system prompt, temperatur
 **Text.** The text compared is the conversation without its system prompt: the content of
 a single message, or one ``role: content`` line per message.
 
-**Storage (Redis, shared).** Per namespace, under ``<prefix>:sem:<tenant>:<tier>:<hash>``:
-``:log`` is a list of entry ids in the order they were written, ``:vec`` a hash id -> the
-float32 embedding, and ``:entry:<id>`` the answer with its TTL. The log and vectors live as
-long as the newest entry.
+**Storage (Redis, shared).** Per namespace, under ``<prefix>:sem:<tenant>:<tier>:<hash>``
+(the names are built in ``workers/keys.py``): ``:log`` is a list of entry ids in the order
+they were written, ``:vec`` a hash id -> the float32 embedding, and ``:entry:<id>`` the
+answer with its TTL. The log and vectors live as long as the newest entry.
 
 **Index (per worker, in memory).** Each worker keeps a graph of a namespace's vectors and
 the log position it has read. A lookup reads only the log entries written since (one LLEN,
@@ -21,7 +21,7 @@ invalidated: the index starts again. The search is an approximate nearest-neighb
 on a faiss HNSW graph (32 links, efSearch 64): a brute-force scan of 100k vectors reads
 150 MB per query, about 19 ms here, where the graph answers in well under a millisecond. A
 neighbour the graph misses is a cache miss, never a wrong answer. The best
-candidates above the threshold go through the guards (workers/cache/guards.py) in order of
+candidates above the threshold go through the guards (workers/cache/guards/) in order of
 similarity, and the first one that passes is the hit. An entry whose answer has expired is
 skipped.
 """
@@ -92,6 +92,11 @@ def namespace(tenant_id: str, tier: str, request: Mapping[str, Any]) -> str:
     }
     digest = hashlib.sha256(json.dumps([system, shaping], sort_keys=True).encode()).hexdigest()[:32]
     return f"{tenant_id}:{tier}:{digest}"
+
+
+def tier_of_namespace(ns: str) -> str:
+    """The tier of a namespace made by :func:`namespace`."""
+    return ns.split(":")[-2]
 
 
 @dataclass(frozen=True)
@@ -168,14 +173,14 @@ class SemanticCache:
     def store(self, ns: str, text: str, vector: np.ndarray, entry: Mapping[str, Any], ttl_s: int) -> None:
         """Add an answer to the namespace for every worker."""
         entry_id = uuid.uuid4().hex
-        base = self.keys.semantic_namespace(ns)
+        vectors, log = self.keys.semantic_vectors(ns), self.keys.semantic_log(ns)
         with self.redis.pipeline(transaction=True) as pipe:
             pipe.set(self.keys.semantic_entry(ns, entry_id), json.dumps({**entry, "text": text}), ex=ttl_s)
-            pipe.hset(f"{base}:vec", entry_id, np.asarray(vector, dtype=np.float32).tobytes())
-            pipe.rpush(f"{base}:log", entry_id)
-            for suffix in (":vec", ":log"):
-                pipe.expire(f"{base}{suffix}", ttl_s, gt=True)
-                pipe.expire(f"{base}{suffix}", ttl_s, nx=True)
+            pipe.hset(vectors, entry_id, np.asarray(vector, dtype=np.float32).tobytes())
+            pipe.rpush(log, entry_id)
+            for name in (vectors, log):
+                pipe.expire(name, ttl_s, gt=True)
+                pipe.expire(name, ttl_s, nx=True)
             pipe.execute()
 
     def invalidate(self, tenant_id: str, tier: str | None = None) -> int:
@@ -183,7 +188,7 @@ class SemanticCache:
         deleted = 0
         names = list(self.redis.scan_iter(self.keys.semantic_pattern(tenant_id, tier), count=1000))
         for name in names:
-            if name.endswith(b":log"):
+            if self.keys.is_semantic_log(name):
                 deleted += int(self.redis.llen(name))
         if names:
             self.redis.unlink(*names)
@@ -192,20 +197,21 @@ class SemanticCache:
     def usage(self, tenant_id: str) -> dict[str, dict[str, int]]:
         """Entries and bytes (vectors and answers) per tier of the tenant; a SCAN, for stats."""
         found: dict[str, dict[str, int]] = {}
-        for name in self.redis.scan_iter(f"{self.keys.semantic_pattern(tenant_id)[:-1]}*:log", count=1000):
-            base = name.decode().removesuffix(":log")
-            tier = base.split(":")[-2]
-            row = found.setdefault(tier, {"entries": 0, "bytes": 0})
+        for name in self.redis.scan_iter(self.keys.semantic_log_pattern(tenant_id), count=1000):
+            ns = self.keys.namespace_of_semantic_log(name)
+            row = found.setdefault(tier_of_namespace(ns), {"entries": 0, "bytes": 0})
             entries = int(self.redis.llen(name))
             row["entries"] += entries
-            row["bytes"] += int(self.redis.memory_usage(f"{base}:vec") or 0)
-            row["bytes"] += entries * self._answer_bytes(base)
+            row["bytes"] += int(self.redis.memory_usage(self.keys.semantic_vectors(ns)) or 0)
+            row["bytes"] += entries * self._answer_bytes(ns)
         return found
 
-    def _answer_bytes(self, base: str) -> int:
+    def _answer_bytes(self, ns: str) -> int:
         """Mean memory of a namespace's answers, from a sample of its newest ones."""
-        sample: list[bytes] = self.redis.lrange(f"{base}:log", -USAGE_SAMPLE, -1)  # type: ignore[assignment]
-        sizes = [self.redis.memory_usage(f"{base}:entry:{entry_id.decode()}") for entry_id in sample]
+        sample: list[bytes] = self.redis.lrange(self.keys.semantic_log(ns), -USAGE_SAMPLE, -1)  # type: ignore[assignment]
+        sizes = [
+            self.redis.memory_usage(self.keys.semantic_entry(ns, entry_id.decode())) for entry_id in sample
+        ]
         known = [int(size) for size in sizes if size]
         return sum(known) // len(known) if known else 0
 
@@ -226,7 +232,7 @@ class SemanticCache:
         with self._lock:
             index = self._indexes.setdefault(ns, _Index())
             building = ns in self._builds
-        length = int(self.redis.llen(f"{self.keys.semantic_namespace(ns)}:log"))
+        length = int(self.redis.llen(self.keys.semantic_log(ns)))
         if length < index.position:  # invalidated or expired: start again
             index = _Index()
         backlog = length - index.position
@@ -240,12 +246,12 @@ class SemanticCache:
         return index
 
     def _read_into(self, index: _Index, ns: str, length: int) -> None:
-        base = self.keys.semantic_namespace(ns)
+        log, vectors = self.keys.semantic_log(ns), self.keys.semantic_vectors(ns)
         for start in range(index.position, length, READ_CHUNK):
             end = min(length, start + READ_CHUNK)
-            logged: list[bytes] = self.redis.lrange(f"{base}:log", start, end - 1)  # type: ignore[assignment]
+            logged: list[bytes] = self.redis.lrange(log, start, end - 1)  # type: ignore[assignment]
             new_ids = [i.decode() for i in logged]
-            raw: list[bytes | None] = self.redis.hmget(f"{base}:vec", new_ids)  # type: ignore[assignment]
+            raw: list[bytes | None] = self.redis.hmget(vectors, new_ids)  # type: ignore[assignment]
             fresh = [(i, np.frombuffer(r, dtype=np.float32)) for i, r in zip(new_ids, raw, strict=True) if r]
             if fresh:
                 index.add([i for i, _ in fresh], np.stack([v for _, v in fresh]))
