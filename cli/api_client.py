@@ -14,9 +14,11 @@ SHOWN_LINE_ERRORS = 20
 
 
 def api_key_or_demo(api_key: str | None, settings: Settings) -> str:
-    """The given key, else the demo key that ``switchyard up`` saved."""
+    """The given key, else ``settings.api_key``, else the demo key that ``switchyard up`` saved."""
     if api_key:
         return api_key
+    if settings.api_key is not None and settings.api_key.get_secret_value():
+        return settings.api_key.get_secret_value()
     demo = settings.var_dir / "demo-key"
     if demo.exists():
         return demo.read_text().strip()

@@ -69,7 +69,7 @@ def running_api(settings: Settings, tier: str) -> Iterator[str]:
     status = readyz_status(settings)
     if status == 200:
         console.print(f"using the API running at {settings.api_url}")
-        yield api_key_or_demo(os.environ.get("SWITCHYARD_API_KEY"), settings)
+        yield api_key_or_demo(None, settings)
         return
     if status is not None:
         raise refuse_start(settings, f"something else answers there (/readyz gave {status})")

@@ -70,14 +70,25 @@ def worker(
         int | None, typer.Option(help="Worker processes (default: 1 for local models, else 4).")
     ] = None,
 ) -> None:
-    """Run a Celery worker for one tier (a thin wrapper over `celery worker`)."""
-    from cli.processes import tier_worker_argv
+    """Run a Celery worker for one tier (a thin wrapper over `celery worker`), named
+    `<tier>-cli-<pid>@<host>` so Flower tells it from `switchyard up`'s `<tier>@<host>`."""
+    from cli.processes import standalone_node, tier_worker_argv
 
     settings = load_settings()
     if tier not in settings.tiers:
         raise typer.BadParameter(f"Unknown tier {tier!r}; known: {', '.join(settings.tiers)}.")
-    argv = tier_worker_argv(settings, tier, concurrency)
+    # exec keeps the process id, so the node name carries the worker's own pid.
+    argv = tier_worker_argv(settings, tier, concurrency, node=standalone_node(tier, os.getpid()))
     os.execv(argv[0], argv)
+
+
+@app.command()
+def procfile() -> None:
+    """Print the Procfile of the processes `switchyard up` starts with this config
+    (the committed Procfile is this output for the default config)."""
+    from cli.procfile import render_procfile
+
+    typer.echo(render_procfile(load_settings()), nl=False)
 
 
 @app.command()

@@ -1,4 +1,7 @@
-"""The processes ``switchyard up`` runs, derived from config: one worker per tier."""
+"""The processes ``switchyard up`` runs, derived from config: one worker per tier.
+
+The Procfile is written from the same table (cli/procfile.py).
+"""
 
 from __future__ import annotations
 
@@ -17,11 +20,14 @@ from workers.keys import RedisKeys, tier_queues
 from workers.providers.registry import adapter_traits
 
 
-def tier_worker_argv(settings: Settings, tier: str, concurrency: int | None = None) -> list[str]:
+def tier_worker_argv(
+    settings: Settings, tier: str, concurrency: int | None = None, node: str | None = None
+) -> list[str]:
     """The celery command line of a worker for one tier (it also serves housekeeping).
 
     A tier with a local model gets a threads worker with as many threads as its provider's
-    ``max_batch_size``, so that many jobs' calls can meet in one batch.
+    ``max_batch_size``, so that many jobs' calls can meet in one batch. ``node`` is the node
+    name before ``@host``; the tier's own name by default, as ``switchyard up`` names it.
     """
     queues = tier_queues(tier)
     queues.append(RedisKeys(settings.key_prefix).maintenance_queue)
@@ -31,8 +37,17 @@ def tier_worker_argv(settings: Settings, tier: str, concurrency: int | None = No
         if adapter_traits(settings.providers[settings.models[alias].provider].kind).runs_in_worker
     ]
     if local:
-        return local_worker_argv(queues, concurrency or max(p.max_batch_size for p in local), tier)
-    return worker_argv(queues, concurrency or 4, tier)
+        return local_worker_argv(queues, concurrency or max(p.max_batch_size for p in local), node or tier)
+    return worker_argv(queues, concurrency or 4, node or tier)
+
+
+def standalone_node(tier: str, pid: int) -> str:
+    """The node name of a worker started by ``switchyard worker``, e.g. ``small-cli-4242``.
+
+    Unlike ``switchyard up``'s ``small@host``, it carries the role and the process id, so
+    Flower and ``celery inspect`` tell each hand-started worker from the others on the host.
+    """
+    return f"{tier}-cli-{pid}"
 
 
 def process_table(settings: Settings) -> dict[str, list[str]]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import AliasChoices, Field, model_validator
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -72,6 +72,10 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("SWITCHYARD_REDIS_URL", "REDIS_URL", "redis_url"),
     )
     api_url: str = "http://127.0.0.1:8000"
+    api_key: SecretStr | None = Field(
+        None,
+        description="The key CLI commands send to the API at api_url; unset or empty: the demo key.",
+    )
     emulator_port: int | None = Field(8090, description="`switchyard up` starts the emulator here.")
     key_prefix: str = Field("switchyard", description="Prefix of every Redis key and queue.")
 

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
-from tests_support import TEST_CONFIG
+import os
 
+import pytest
+from tests_support import TEST_CONFIG
+from typer.testing import CliRunner
+
+from cli.main import app
 from cli.processes import process_table, tier_worker_argv
 from schemas.settings import load_settings
 
@@ -49,3 +54,18 @@ def test_beat_runs_at_warning_so_its_one_line_a_second_does_not_bury_the_workers
 
     assert argv[argv.index("-A") + 2] == "beat"
     assert option(argv, "--loglevel") == "WARNING"
+
+
+def test_a_worker_started_by_hand_has_a_node_name_of_its_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`switchyard worker` execs celery in its own process: the name carries role and pid."""
+    started: list[list[str]] = []
+    monkeypatch.setenv("SWITCHYARD_CONFIG_FILE", str(TEST_CONFIG))
+    monkeypatch.setattr(os, "execv", lambda path, argv: started.append(argv))
+
+    result = CliRunner().invoke(app, ["worker", "--tier", "small"])
+
+    assert result.exit_code == 0, result.output
+    [argv] = started
+    assert option(argv, "-n") == f"small-cli-{os.getpid()}@%h"
+    up_worker = process_table(load_settings(config_file=TEST_CONFIG))["worker-small"]
+    assert option(up_worker, "-n") == "small@%h"
