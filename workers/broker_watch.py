@@ -1,0 +1,97 @@
+"""Noticing that Redis lost its data, and publishing again what the lost messages carried.
+
+Redis holds every job's message (the broker) and the deferred set of short waits
+(workers/dispatch.py). After a restart without persistence, a failover to a replica without
+the data, a flush or an eviction, those are gone while the database still says ``queued``:
+without this pass such a job would wait ``republish_after_s`` (an hour) for its message.
+
+The signal is a marker key (``RedisKeys.broker_marker``) that the reconciler writes with no
+expiry: it vanishes when the data does. A pass that finds it missing takes the repair (one
+``SET NX`` with a hold, so one reconciler repairs at a time, and a repairer that dies lets the
+hold lapse so a later pass starts over). For every ``queued`` row published before that
+moment, a due row is published again and a row still waiting (its ``not_before`` ahead: its
+deferred entry was lost too) is deferred again for the time it has left. Then the marker is
+written for good. A message that did survive becomes a duplicate, which is harmless: a claim
+succeeds only once. The first pass on a new Redis (or after an upgrade) repairs too, which
+at worst duplicates the messages of the jobs queued then. See docs/redis-loss.md.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime
+
+import structlog
+from redis import Redis
+from sqlalchemy import select
+from sqlmodel import Session
+
+from schemas.tables import utcnow
+from workers import store
+from workers.keys import RedisKeys
+from workers.runtime import Runtime
+
+# Long enough for a repair of a large backlog; a repairer that died delays the next one this long.
+REPAIR_HOLD_S = 60
+PAGE = 1000
+REPAIRING = "repairing"
+log = structlog.get_logger("switchyard.broker_watch")
+
+
+def take_repair(redis: Redis, keys: RedisKeys) -> bool:
+    """True when the marker was missing (Redis lost its data) and this caller now repairs."""
+    return bool(redis.set(keys.broker_marker, REPAIRING, nx=True, ex=REPAIR_HOLD_S))
+
+
+def end_repair(redis: Redis, keys: RedisKeys, since: datetime) -> None:
+    """Write the marker for good: Redis holds every message published from ``since`` on."""
+    redis.set(keys.broker_marker, f"intact since {since.isoformat()}")
+
+
+def republish_after_loss(rt: Runtime) -> int:
+    """If Redis lost its data since the last pass, publish every queued job again; how many."""
+    if not take_repair(rt.redis, rt.keys):
+        return 0
+    cutoff = utcnow()
+    republished, after = 0, ""
+    while True:
+        rows = _published_before(rt, cutoff, after)
+        if not rows:
+            break
+        republished += _send_again(rt, rows)
+        after = rows[-1][0]
+    end_repair(rt.redis, rt.keys, cutoff)
+    log.warning("broker_loss_repaired", republished=republished)
+    return republished
+
+
+Row = tuple[str, str, str, str, datetime | None]
+
+
+def _published_before(rt: Runtime, cutoff: datetime, after: str) -> list[Row]:
+    """A page of queued rows whose message went out before ``cutoff``, by id after ``after``."""
+    jobs = store.JOBS.c
+    columns = (jobs.id, jobs.tier, jobs.priority, jobs.tenant_id, jobs.not_before)
+    query = (
+        select(*columns)
+        .where(jobs.status == "queued", jobs.published_at < cutoff, jobs.id > after)
+        .order_by(jobs.id)
+        .limit(PAGE)
+    )
+    with Session(rt.engine) as session:
+        return [tuple(row) for row in session.execute(query).all()]
+
+
+def _send_again(rt: Runtime, rows: list[Row]) -> int:
+    """Publish the due rows (grouped, pipelined) and defer the waiting ones; then mark them."""
+    now = utcnow()
+    due: dict[tuple[str, str, str], list[str]] = defaultdict(list)
+    for job_id, tier, priority, tenant_id, not_before in rows:
+        if not_before is not None and not_before > now:
+            rt.dispatcher.defer(job_id, tier, priority, tenant_id, (not_before - now).total_seconds())
+        else:
+            due[(tier, priority, tenant_id)].append(job_id)
+    for (tier, priority, tenant_id), job_ids in due.items():
+        rt.dispatcher.publish_many(job_ids, tier, priority, tenant_id)
+    store.mark_published(rt.engine, [row[0] for row in rows])
+    return len(rows)
