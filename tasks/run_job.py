@@ -17,7 +17,11 @@ log = structlog.get_logger("switchyard.task")
 def run_job(self: Any, job_id: str) -> None:
     """Run one attempt of the job; its row, not this message, carries the state."""
     try:
-        run_job_attempt(runtime_for(self.app), job_id)
+        rt = runtime_for(self.app)
+        # The process's heartbeat renews the job's short lease while the attempt runs, so the
+        # lease runs out soon after this process dies, however long the call (docs/operations.md).
+        with rt.lease_heartbeat.holding(job_id):
+            run_job_attempt(rt, job_id)
     except Exception:
         # The task boundary: log and leave the row to its lease; the reconciler retries it.
         log.exception("run_job_crashed", job=job_id)

@@ -111,11 +111,26 @@ def test_second_claim_returns_none_while_lease_holds(engine: Engine, tenant: str
     assert stored.lease_token == first.lease_token
 
 
-def test_claim_after_lease_expiry_takes_job_with_new_token(engine: Engine, tenant: str) -> None:
+def test_claim_leaves_a_running_job_with_expired_lease_to_the_reconciler(engine: Engine, tenant: str) -> None:
+    # Its lost attempt is recorded first (workers/lease_recovery.py); a duplicate message
+    # taking the row here would skip that record.
     job_id = add_job(engine, tenant)
     first = store.claim_job(engine, job_id, LEASE_S)
     assert first is not None
     set_columns(engine, job_id, lease_expires_at=utcnow() - timedelta(seconds=1))
+
+    assert store.claim_job(engine, job_id, LEASE_S) is None
+
+    stored = read(engine, job_id)
+    assert (stored.status, stored.attempts, stored.lease_token) == ("running", 1, first.lease_token)
+
+
+def test_job_requeued_after_lease_expiry_is_claimed_with_new_token(engine: Engine, tenant: str) -> None:
+    job_id = add_job(engine, tenant)
+    first = store.claim_job(engine, job_id, LEASE_S)
+    assert first is not None
+    set_columns(engine, job_id, lease_expires_at=utcnow() - timedelta(seconds=1))
+    assert store.requeue_expired(engine, job_id, first.lease_token, None)
 
     second = store.claim_job(engine, job_id, LEASE_S)
 
@@ -150,6 +165,7 @@ def test_finish_with_stale_lease_token_changes_nothing(engine: Engine, tenant: s
     zombie = store.claim_job(engine, job_id, LEASE_S)
     assert zombie is not None
     set_columns(engine, job_id, lease_expires_at=utcnow() - timedelta(seconds=1))
+    assert store.requeue_expired(engine, job_id, zombie.lease_token, None)
     successor = store.claim_job(engine, job_id, LEASE_S)
     assert successor is not None
 
