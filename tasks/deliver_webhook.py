@@ -7,10 +7,9 @@ from typing import Any
 from celery import shared_task
 
 from workers.runtime import runtime_for
-from workers.webhooks.sweep import deliverer_for
 
 
 @shared_task(name="switchyard.deliver_webhook", bind=True, ignore_result=True)
 def deliver_webhook(self: Any, delivery_id: str, attempts: int) -> str:
     """Make the attempt after ``attempts`` (a stale or duplicate message does nothing)."""
-    return deliverer_for(runtime_for(self.app)).attempt(delivery_id, attempts)
+    return runtime_for(self.app).outcomes.webhooks.deliverer.attempt(delivery_id, attempts)

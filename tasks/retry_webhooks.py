@@ -16,7 +16,7 @@ log = structlog.get_logger("switchyard.webhooks")
 @shared_task(name="switchyard.retry_webhooks", bind=True, ignore_result=True)
 def retry_webhooks(self: Any) -> int:
     """One sweep; how many attempts it published."""
-    published = publish_due(runtime_for(self.app))
+    published = publish_due(runtime_for(self.app).outcomes.webhooks)
     if published:
         log.info("webhook_retries_published", count=published)
     return published

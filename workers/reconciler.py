@@ -60,7 +60,7 @@ def reconcile(rt: Runtime) -> SweepReport:
     recount_backlogs(rt)
     report.batches_expired = batch_sweeps.expire_due(rt.outcomes)
     report.batches_closed = batch_sweeps.repair(rt.outcomes)
-    report.webhooks_repaired = webhook_repair.resend_lost(rt)
+    report.webhooks_repaired = webhook_repair.resend_lost(rt.outcomes.webhooks)
     return report
 
 

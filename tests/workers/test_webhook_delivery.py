@@ -29,7 +29,6 @@ from workers.webhooks import deliveries
 from workers.webhooks.delivery import Deliverer
 from workers.webhooks.endpoints import tenant_secret
 from workers.webhooks.signing import new_secret
-from workers.webhooks.sweep import deliverer_for
 from workers.webhooks.transport import guarded_client
 
 SCHEDULE = [0.0, 1.0, 2.0, 4.0, 8.0]  # five attempts, compressed; the real one is minutes to hours
@@ -105,7 +104,7 @@ def only_delivery(rt: Runtime, tenant_id: str) -> WebhookDelivery:
 
 def attempt(rt: Runtime, delivery: WebhookDelivery, deliverer: Deliverer | None = None) -> str:
     current = next(row for row in rows(rt, delivery.tenant_id) if row.id == delivery.id)
-    return (deliverer or deliverer_for(rt)).attempt(current.id, current.attempts)
+    return (deliverer or rt.outcomes.webhooks.deliverer).attempt(current.id, current.attempts)
 
 
 def test_an_event_reaches_a_real_receiver_signed(rt: Runtime, receivers: list[Any]) -> None:
@@ -213,8 +212,8 @@ def test_due_retries_are_taken_from_the_database_once(rt: Runtime, receivers: li
     later = utcnow() + timedelta(seconds=SCHEDULE[1] + 0.5)
     assert taken_now(later) == [(delivery.id, 1)]
     assert taken_now(later) == []  # the next sweep does not publish it again
-    assert deliverer_for(rt).attempt(delivery.id, 0) == "skipped"  # a stale message does nothing
-    assert deliverer_for(rt).attempt(delivery.id, 1) == "succeeded"
+    assert rt.outcomes.webhooks.deliverer.attempt(delivery.id, 0) == "skipped"  # a stale message does nothing
+    assert rt.outcomes.webhooks.deliverer.attempt(delivery.id, 1) == "succeeded"
 
 
 def test_410_disables_the_endpoint(rt: Runtime, receivers: list[Any]) -> None:

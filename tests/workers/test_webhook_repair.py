@@ -113,14 +113,14 @@ def test_a_job_announced_as_usual_is_left_alone(rt: Runtime) -> None:
 
     rt.redis.delete(rt.keys.webhook_repair_mark)  # look again from the start
 
-    assert resend_lost(rt) == 0
+    assert resend_lost(rt.outcomes.webhooks) == 0
     assert len(deliveries_of(rt, job.id)) == 1
 
 
 def test_a_repair_racing_the_usual_path_sends_one_delivery(rt: Runtime) -> None:
     # The repair and a slow worker announce the same end: one event id, so one row.
     job = ended_job(rt, callback_url=CALLBACK)
-    assert resend_lost(rt) == 1
+    assert resend_lost(rt.outcomes.webhooks) == 1
 
     rt.outcomes.announce_job(job)
 
@@ -132,7 +132,7 @@ def test_a_tenant_endpoint_makes_an_ended_job_a_candidate(rt: Runtime) -> None:
     add_endpoint(rt, tenant_id)
     job = ended_job(rt, tenant_id)
 
-    assert resend_lost(rt) == 1
+    assert resend_lost(rt.outcomes.webhooks) == 1
 
     [delivery] = deliveries_of(rt, job.id)
     assert delivery.endpoint_id is not None
@@ -141,7 +141,7 @@ def test_a_tenant_endpoint_makes_an_ended_job_a_candidate(rt: Runtime) -> None:
 def test_jobs_without_a_webhook_target_are_not_announced(rt: Runtime) -> None:
     job = ended_job(rt)
 
-    assert resend_lost(rt) == 0
+    assert resend_lost(rt.outcomes.webhooks) == 0
     assert deliveries_of(rt, job.id) == []
 
 
@@ -149,7 +149,7 @@ def test_jobs_that_ended_lately_are_left_to_the_usual_path(runtime_with: Callabl
     waiting = runtime_with(repair_after_s=60)
     job = ended_job(waiting, callback_url=CALLBACK, ended_s_ago=5)
 
-    assert resend_lost(waiting) == 0
+    assert resend_lost(waiting.outcomes.webhooks) == 0
     assert deliveries_of(waiting, job.id) == []
 
 
@@ -158,7 +158,7 @@ def test_jobs_older_than_the_lookback_are_not_repaired(runtime_with: Callable[..
     old = ended_job(recent, callback_url=CALLBACK, ended_s_ago=3600)
     new = ended_job(recent, callback_url=CALLBACK, ended_s_ago=60)
 
-    assert resend_lost(recent) == 1
+    assert resend_lost(recent.outcomes.webhooks) == 1
     assert deliveries_of(recent, old.id) == [] and len(deliveries_of(recent, new.id)) == 1
 
 
@@ -169,7 +169,7 @@ def test_batch_lines_ended_in_bulk_are_left_to_their_batch_event(rt: Runtime) ->
     add_endpoint(rt, tenant_id)
     line = ended_job(rt, tenant_id, batch_id="batch_bulk", batch_line=1)
 
-    assert resend_lost(rt) == 0
+    assert resend_lost(rt.outcomes.webhooks) == 0
     assert deliveries_of(rt, line.id) == []
 
 
@@ -180,5 +180,5 @@ def test_a_batch_job_a_worker_ran_is_repaired(rt: Runtime) -> None:
         rt, tenant_id, batch_id="batch_run", batch_line=1, started_at=utcnow() - timedelta(seconds=2)
     )
 
-    assert resend_lost(rt) == 1
+    assert resend_lost(rt.outcomes.webhooks) == 1
     assert len(deliveries_of(rt, ran.id)) == 1

@@ -24,16 +24,16 @@ from sqlmodel.sql.expression import SelectOfScalar
 from schemas.jobs import FINAL_STATUSES, JobPublic
 from schemas.tables import Job, WebhookDelivery, WebhookEndpoint, utcnow
 from workers.event import job_event
-from workers.runtime import Runtime
+from workers.webhooks.emitter import WebhookEmitter
 
 REPAIR_LIMIT = 1000
 
 
-def resend_lost(rt: Runtime) -> int:
+def resend_lost(webhooks: WebhookEmitter) -> int:
     """Announce to the webhook emitter each job that ended without deliveries; how many."""
-    hooks = rt.settings.webhooks
+    hooks = webhooks.settings.webhooks
     until = utcnow() - timedelta(seconds=hooks.repair_after_s)
-    mark = rt.redis.get(rt.keys.webhook_repair_mark)
+    mark = webhooks.redis.get(webhooks.keys.webhook_repair_mark)
     since = (
         datetime.fromtimestamp(float(mark), UTC)
         if mark is not None
@@ -41,14 +41,14 @@ def resend_lost(rt: Runtime) -> int:
     )
     if since >= until:
         return 0
-    with Session(rt.engine) as session:
+    with Session(webhooks.engine) as session:
         lost = list(session.exec(_lost_jobs(since, until)))
     for job in lost:
         public = JobPublic.from_row(job).model_dump(mode="json")
-        rt.outcomes.webhooks.emit(job_event(job, public))
+        webhooks.emit(job_event(job, public))
     # A full page may leave more behind its last job: the next pass starts there.
     reached = lost[-1].finished_at if len(lost) == REPAIR_LIMIT and lost[-1].finished_at else until
-    rt.redis.set(rt.keys.webhook_repair_mark, repr(reached.timestamp()))
+    webhooks.redis.set(webhooks.keys.webhook_repair_mark, repr(reached.timestamp()))
     return len(lost)
 
 
