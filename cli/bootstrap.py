@@ -16,6 +16,7 @@ from schemas.settings import Settings
 from schemas.tables import Tenant
 from workers.db import make_engine, session_scope
 from workers.migrate import upgrade
+from workers.providers.local_weights import cache_dir, ensure_cached
 from workers.providers.registry import adapter_traits
 
 DEMO_TENANT = "demo"
@@ -86,8 +87,6 @@ def serves_local_model(settings: Settings) -> bool:
 
 def ensure_local_weights(settings: Settings) -> bool:
     """Convert the local model's GGUF once, before workers start (a first job would wait)."""
-    from workers.providers.local_weights import cache_dir, ensure_cached
-
     return ensure_cached(cache_dir(settings))
 
 

@@ -73,6 +73,7 @@ def running_api(settings: Settings, tier: str) -> Iterator[str]:
         return
     if status is not None:
         raise refuse_start(settings, f"something else answers there (/readyz gave {status})")
+    # Only when no API answers: starting the stack needs migrations and the process table.
     from cli.bootstrap import prepare
     from cli.processes import process_table
 

@@ -14,6 +14,8 @@ from cli.demo import demo
 from cli.jobs import jobs_app, submit
 from schemas.settings import load_settings
 
+# A command imports what only it needs (honcho, migrations, the emulator, the process table)
+# in its own body, so `switchyard --help` and the light commands start without them.
 app = typer.Typer(
     help="Switchyard: LLM calls as durable production jobs. Start with `switchyard up`.",
     no_args_is_help=True,

@@ -15,7 +15,9 @@ from redis.client import Pipeline
 
 from schemas.settings import Settings
 from schemas.tables import utcnow
+from workers.cache.embeddings import Embedder
 from workers.cache.exact import ExactCache, decode_entry
+from workers.cache.matching import SemanticMatcher
 from workers.cache.misses import MissCounter
 from workers.cache.semantic import SemanticCache, conversation_text, namespace
 from workers.cache.stats import CacheStats
@@ -197,8 +199,5 @@ class ResultCache:
 
 def build_result_cache(settings: Settings, redis: Redis, keys: RedisKeys) -> ResultCache:
     """The cache with its semantic half; the embedding model loads on the first lookup."""
-    from workers.cache.embeddings import Embedder
-    from workers.cache.matching import SemanticMatcher
-
     semantic = SemanticCache(redis, keys, Embedder(), SemanticMatcher(settings.cache.semantic_threshold))
     return ResultCache(redis, keys, semantic)
