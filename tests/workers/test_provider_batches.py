@@ -1,145 +1,49 @@
 """The provider Batch API lane against the served emulator, on SQLite and on PostgreSQL:
-grouping, sending, merging at the batch price, line errors, failure and expiry fallback,
-and a crash between batches.create and recording its id."""
+which jobs are parked, sending, merging at the batch price through the chain's policies,
+line errors, and failure and expiry fallback."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import time
 import uuid
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
+import provider_lane_support
 import pytest
-from sqlalchemy import update
-from sqlmodel import Session, col, select
-from tests_support import (
-    EMULATOR_KEY,
-    delete_tier_queues,
-    fresh_postgres_database,
-    make_test_settings,
-    new_tenant_key,
+from chain_support import Recorder
+from provider_lane_support import (
+    BATCH_PRICES,
+    LIVE_PRICES,
+    TIER,
+    add_jobs,
+    batches,
+    claim_all,
+    cost,
+    drive,
+    emulator_batches,
+    jobs,
+    make_runtime,
 )
+from sqlmodel import Session, col, select
+from structlog.testing import capture_logs
+from tests_support import delete_tier_queues
 
-from infra.launch import free_port, wait_http
-from schemas.tables import Job, ProviderBatch, Usage, utcnow
-from workers import store
-from workers.celery_app import create_celery
-from workers.db import session_scope
+from schemas.tables import Usage, utcnow
 from workers.job_runner import run_job
-from workers.migrate import upgrade
-from workers.provider_batches import batch_store
-from workers.provider_batches.client import BatchClient
 from workers.middleware.provider_batch import lane_route
-from workers.provider_batches.lane import LanePass, run_pass
-from workers.provider_batches.lines import CHAT_ENDPOINT, encode_line, request_line
+from workers.provider_batches.lane import run_pass
+from workers.provider_batches.lines import encode_line, request_line
+from workers.ratelimit.limiter import BucketLimits
+from workers.ratelimit.policy import tenant_running_bucket
 from workers.reconciler import reconcile
 from workers.runtime import Runtime
 
-ROOT = Path(__file__).resolve().parents[2]
-TIER = "provider_lane"
-LIVE_PRICES = (1.0, 2.0)  # emu-lane in tests/switchyard-test.toml
-BATCH_PRICES = (0.5, 1.0)
-
-
-@pytest.fixture(scope="module")
-def emulator_url() -> Iterator[str]:
-    """A served emulator whose batches complete at once."""
-    port = free_port()
-    command = [sys.executable, "-m", "infra.emulator", "--port", str(port), "--batch-delay-s", "0"]
-    process = subprocess.Popen(command, cwd=ROOT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_http(f"{url}/emulator/stats")
-        yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-
-
-@pytest.fixture
-def postgres_url() -> Iterator[str]:
-    """A fresh PostgreSQL database per test: a pass must see only this test's batches."""
-    with fresh_postgres_database("switchyard_lane") as url:
-        yield url
-
-
-def make_runtime(tmp_path: Path, redis_url: str, database_url: str, base_url: str, **lane: Any) -> Runtime:
-    settings = make_test_settings(
-        tmp_path,
-        redis_url,
-        database_url,
-        providers={"emulator_batch": {"base_url": f"{base_url}/v1"}},
-        provider_batches={"max_wait_s": 0.01, "resend_after_s": 0.2, **lane},
-        backoff_base_s=0.01,
-    )
-    upgrade(settings)
-    return Runtime(settings=settings, celery=create_celery(settings))
-
-
-@pytest.fixture
-def rt(tmp_path: Path, redis_url: str, database_url: str, emulator_url: str) -> Iterator[Runtime]:
-    httpx.post(f"{emulator_url}/emulator/reset")
-    runtime = make_runtime(tmp_path, redis_url, database_url, emulator_url)
-    yield runtime
-    delete_tier_queues(runtime.redis, [TIER], runtime.settings.key_prefix)
-    runtime.engine.dispose()
-
-
-def add_jobs(rt: Runtime, count: int, **fields: Any) -> list[str]:
-    tenant_id, _ = new_tenant_key(rt.engine)
-    values = {"priority": "batch", "completion_window": "24h", **fields}
-    with session_scope(rt.engine) as session:
-        return [
-            store.insert_job(
-                session,
-                tenant_id=tenant_id,
-                tier=TIER,
-                request={"messages": [{"role": "user", "content": f"Summarise document {n}"}]},
-                job_metadata={},
-                **values,
-            ).id
-            for n in range(count)
-        ]
-
-
-def claim_all(rt: Runtime, job_ids: list[str]) -> None:
-    for job_id in job_ids:
-        run_job(rt, job_id)
-
-
-def jobs(rt: Runtime, job_ids: list[str]) -> list[Job]:
-    with Session(rt.engine) as session:
-        found = {job.id: job for job in session.exec(select(Job).where(col(Job.id).in_(job_ids)))}
-    return [found[job_id] for job_id in job_ids]
-
-
-def batches(rt: Runtime) -> list[ProviderBatch]:
-    with Session(rt.engine) as session:
-        return list(session.exec(select(ProviderBatch).order_by(col(ProviderBatch.created_at))))
-
-
-def emulator_batches(url: str) -> dict[str, Any]:
-    return dict(httpx.get(f"{url}/emulator/batches").json())
-
-
-def drive(rt: Runtime, merges: int = 1) -> LanePass:
-    """Run lane passes, as beat does, until ``merges`` batches were merged; the totals."""
-    total, deadline = LanePass(), time.monotonic() + 15
-    while total.merged < merges and time.monotonic() < deadline:
-        one = run_pass(rt)
-        total.sent, total.merged = total.sent + one.sent, total.merged + one.merged
-        time.sleep(0.02)
-    assert total.merged == merges
-    return total
-
-
-def cost(job: Job, prices: tuple[float, float]) -> float:
-    return (job.prompt_tokens * prices[0] + job.completion_tokens * prices[1]) / 1e6
+# The lane fixtures (tests/provider_lane_support.py), found by pytest under these names.
+emulator_url = provider_lane_support.emulator_url
+postgres_url = provider_lane_support.postgres_url
+rt = provider_lane_support.rt
 
 
 def test_eligible_jobs_wait_in_one_open_batch_under_a_lease_past_the_window(rt: Runtime) -> None:
@@ -252,120 +156,49 @@ def test_an_expired_batch_keeps_its_finished_lines_and_the_rest_run_live(
     assert leftover.status == "queued" and leftover.attempt_log[-1]["outcome"] == "provider_batch_expired"
 
 
-@pytest.fixture
-def slow_resume_rt(tmp_path: Path, redis_url: str, database_url: str, emulator_url: str) -> Iterator[Runtime]:
-    """A lane that takes up an unfinished send only after 1.5 s."""
-    httpx.post(f"{emulator_url}/emulator/reset")
-    runtime = make_runtime(tmp_path, redis_url, database_url, emulator_url, resend_after_s=1.5)
-    yield runtime
-    delete_tier_queues(runtime.redis, [TIER], runtime.settings.key_prefix)
-    runtime.engine.dispose()
-
-
-def test_a_crash_after_batches_create_adopts_the_provider_batch_instead_of_a_second(
-    slow_resume_rt: Runtime, emulator_url: str
-) -> None:
-    rt = slow_resume_rt
-    job_ids = add_jobs(rt, 2)
-    claim_all(rt, job_ids)
-    (batch,) = batches(rt)
-    # A worker took the batch, uploaded and created it, then died before recording the id.
-    taken = batch_store.take(rt.engine, batch.id, "open", "sending", send_attempts=1)
-    assert taken is not None
-    client = BatchClient(rt.settings.providers["emulator_batch"])
-    model = rt.settings.models["emu-lane"]
-    data = b"".join(encode_line(request_line(job, model, 32)) for job in jobs(rt, job_ids))
-    remote = client.create(client.upload("crash.jsonl", data), CHAT_ENDPOINT, batch.id)
-    client.close()
-    assert run_pass(rt).sent == 0  # too recent to be taken for dead yet
-    time.sleep(1.6)  # resend_after_s
-    assert drive(rt).sent == 1
-    (resumed,) = batches(rt)
-    assert resumed.remote_id == remote.id and resumed.send_attempts == 2
-    assert emulator_batches(emulator_url)["created"] == 1
-    assert [job.status for job in jobs(rt, job_ids)] == ["succeeded", "succeeded"]
-
-
-def test_a_crash_after_the_upload_reuses_the_recorded_file(
-    slow_resume_rt: Runtime, emulator_url: str
-) -> None:
-    rt = slow_resume_rt
-    job_ids = add_jobs(rt, 2)
-    claim_all(rt, job_ids)
-    (batch,) = batches(rt)
-    # A worker took the batch and uploaded its file, then died before batches.create.
-    batch_store.take(rt.engine, batch.id, "open", "sending", send_attempts=1)
-    client = BatchClient(rt.settings.providers["emulator_batch"])
-    model = rt.settings.models["emu-lane"]
-    file_id = client.upload(
-        "crash.jsonl", b"".join(encode_line(request_line(j, model, 32)) for j in jobs(rt, job_ids))
-    )
-    client.close()
-    batch_store.take(rt.engine, batch.id, "sending", "sending", input_file_id=file_id)
-    time.sleep(1.6)  # resend_after_s
-    assert drive(rt).sent == 1
-    (resumed,) = batches(rt)
-    assert resumed.input_file_id == file_id and resumed.remote_id is not None
-    remote = httpx.get(f"{emulator_url}/v1/batches/{resumed.remote_id}", headers=EMULATOR_KEY).json()
-    assert remote["input_file_id"] == file_id and emulator_batches(emulator_url)["created"] == 1
-    assert [job.status for job in jobs(rt, job_ids)] == ["succeeded", "succeeded"]
-
-
-def test_an_unreachable_provider_is_retried_then_its_jobs_run_live(
-    tmp_path: Path, redis_url: str, database_url: str, emulator_url: str
-) -> None:
-    rt = make_runtime(
-        tmp_path, redis_url, database_url, f"http://127.0.0.1:{free_port()}", max_send_attempts=2
-    )
-    try:
-        job_ids = add_jobs(rt, 2)
-        claim_all(rt, job_ids)
-        time.sleep(0.05)  # past max_wait_s, so the pass sends the batch (the jobs may join in < 10 ms)
-        assert run_pass(rt).sent == 0
-        (batch,) = batches(rt)
-        assert batch.status == "sending" and batch.send_attempts == 1 and batch.error_message
-        time.sleep(0.3)
-        run_pass(rt)  # the second and last try
-        (batch,) = batches(rt)
-        assert batch.status == "done" and batch.send_attempts == 2
-        for job in jobs(rt, job_ids):
-            assert (
-                job.status == "queued"
-                and job.attempt_log[-1]["outcome"] == "provider_batch_provider_connection_error"
-            )
-    finally:
-        delete_tier_queues(rt.redis, [TIER], rt.settings.key_prefix)
-        rt.engine.dispose()
-
-
-def test_a_merge_run_twice_settles_each_job_once(rt: Runtime) -> None:
-    job_ids = add_jobs(rt, 2)
-    claim_all(rt, job_ids)
-    drive(rt)
-    (batch,) = batches(rt)
-    with session_scope(rt.engine) as session:  # as if the merge crashed before marking it done
-        session.execute(
-            update(ProviderBatch)
-            .where(col(ProviderBatch.id) == batch.id)
-            .values(status="merging", updated_at=utcnow() - timedelta(seconds=5))
-        )
-    drive(rt)
-    with Session(rt.engine) as session:
-        usage = session.exec(select(Usage).where(col(Usage.job_id).in_(job_ids))).all()
-    assert len(usage) == 2
-    assert all(len(job.attempt_log) == 1 for job in jobs(rt, job_ids))
-
-
-def test_a_job_whose_lane_lease_expired_is_requeued_and_runs_live(rt: Runtime) -> None:
+def test_a_provider_whose_adapter_speaks_no_batch_api_is_not_eligible(rt: Runtime) -> None:
     (job_id,) = add_jobs(rt, 1)
-    run_job(rt, job_id)
-    with session_scope(rt.engine) as session:
-        session.execute(
-            update(Job).where(col(Job.id) == job_id).values(lease_expires_at=utcnow() - timedelta(seconds=1))
-        )
-    assert reconcile(rt).requeued == 1
-    run_job(rt, job_id)
     (job,) = jobs(rt, [job_id])
-    assert job.status == "succeeded" and job.attempt_log[-1].get("lane") is None
-    assert run_pass(rt).sent == 0  # the batch has no member left to send
-    assert batches(rt)[0].status == "done"
+    assert lane_route(rt.settings, job) is not None
+    local = rt.settings.providers["emulator_batch"].model_copy(update={"kind": "local"})
+    settings = rt.settings.model_copy(
+        update={"providers": {**rt.settings.providers, "emulator_batch": local}}
+    )
+    assert lane_route(settings, job) is None
+
+
+def test_a_parked_job_holds_no_running_slot_and_leaves_its_tenants_backlog(rt: Runtime) -> None:
+    (job_id,) = add_jobs(rt, 1)
+    (job,) = jobs(rt, [job_id])
+    rt.redis.hset(rt.keys.tenant_backlog(TIER), job.tenant_id, 1)
+    run_job(rt, job_id)
+    (parked,) = jobs(rt, [job_id])
+    assert parked.provider_batch_id is not None and parked.status == "running"
+    assert int(rt.redis.hget(rt.keys.tenant_backlog(TIER), job.tenant_id) or 0) == 0
+    slots = rt.limiter.snapshot(tenant_running_bucket(job.tenant_id), BucketLimits(60, concurrency=10))
+    assert slots.in_flight == 0
+
+
+def test_every_line_of_a_merged_batch_goes_through_the_chains_policies(
+    rt: Runtime, emulator_url: str
+) -> None:
+    journal: list[str] = []
+    rt.chain.middleware.append(Recorder("later_policy", journal))  # a policy added later
+    refused, fine = add_jobs(rt, 2)
+    httpx.post(f"{emulator_url}/emulator/batches", json={"line_errors": {refused: 400}})
+    claim_all(rt, [refused, fine])
+    assert journal == []  # parked before any policy around the call ran
+    with capture_logs() as logs:
+        drive(rt)
+    assert sorted(journal) == ["later_policy.after", "later_policy.on_error"]
+    calls = [line for line in logs if line["event"] == "provider_call"]
+    assert sorted((line["job"], line["outcome"]) for line in calls) == sorted(
+        [(refused, "provider_bad_request"), (fine, "ok")]
+    )
+    assert all(line["lane"] == "provider_batch" and line["provider_batch"] for line in calls)
+    (done,) = jobs(rt, [fine])
+    (ok_line,) = [line for line in calls if line["job"] == fine]
+    assert (
+        ok_line["cost_usd"] == round(done.cost_usd, 8)
+        and abs(done.cost_usd - cost(done, BATCH_PRICES)) < 1e-12
+    )
