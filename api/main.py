@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api.body_limit import BodySizeLimit
+from api.docs_pages import install_docs
 from api.errors import install_error_handlers
 from api.routes import (
     batches,
@@ -49,7 +50,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await services.waiter.stop()
         services.close()
 
-    app = FastAPI(title="Switchyard", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    # /docs and /redoc come from api/docs_pages.py, which serves their assets (no CDN).
+    app = FastAPI(
+        title="Switchyard",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
     app.state.services = services
     install_error_handlers(app)
     app.add_middleware(
@@ -70,4 +79,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(webhook_endpoints.router)
     app.include_router(webhook_deliveries.router)
     app.include_router(webhook_secret.router)
+    install_docs(app)  # last: the API's own routes are matched first
     return app
