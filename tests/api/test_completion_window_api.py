@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 from api_harness import assert_error
+from jobs_api_support import Api, jobs_api
 from sqlmodel import Session
-from test_jobs_api import Api, jobs_api
 
 from schemas.tables import Job
 
