@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from workers.providers.decode_batch import slot_count
 from workers.providers.kv_slots import HEADROOM, SlotStore
-from workers.providers.local_engine import slot_count
 from workers.providers.prefix_cache import BLOCK, PrefixCache
 
 HEADS, DIM, LAYERS = 2, 4, 3

@@ -15,7 +15,7 @@ from tests_support import TEST_CONFIG
 from schemas.errors import ContextTooLong, ProviderBadRequest, ProviderError
 from schemas.openai import ChatCompletion, ChatRequest, EmbeddingList, EmbeddingRequest
 from schemas.settings import ModelConfig, Settings, load_settings
-from workers.providers import local_engine
+from workers.providers import decode_batch
 from workers.providers.local import LocalProvider
 
 MODEL_DIR = Path(__file__).resolve().parents[2] / "var" / "models"  # shared with the e2e stack
@@ -126,7 +126,7 @@ def test_when_a_batched_forward_pass_raises_each_row_runs_again_alone(
     single_answers: list[ChatCompletion],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    real_forward = local_engine.forward
+    real_forward = decode_batch.forward
     sizes: list[int] = []
 
     def forward_failing_batches(model: Any, **inputs: Any) -> Any:
@@ -135,7 +135,7 @@ def test_when_a_batched_forward_pass_raises_each_row_runs_again_alone(
             raise RuntimeError("out of memory (simulated)")
         return real_forward(model, **inputs)
 
-    monkeypatch.setattr(local_engine, "forward", forward_failing_batches)
+    monkeypatch.setattr(decode_batch, "forward", forward_failing_batches)
 
     results = together(lambda prompt: provider.complete(ask(prompt), smollm2, TIMEOUT_S), PROMPTS[:3])
 
