@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
+from sqlalchemy import update
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, col, select
 from tests_support import completion_body, delete_tier_queues, make_test_settings, queued_job_ids
@@ -193,3 +194,21 @@ def deferred_entries(rt: Runtime) -> list[bytes]:
 
 def deferred_ids(rt: Runtime) -> list[str]:
     return [json.loads(entry)[0] for entry in deferred_entries(rt)]
+
+
+def test_a_job_past_its_attempts_fails_before_taking_a_slot_and_leaves_its_backlog(runtime: Runtime) -> None:
+    job = add_job(runtime, max_running_jobs=5)
+    runtime.dispatcher.publish(job.id, job.tier, job.priority, job.tenant_id)
+    with session_scope(runtime.engine) as session:  # claimed max_attempts times already
+        session.execute(
+            update(Job).where(col(Job.id) == job.id).values(attempts=runtime.settings.max_attempts)
+        )
+
+    run_job(runtime, job.id)
+
+    after = reload(runtime, job.id)
+    assert (after.status, after.error_code, after.attempt_log) == ("failed", "max_attempts", [])
+    assert int(runtime.redis.hget(runtime.keys.tenant_backlog(job.tier), job.tenant_id) or 0) == 0
+    assert in_flight(runtime, job.tenant_id) == 0
+    entries: Any = runtime.redis.xrange(runtime.keys.tenant_events(job.tenant_id))
+    assert [fields[b"type"] for _id, fields in entries] == [b"job.failed"]
