@@ -10,8 +10,8 @@ from typing import Any
 import httpx
 import openai
 import pytest
+from emulator_support import served_emulator  # noqa: F401  (fixture)
 from fastapi.testclient import TestClient
-from test_emulator import served_emulator  # noqa: F401  (fixture)
 from tests_support import EMULATOR_KEY
 
 from infra.emulator import EmulatorConfig, create_app
