@@ -43,10 +43,10 @@ from rich.table import Table
 
 from infra.launch import ProcessGroup
 from schemas.settings import load_settings
-from workers.cache.embeddings import Embedder
 from workers.cache.matching import SemanticMatcher
 from workers.cache.semantic import DIMENSION, SemanticCache
 from workers.keys import RedisKeys
+from workers.providers.embedder import Embedder
 
 console = Console()
 QUERIES = [

@@ -36,8 +36,8 @@ from rich.table import Table
 
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-from workers.cache.embeddings import Embedder
 from workers.cache.matching import DEFAULT_THRESHOLD, SemanticMatcher
+from workers.providers.embedder import Embedder
 
 DATA = bench_paths.BENCH_DIR / "data" / "semantic_pairs.jsonl"
 TARGET_PRECISION = 0.98

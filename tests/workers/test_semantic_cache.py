@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 from redis import Redis
 
-from workers.cache.embeddings import Embedder
 from workers.cache.matching import SemanticMatcher
 from workers.cache.semantic import SemanticCache, conversation_text, namespace
 from workers.keys import RedisKeys
+from workers.providers.embedder import Embedder
 
 STORED = "How do I reset my password?"
 ANSWER = {"source_job": "job_src", "result": {"choices": []}, "model": "emu-a", "provider": "emulator"}
@@ -117,7 +117,7 @@ def test_another_process_finds_an_entry_by_syncing_only_what_is_new(
     script = f"""
 import json, sys
 from redis import Redis
-from workers.cache.embeddings import Embedder
+from workers.providers.embedder import Embedder
 from workers.cache.matching import SemanticMatcher
 from workers.cache.semantic import SemanticCache, conversation_text, namespace
 from workers.keys import RedisKeys

