@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import fnmatch
+import importlib.resources
 import importlib.util
 import json
 import math
 import sys
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -14,17 +17,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from workers.cache.guards import (
-    Relation,
-    dates,
-    entities,
-    mismatch,
-    negations,
-    numbers,
-    question_types,
-    relations,
-    substitution,
-)
+import workers.cache.guards
+from workers.cache.guards import GUARDS, Guard, mismatch
+from workers.cache.guards.dates import dates
+from workers.cache.guards.entities import entities
+from workers.cache.guards.negation import negations
+from workers.cache.guards.numbers import numbers
+from workers.cache.guards.questions import question_types
+from workers.cache.guards.relations import Relation, relations
+from workers.cache.guards.substitution import substitution
 from workers.cache.matching import DEFAULT_THRESHOLD, SemanticMatcher
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -108,6 +109,43 @@ def test_each_guard_catches_its_case_both_ways(a: str, b: str, reason: str) -> N
 def test_paraphrases_pass_both_ways(a: str, b: str) -> None:
     assert mismatch(a, b) is None
     assert mismatch(b, a) is None
+
+
+def test_the_guards_run_in_one_documented_order() -> None:
+    assert [guard.reason for guard in GUARDS] == [
+        "negation",
+        "date",
+        "number",
+        "entity",
+        "direction",
+        "question",
+        "substitution",
+    ]
+
+
+def test_a_pair_several_guards_reject_gets_the_first_guards_reason() -> None:
+    assert mismatch("Is X safe in 2019?", "Is X not safe in 2020?") == "negation"
+    assert mismatch("Who won in Paris in 2019?", "Who won in Rome in 2020?") == "date"
+    assert mismatch("Top 5 hotels in Paris", "Top 10 hotels in Rome") == "number"
+
+
+def test_mismatch_asks_the_guards_listed_in_guards(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Adding a guard is a module and one line in GUARDS: nothing else lists them."""
+    monkeypatch.setattr(
+        workers.cache.guards, "GUARDS", (Guard("colour", lambda a, b: ("red" in a) != ("red" in b)),)
+    )
+
+    assert mismatch("a red car", "a blue car") == "colour"
+    assert mismatch("Is X safe?", "Is X not safe?") is None  # the negation guard is no longer listed
+
+
+def test_the_word_lists_are_package_data() -> None:
+    lexicon = importlib.resources.files("workers.cache.guards").joinpath("lexicon.toml")
+    assert lexicon.is_file()
+    assert "stopwords" in tomllib.loads(lexicon.read_text(encoding="utf-8"))["shared"]
+    with (ROOT / "pyproject.toml").open("rb") as file:
+        patterns = tomllib.load(file)["tool"]["setuptools"]["package-data"]["workers"]
+    assert any(fnmatch.fnmatch("cache/guards/lexicon.toml", pattern) for pattern in patterns)
 
 
 def labelled_pairs() -> list[dict[str, str]]:

@@ -1,0 +1,137 @@
+"""Ordered comparisons in a text, for the direction guard: who is bigger than whom.
+
+A comparison with operands ("X bigger than Y", "X cheaper in A than in B", "A before B",
+"from X to Y", "convert X to Y", "X to Y" between names) is read as a :class:`Relation`
+(axis, left words, right words), turned round when the pole is negative: "Y smaller than X"
+reads as "X bigger than Y". So two texts can be told to compare the same things the same
+way however they word it, or the other way round.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from workers.cache.guards.lexicon import BEFORE_AFTER, COMPARING, POLES, ROUTE_CUES, STOPWORDS
+from workers.cache.guards.tokens import Token, clause, is_inner_capital, tokenize
+
+Tokens = tuple[Token, ...]
+_RELATION_WORDS = frozenset({"than", "prior", "from", "to", "into"} | set(BEFORE_AFTER))
+
+
+@dataclass(frozen=True)
+class Relation:
+    """An ordered comparison: ``left`` is further along ``axis`` than ``right`` (or goes to it)."""
+
+    axis: str
+    left: frozenset[str]
+    right: frozenset[str]
+
+    def opposes(self, other: Relation) -> bool:
+        """Same axis, operands on opposite sides: "A bigger than B" / "B bigger than A"."""
+        return self.axis == other.axis and bool(self.left & other.right) and bool(self.right & other.left)
+
+    def agrees(self, other: Relation) -> bool:
+        """Same axis, operands on the same sides: "A bigger than B" / "B smaller than A"."""
+        return self.axis == other.axis and bool(self.left & other.left) and bool(self.right & other.right)
+
+
+def content(tokens: Tokens, start: int, stop: int) -> frozenset[str]:
+    """The words of ``tokens[start:stop]`` that are not stopwords (a capital letter is a name: "A")."""
+    return frozenset(
+        t.lower
+        for t in tokens[max(start, 0) : stop]
+        if t.kind != "punct" and (t.lower not in STOPWORDS or (len(t.text) == 1 and t.text.isupper()))
+    )
+
+
+def _ordered(axis: str, pole: int, left: frozenset[str], right: frozenset[str]) -> list[Relation]:
+    """The relation, left more than right on ``axis`` (swapped when ``pole`` is negative).
+
+    A word on both sides ("a cold from being cold") tells neither side apart and is dropped.
+    """
+    left, right = left - right, right - left
+    if not left or not right:
+        return []
+    return [Relation(axis, left, right) if pole > 0 else Relation(axis, right, left)]
+
+
+def _name_like(token: Token) -> bool:
+    return token.kind == "num" or token.text[:1].isupper() or is_inner_capital(token.text)
+
+
+def _comparative(lowers: list[str], i: int, start: int) -> int | None:
+    """Where the comparative of the "than" at ``i`` is: just before it, or a known one up to 4 before."""
+    if i - 1 < start or lowers[i - 1] in {"other", "rather"}:
+        return None
+    for k in range(i - 1, max(start, i - 5) - 1, -1):
+        if lowers[k] in COMPARING or lowers[k] in POLES:
+            return k
+    return i - 1
+
+
+def _comparisons(tokens: Tokens, i: int, start: int, stop: int) -> list[Relation]:
+    """The comparison at the "than" at ``i``: "X bigger than Y", "X more expensive than Y"."""
+    lowers = [t.lower for t in tokens]
+    k = _comparative(lowers, i, start)
+    if k is None:
+        return []
+    axes: tuple[tuple[str, int], ...]
+    if lowers[k] in COMPARING:  # "more than"
+        first, axes = k, (("magnitude", COMPARING[lowers[k]]),)
+    elif k - 1 >= start and lowers[k - 1] in COMPARING:  # "more expensive than"
+        sign = COMPARING[lowers[k - 1]]
+        first = k - 1
+        axes = tuple((axis, pole * sign) for axis, pole in POLES.get(lowers[k], ((lowers[k], 1),)))
+    else:  # "bigger than", "smarter than"
+        first, axes = k, POLES.get(lowers[k], ((lowers[k], 1),))
+    # the left operand: the clause before "than" but the comparative ("houses cheaper in Texas than")
+    left = content(tokens, start, first) | content(tokens, k + 1, i)
+    right = content(tokens, i + 1, stop)
+    return [relation for axis, pole in axes for relation in _ordered(axis, pole, left, right)]
+
+
+def _route(tokens: Tokens, i: int, start: int, stop: int) -> list[Relation]:
+    """The route at the "from" or "to" at ``i``: "from X to Y", "to Y from X", "convert X to Y"."""
+    lowers = [t.lower for t in tokens]
+    targets = [j for j in range(start, stop) if lowers[j] in {"to", "into"}]
+    if lowers[i] == "from":
+        after = [j for j in targets if j > i]
+        if after:  # from X to Y
+            source, target = content(tokens, i + 1, after[0]), content(tokens, after[0] + 1, stop)
+            return _ordered("route", 1, source, target)
+        if targets:  # to Y from X
+            return _ordered("route", 1, content(tokens, i + 1, stop), content(tokens, targets[-1] + 1, i))
+        return _ordered("route", 1, content(tokens, i + 1, stop), content(tokens, start, i))
+    if "from" in lowers[start:stop] or i == start or i + 1 >= stop:
+        return []  # read at the "from"
+    cue = any(word in ROUTE_CUES for word in lowers[start:stop])
+    if cue or (_name_like(tokens[i - 1]) and _name_like(tokens[i + 1])):
+        return _ordered("route", 1, content(tokens, start, i), content(tokens, i + 1, stop))
+    return []
+
+
+def _before_after(tokens: Tokens, i: int, start: int, stop: int) -> list[Relation]:
+    """The order in time at the "before", "after" or "prior to" at ``i``: "A before B"."""
+    word = tokens[i].lower
+    right = content(tokens, i + 2 if word == "prior" else i + 1, stop)
+    return _ordered("time", BEFORE_AFTER.get(word, -1), content(tokens, start, i), right)
+
+
+def relations(text: str) -> list[Relation]:
+    """The ordered comparisons of ``text``: comparatives with "than", before/after, routes."""
+    tokens = tokenize(text)
+    found: list[Relation] = []
+    for i, token in enumerate(tokens):
+        word = token.lower
+        if word not in _RELATION_WORDS:
+            continue
+        start, stop = clause(tokens, i)
+        if word == "than":
+            found += _comparisons(tokens, i, start, stop)
+        elif word in BEFORE_AFTER or (
+            word == "prior" and tokens[i + 1 : i + 2] and tokens[i + 1].lower == "to"
+        ):
+            found += _before_after(tokens, i, start, stop)
+        elif word in {"from", "to", "into"}:
+            found += _route(tokens, i, start, stop)
+    return found
