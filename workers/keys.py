@@ -60,8 +60,9 @@ class RedisKeys:
 
     @property
     def broker_marker(self) -> str:
-        """STRING the reconciler keeps with no expiry: its absence means Redis lost its data,
-        messages included, so queued jobs are published again (workers/broker_watch.py)."""
+        """STRING the reconciler keeps with no expiry: the ``run_id`` of the Redis server it was
+        written on. Missing or another server's, Redis lost data, messages included, so queued
+        jobs are published again (workers/broker_watch.py)."""
         return f"{self.prefix}:broker:marker"
 
     def tenant_backlog(self, tier: str) -> str:

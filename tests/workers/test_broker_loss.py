@@ -1,7 +1,8 @@
 """The reconciler publishes every queued job again once Redis lost its data (workers/broker_watch.py).
 
 A loss is played by deleting what a Redis restart without persistence loses of this test's
-keys: the marker, the tier's queues and the deferred set. SQLite and PostgreSQL.
+keys (the marker, the tier's queues and the deferred set), a restart from an older snapshot
+by a marker that names another server process. SQLite and PostgreSQL.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from tests_support import (
 from schemas.settings import PRIORITIES
 from schemas.tables import Job, utcnow
 from workers import broker_watch, store
-from workers.broker_watch import end_repair, republish_after_loss, take_repair
+from workers.broker_watch import mark_intact, republish_after_loss, server_run_id, take_repair
 from workers.celery_app import create_celery
 from workers.db import session_scope
 from workers.dispatch import priority_keys
@@ -57,7 +58,7 @@ def rt(tmp_path: Path, redis_url: str, database_url: str, tier: str) -> Iterator
     settings = make_test_settings(tmp_path, redis_url, database_url, tiers={tier: {"models": ["emu-a"]}})
     upgrade(settings)
     runtime = Runtime(settings=settings, celery=create_celery(settings))
-    end_repair(runtime.redis, runtime.keys, utcnow())
+    mark_intact(runtime.redis, runtime.keys)
     yield runtime
     delete_tier_queues(runtime.redis, [tier], settings.key_prefix)
     runtime.engine.dispose()
@@ -125,6 +126,7 @@ def test_the_repair_happens_once_and_leaves_the_marker_for_good(rt: Runtime, tie
     assert (first.republished_after_loss, second.republished_after_loss) == (1, 0)
     assert live_queue(rt, tier) == [job_id]
     assert rt.redis.ttl(rt.keys.broker_marker) == -1  # no expiry: only a loss removes it
+    assert rt.redis.get(rt.keys.broker_marker) == server_run_id(rt.redis).encode()
     published_at = store.load_job(rt.engine, job_id).published_at  # type: ignore[union-attr]
     assert published_at is not None and published_at > utcnow() - timedelta(seconds=30)
 
@@ -171,10 +173,22 @@ def test_a_repair_goes_through_every_page(rt: Runtime, tier: str, monkeypatch: p
     assert sorted(live_queue(rt, tier)) == job_ids
 
 
+def test_a_marker_of_another_server_process_means_a_restart_and_gets_a_repair(rt: Runtime, tier: str) -> None:
+    # A restart from a snapshot or a failover keeps the marker but may lose the last messages.
+    job_id = published_job(rt, tier)
+    rt.redis.set(rt.keys.broker_marker, "0" * 40)  # the run_id of the server before the restart
+
+    report = reconcile(rt)
+
+    assert report.republished_after_loss == 1
+    assert live_queue(rt, tier) == [job_id]
+    assert rt.redis.get(rt.keys.broker_marker) == server_run_id(rt.redis).encode()
+
+
 def test_one_reconciler_repairs_at_a_time_and_a_dead_repairer_lets_go(rt: Runtime) -> None:
     rt.redis.delete(rt.keys.broker_marker)
 
-    assert take_repair(rt.redis, rt.keys)
-    assert not take_repair(rt.redis, rt.keys)  # a second reconciler leaves it to the first
+    assert take_repair(rt.redis, rt.keys) == server_run_id(rt.redis)
+    assert take_repair(rt.redis, rt.keys) is None  # a second reconciler leaves it to the first
     ttl = rt.redis.ttl(rt.keys.broker_marker)
     assert 0 < ttl <= broker_watch.REPAIR_HOLD_S  # if the first dies, the hold lapses

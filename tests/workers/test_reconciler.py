@@ -22,7 +22,7 @@ from tests_support import (
 
 from schemas.tables import IdempotencyRecord, Job, utcnow
 from workers import store
-from workers.broker_watch import end_repair
+from workers.broker_watch import mark_intact
 from workers.celery_app import create_celery
 from workers.db import session_scope
 from workers.migrate import upgrade
@@ -53,7 +53,7 @@ def runtime(tmp_path: Path, redis_url: str, database_url: str, tier: str) -> Ite
     )
     upgrade(settings)
     rt = Runtime(settings=settings, celery=create_celery(settings))
-    end_repair(rt.redis, rt.keys, utcnow())  # this Redis lost nothing (tests/workers/test_broker_loss.py)
+    mark_intact(rt.redis, rt.keys)  # this Redis lost nothing (tests/workers/test_broker_loss.py)
     yield rt
     delete_tier_queues(rt.redis, [tier], settings.key_prefix)
     rt.engine.dispose()
