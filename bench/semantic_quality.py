@@ -121,15 +121,22 @@ def evaluate(
     items = [as_pair(item) for item in pairs]
     scores = similarities(items, embedder)
     matcher = SemanticMatcher(threshold)
+    decisions = [
+        matcher.accept(pair.a, pair.b, float(score)) if guarded else (bool(score >= threshold), None)
+        for pair, score in zip(items, scores, strict=True)
+    ]
+    return {"threshold": threshold, "guarded": guarded, **tally(items, scores, decisions)}
+
+
+def tally(
+    items: Sequence[Pair], scores: np.ndarray, decisions: Sequence[tuple[bool, str | None]]
+) -> dict[str, Any]:
+    """Counts, precision and recall of ``decisions`` (accepted, reason) against the pairs' labels."""
     tp = fp = fn = tn = 0
     false_hits: list[dict[str, Any]] = []
     vetoed_hits: Counter[str] = Counter()
     rejections: Counter[str] = Counter()
-    for pair, score in zip(items, scores, strict=True):
-        if guarded:
-            accepted, reason = matcher.accept(pair.a, pair.b, float(score))
-        else:
-            accepted, reason = bool(score >= threshold), None
+    for pair, score, (accepted, reason) in zip(items, scores, decisions, strict=True):
         if reason and reason != "below_threshold":
             rejections[reason] += 1
             if pair.should_hit:
@@ -142,8 +149,6 @@ def evaluate(
         else:
             tn += 1
     return {
-        "threshold": threshold,
-        "guarded": guarded,
         "precision": ratio(tp, tp + fp),
         "recall": ratio(tp, tp + fn),
         "tp": tp,
@@ -219,33 +224,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     pairs = load_pairs(args.data)
-    counts = Counter(pair.kind for pair in pairs)
-    hits = sum(pair.should_hit for pair in pairs)
-    console.print(
-        f"{len(pairs)} pairs from {args.data.name}: {hits} hits ({hits / len(pairs):.0%}), "
-        + ", ".join(f"{kind} {n}" for kind, n in sorted(counts.items()))
-    )
-
     model = Embedder()
-    embedder = CachedEmbedder(model)
-    started = time.perf_counter()
-    texts = [pair.a for pair in pairs] + [pair.b for pair in pairs]
-    embedder.embed(texts)
-    console.print(f"embedded {len(embedder.vectors)} distinct texts in {time.perf_counter() - started:.1f}s")
+    embedder = embed_pairs(pairs, model, args.data.name)
 
     sweep = [evaluate(pairs, embedder, threshold, guarded=True) for threshold in THRESHOLDS]
     chosen = choose(sweep)
     baselines = [evaluate(pairs, embedder, threshold, guarded=False) for threshold in BASELINES]
-    guarded_at_baselines = [r for r in sweep if r["threshold"] in BASELINES]
-
     console.print(results_table("Guarded matching (similarity and guards)", sweep, chosen))
     console.print(
         results_table(
             "Baseline: plain cosine (no guards), and guarded at the same thresholds",
-            [
-                *baselines,
-                *guarded_at_baselines,
-            ],
+            [*baselines, *(r for r in sweep if r["threshold"] in BASELINES)],
             None,
         )
     )
@@ -261,7 +250,35 @@ def main(argv: list[str] | None = None) -> int:
         f"embed latency: 1 text {single * 1000:.1f} ms; batch of 64 {per_text * 1000:.2f} ms per text"
     )
     met = default["precision"] >= TARGET_PRECISION and default["recall"] >= TARGET_RECALL
-    figures = {
+    figures = summary(chosen, default, baselines) | {
+        "embed_1_ms": f"{single * 1000:.2f}",
+        "embed_64_per_text_ms": f"{per_text * 1000:.3f}",
+        "targets_met": str(met),
+    }
+    console.print(" ".join(f"{name}={value}" for name, value in figures.items()), soft_wrap=True)
+    return 0 if met else 1
+
+
+def embed_pairs(pairs: Sequence[Pair], model: Embedder, source: str) -> CachedEmbedder:
+    """Describe the pairs, then embed every distinct text once."""
+    counts = Counter(pair.kind for pair in pairs)
+    hits = sum(pair.should_hit for pair in pairs)
+    console.print(
+        f"{len(pairs)} pairs from {source}: {hits} hits ({hits / len(pairs):.0%}), "
+        + ", ".join(f"{kind} {n}" for kind, n in sorted(counts.items()))
+    )
+    embedder = CachedEmbedder(model)
+    started = time.perf_counter()
+    embedder.embed([pair.a for pair in pairs] + [pair.b for pair in pairs])
+    console.print(f"embedded {len(embedder.vectors)} distinct texts in {time.perf_counter() - started:.1f}s")
+    return embedder
+
+
+def summary(
+    chosen: dict[str, Any], default: dict[str, Any], baselines: Sequence[dict[str, Any]]
+) -> dict[str, str]:
+    """The quality figures of the closing ``name=value`` line."""
+    return {
         "sweep_threshold": f"{chosen['threshold']:.2f}",
         "sweep_precision": f"{chosen['precision']:.4f}",
         "sweep_recall": f"{chosen['recall']:.4f}",
@@ -270,12 +287,7 @@ def main(argv: list[str] | None = None) -> int:
         "default_recall": f"{default['recall']:.4f}",
         **{f"cosine{r['threshold']:.2f}_precision": f"{r['precision']:.4f}" for r in baselines},
         **{f"cosine{r['threshold']:.2f}_recall": f"{r['recall']:.4f}" for r in baselines},
-        "embed_1_ms": f"{single * 1000:.2f}",
-        "embed_64_per_text_ms": f"{per_text * 1000:.3f}",
-        "targets_met": str(met),
     }
-    console.print(" ".join(f"{name}={value}" for name, value in figures.items()), soft_wrap=True)
-    return 0 if met else 1
 
 
 def describe(name: str, result: dict[str, Any]) -> None:

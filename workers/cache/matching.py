@@ -27,8 +27,8 @@ class SemanticMatcher:
     def accept(self, query_text: str, cached_text: str, similarity: float) -> tuple[bool, str | None]:
         """``(True, None)`` on a match; ``(False, reason)`` otherwise.
 
-        The reason is "below_threshold" when the similarity is too low, else the guard's
-        reason ("negation", "date", "number", "entity" or "direction").
+        The reason is "below_threshold" when the similarity is too low, else the reason of
+        the first guard that rejects the pair (see ``GUARDS`` in workers/cache/guards/).
         """
         if similarity < self.threshold:
             return False, "below_threshold"
