@@ -62,6 +62,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "provider emulator. Limits are per --window-s window, as a provider's RPM and TPM are per minute.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
+    add_load_options(parser)
+    add_deployment_options(parser)
+    args = parser.parse_args(argv)
+    check_args(parser, args)
+    return args
+
+
+def add_load_options(parser: argparse.ArgumentParser) -> None:
+    """The options of the load and of the provider's limits."""
     parser.add_argument("--jobs", type=int, default=2000, help="jobs (provider calls) per side")
     parser.add_argument(
         "--workers", type=int, default=4, help="worker processes (celery worker instances) per side"
@@ -93,6 +102,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--threads", type=int, default=8, help="client threads submitting and long-polling Switchyard jobs"
     )
+
+
+def add_deployment_options(parser: argparse.ArgumentParser) -> None:
+    """Where the run keeps its state, and what it measures and keeps."""
     parser.add_argument(
         "--redis-url",
         default="redis://127.0.0.1:6379/12",
@@ -106,7 +119,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--skip-baseline", action="store_true", help="measure Switchyard only")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (logs, SQLite file)")
-    args = parser.parse_args(argv)
+
+
+def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Refuse counts below one and windows or latencies out of range."""
     for option in ("jobs", "workers", "concurrency", "rpm", "tpm", "max_tokens", "threads"):
         if getattr(args, option) < 1:
             parser.error(f"--{option.replace('_', '-')} must be at least 1")
@@ -114,7 +130,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--window-s must be positive")
     if args.latency_ms < 0:
         parser.error("--latency-ms must not be negative")
-    return args
 
 
 def deadline_s(jobs: int, limits: Limits) -> float:
