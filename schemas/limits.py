@@ -1,4 +1,5 @@
-"""``GET /v1/limits``: rate limits, headroom, pauses, queues and drain times."""
+"""``GET /v1/limits``: the caller's limits and backlog; for admin keys also every model's rate
+limits, headroom and pauses, and every tier's queue and drain time."""
 
 from __future__ import annotations
 
@@ -51,8 +52,23 @@ class TenantLimitsOut(BaseModel):
     running: int
 
 
+class TenantBacklogOut(BaseModel):
+    """The caller's jobs on one tier that have not ended."""
+
+    tier: str
+    queued: dict[str, int] = Field(description="Queued jobs by priority class (live, batch, precompute).")
+    running: int
+
+
 class LimitsReport(BaseModel):
+    """The caller's part for every key; the global part (every tenant's work) for admin keys."""
+
     window_s: float
-    models: list[ModelLimitsOut]
-    tiers: list[TierLimitsOut]
     tenant: TenantLimitsOut
+    backlog: list[TenantBacklogOut] = Field(description="The caller's queued and running jobs, per tier.")
+    models: list[ModelLimitsOut] | None = Field(
+        description="Admin keys only (null otherwise): every limited (provider, model) bucket."
+    )
+    tiers: list[TierLimitsOut] | None = Field(
+        description="Admin keys only (null otherwise): every tier's queue depth and drain time."
+    )

@@ -19,6 +19,7 @@ from workers.migrate import upgrade
 # emu-rl allows 10 requests and 4,000 tokens a minute: with max_tokens 256 (+100 prompt
 # expected) that drains 1 job every 6 s, so 20 s of live queue is 3 jobs.
 TIER_LIMITS = {"models": ["emu-rl"], "max_queue_seconds": 20, "max_queue_depth": 6}
+READ_WRITE = frozenset({"submit", "read"})
 
 
 @pytest.fixture
@@ -32,12 +33,12 @@ def client(tmp_path: Path, redis_url: str) -> Iterator[TestClient]:
         delete_tier_queues(client.app.state.services.redis, [tier], settings.key_prefix)  # type: ignore[attr-defined]
 
 
-def tenant_headers(client: TestClient, **limits: Any) -> dict[str, str]:
+def tenant_headers(client: TestClient, scopes: frozenset[str] = READ_WRITE, **limits: Any) -> dict[str, str]:
     engine = client.app.state.services.engine  # type: ignore[attr-defined]
     with Session(engine) as session:
         tenant = create_tenant(session, f"t-{uuid.uuid4().hex[:8]}", **limits)
         session.flush()
-        secret = create_key(session, tenant.id, {"submit", "read"})
+        secret = create_key(session, tenant.id, set(scopes))
         session.commit()
     return {"Authorization": f"Bearer {secret}"}
 
@@ -86,8 +87,26 @@ def test_a_tenant_over_its_submissions_per_minute_gets_429(client: TestClient) -
     assert submit(client, other, "batch").status_code == 202  # other tenants are not affected
 
 
-def test_limits_show_models_tiers_and_the_callers_tenant(client: TestClient) -> None:
+def test_a_tenants_key_sees_its_own_limits_and_backlog_but_no_global_figures(client: TestClient) -> None:
     headers = tenant_headers(client, rpm_limit=50, max_running_jobs=3)
+    for priority in ("live", "live", "batch"):
+        submit(client, headers, priority)
+    submit(client, tenant_headers(client))  # another tenant's job: not in this backlog
+
+    response = client.get("/v1/limits", headers=headers)
+
+    assert response.status_code == 200, response.text
+    report = response.json()
+    assert report["models"] is None and report["tiers"] is None  # every tenant's traffic: admin only
+    assert report["backlog"] == [
+        {"tier": client.tier, "queued": {"live": 2, "batch": 1, "precompute": 0}, "running": 0}  # type: ignore[attr-defined]
+    ]
+    assert report["tenant"]["rpm"] == 50 and report["tenant"]["submissions_used"] == 3
+    assert report["tenant"]["max_running_jobs"] == 3 and report["tenant"]["running"] == 0
+
+
+def test_an_admin_key_also_sees_every_model_and_tier(client: TestClient) -> None:
+    headers = tenant_headers(client, READ_WRITE | {"admin"}, rpm_limit=50, max_running_jobs=3)
     for _ in range(2):
         submit(client, headers)
 
