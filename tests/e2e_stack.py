@@ -42,6 +42,41 @@ MODEL_DIR = ROOT / "var" / "models"
 # The local model's tiers (chat and embeddings) share one threads worker, as batching wants.
 LOCAL_QUEUES = [*tier_queues("local"), *tier_queues("embed")]
 EMULATOR_TIERS = ["small", "retry", "slow", "bad", "embed-emu", "provider_lane"]
+# Compressed timings of the stack's processes (SWITCHYARD_<NAME> in their environment).
+STACK_TIMING = {
+    "reconcile_interval_s": "1",
+    "orphan_grace_s": "2",
+    "backoff_base_s": "0.05",
+    "backoff_max_s": "0.5",
+    "task_soft_time_limit_s": "8",
+    "task_time_limit_s": "10",
+    "lease_s": "12",
+    # Rate-limit windows of 2 s (only models with limits have any), and tenants that the
+    # suite's bursts of submissions do not trip.
+    "rate_limits__window_s": "2",
+    "rate_limits__tenant_rpm": "100000",
+    # SSE keep-alives every second, so test readers notice a close promptly.
+    "streaming__keepalive_s": "1",
+    # The provider batch lane: a pass a second; 8 jobs fill a batch, fewer go after 10 s
+    # (a margin for a loaded machine: the 8 must all join before the first is 10 s old).
+    "provider_batches__poll_interval_s": "1",
+    "provider_batches__max_lines": "8",
+    "provider_batches__max_wait_s": "10",
+    "provider_batches__resend_after_s": "5",
+    # Webhooks: loopback receivers allowed (tests only), and a compressed retry schedule
+    # of five attempts (the fourth comes 2 s after the third), swept every 0.2 s.
+    "webhooks__allow_loopback": "true",
+    "webhooks__retry_schedule_s": "[0, 0.3, 0.3, 2, 0.3]",
+    "webhooks__jitter": "0",
+    "webhooks__sweep_interval_s": "0.2",
+}
+# The local model's worker gets longer task limits: a batched generation on a loaded machine
+# takes tens of seconds.
+LOCAL_LIMITS = {
+    "SWITCHYARD_TASK_SOFT_TIME_LIMIT_S": "100",
+    "SWITCHYARD_TASK_TIME_LIMIT_S": "120",
+    "SWITCHYARD_LEASE_S": "150",
+}
 
 
 @dataclass
@@ -120,74 +155,50 @@ def stack(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterator[
     var_dir = tmp_path_factory.mktemp("stack")
     api_port, emulator_port = free_port(), free_port()
     emulator_url = f"http://127.0.0.1:{emulator_port}"
-    timing = {
-        "reconcile_interval_s": "1",
-        "orphan_grace_s": "2",
-        "backoff_base_s": "0.05",
-        "backoff_max_s": "0.5",
-        "task_soft_time_limit_s": "8",
-        "task_time_limit_s": "10",
-        "lease_s": "12",
-        # Rate-limit windows of 2 s (only models with limits have any), and tenants that the
-        # suite's bursts of submissions do not trip.
-        "rate_limits__window_s": "2",
-        "rate_limits__tenant_rpm": "100000",
-        # SSE keep-alives every second, so test readers notice a close promptly.
-        "streaming__keepalive_s": "1",
-        # The provider batch lane: a pass a second; 8 jobs fill a batch, fewer go after 10 s
-        # (a margin for a loaded machine: the 8 must all join before the first is 10 s old).
-        "provider_batches__poll_interval_s": "1",
-        "provider_batches__max_lines": "8",
-        "provider_batches__max_wait_s": "10",
-        "provider_batches__resend_after_s": "5",
-        # Webhooks: loopback receivers allowed (tests only), and a compressed retry schedule
-        # of five attempts (the fourth comes 2 s after the third), swept every 0.2 s.
-        "webhooks__allow_loopback": "true",
-        "webhooks__retry_schedule_s": "[0, 0.3, 0.3, 2, 0.3]",
-        "webhooks__jitter": "0",
-        "webhooks__sweep_interval_s": "0.2",
-    }
-    settings = make_test_settings(var_dir, redis_url)
-    env = {
+    key_prefix = make_test_settings(var_dir, redis_url).key_prefix
+    settings = make_test_settings(var_dir, redis_url, key_prefix=key_prefix, model_dir=MODEL_DIR)
+    upgrade(settings)
+    processes = ProcessGroup(log_dir=var_dir, env=stack_env(var_dir, redis_url, key_prefix, emulator_url))
+    stack = Stack(settings, f"http://127.0.0.1:{api_port}", emulator_url, processes)
+    stack.keys = _tenants(settings)
+    try:
+        start_stack(stack, api_port, emulator_port)
+        yield stack
+    finally:
+        processes.stop_all()
+        Redis.from_url(redis_url).flushdb()
+
+
+def stack_env(var_dir: Path, redis_url: str, key_prefix: str, emulator_url: str) -> dict[str, str]:
+    """The environment of every process of the stack: its config, stores, emulator and timings."""
+    return {
         **os.environ,
         "SWITCHYARD_CONFIG_FILE": str(TEST_CONFIG),
         "SWITCHYARD_VAR_DIR": str(var_dir),
         "SWITCHYARD_REDIS_URL": redis_url,
         "SWITCHYARD_DATABASE_URL": "",
-        "SWITCHYARD_KEY_PREFIX": settings.key_prefix,
+        "SWITCHYARD_KEY_PREFIX": key_prefix,
         "SWITCHYARD_PROVIDERS__EMULATOR__BASE_URL": f"{emulator_url}/v1",
         "SWITCHYARD_PROVIDERS__EMULATOR_BATCH__BASE_URL": f"{emulator_url}/v1",
         "SWITCHYARD_MODEL_DIR": str(MODEL_DIR),
         "HF_HUB_OFFLINE": "1",
         "TRANSFORMERS_OFFLINE": "1",
-        **{f"SWITCHYARD_{k.upper()}": v for k, v in timing.items()},
+        **{f"SWITCHYARD_{k.upper()}": v for k, v in STACK_TIMING.items()},
     }
-    settings = make_test_settings(var_dir, redis_url, key_prefix=settings.key_prefix, model_dir=MODEL_DIR)
-    upgrade(settings)
-    processes = ProcessGroup(log_dir=var_dir, env=env)
-    stack = Stack(settings, f"http://127.0.0.1:{api_port}", emulator_url, processes)
-    stack.keys = _tenants(settings)
-    local_limits = {
-        "SWITCHYARD_TASK_SOFT_TIME_LIMIT_S": "100",
-        "SWITCHYARD_TASK_TIME_LIMIT_S": "120",
-        "SWITCHYARD_LEASE_S": "150",
-    }
-    try:
-        processes.start("emulator", emulator_argv(emulator_port))
-        processes.start("api", api_argv(api_port, log_level="warning"))
-        stack.start_emulator_worker()
-        local_worker = local_worker_argv(LOCAL_QUEUES, settings.providers["local"].max_batch_size, "local")
-        processes.start("worker-local", local_worker, env=local_limits)
-        processes.start(
-            "worker-webhooks", webhook_worker_argv(RedisKeys(settings.key_prefix).webhook_queue, 4)
-        )
-        processes.start("beat", celery_argv("beat", "-s", str(var_dir / "beat-schedule")))
-        wait_http(f"{emulator_url}/emulator/stats", alive=processes.check_alive)
-        wait_http(f"{stack.api_url}/readyz", alive=processes.check_alive)
-        yield stack
-    finally:
-        processes.stop_all()
-        Redis.from_url(redis_url).flushdb()
+
+
+def start_stack(stack: Stack, api_port: int, emulator_port: int) -> None:
+    """Start the emulator, the API, the workers and beat, and wait until the API is ready."""
+    processes, settings = stack.processes, stack.settings
+    processes.start("emulator", emulator_argv(emulator_port))
+    processes.start("api", api_argv(api_port, log_level="warning"))
+    stack.start_emulator_worker()
+    local_worker = local_worker_argv(LOCAL_QUEUES, settings.providers["local"].max_batch_size, "local")
+    processes.start("worker-local", local_worker, env=LOCAL_LIMITS)
+    processes.start("worker-webhooks", webhook_worker_argv(RedisKeys(settings.key_prefix).webhook_queue, 4))
+    processes.start("beat", celery_argv("beat", "-s", str(processes.log_dir / "beat-schedule")))
+    wait_http(f"{stack.emulator_url}/emulator/stats", alive=processes.check_alive)
+    wait_http(f"{stack.api_url}/readyz", alive=processes.check_alive)
 
 
 def _tenants(settings: Settings) -> dict[str, str]:
