@@ -29,7 +29,7 @@ def plain(output: str) -> str:
     return " ".join(output.replace("│", " ").split())
 
 
-COMMANDS = [[], ["up"], ["migrate"], ["worker"], ["emulator"], ["submit"], ["jobs", "show"],
+COMMANDS = [[], ["up"], ["migrate"], ["worker"], ["procfile"], ["emulator"], ["submit"], ["jobs", "show"],
             ["tenants", "create"], ["tenants", "list"], ["tenants", "set-limits"], ["keys", "create"],
             ["keys", "demo"]]  # fmt: skip
 
