@@ -6,6 +6,7 @@ answers the job with no provider call. Every fresh answer is stored under the ex
 API computed (``job.cache["key"]``) and, in semantic mode, in the semantic cache too, with
 the job's TTL. Jobs in mode ``off`` are neither looked up nor stored. Embedding jobs use the
 exact cache only: the API never gives them ``semantic`` mode, and the lookup checks again.
+A provider batch's answer is stored the same way, at the batch price it cost.
 """
 
 from __future__ import annotations
