@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from schemas.errors import RequestValidationFailed, ServiceUnavailable, SwitchyardError, TooManyRequests
-from workers.broker import UNREACHABLE
+from workers.broker import UNAVAILABLE
 
 log = structlog.get_logger("switchyard.api")
 # A restarting Redis answers again within seconds (docs/redis-loss.md).
@@ -56,11 +56,11 @@ async def _on_switchyard_error(_: Request, exc: Exception) -> JSONResponse:
     return error_response(exc, headers)
 
 
-async def _on_redis_unreachable(request: Request, exc: Exception) -> JSONResponse:
-    # Nothing was committed when this reaches here: a submission whose row is committed
-    # answers 202 whatever its publish does (api/submission.py).
-    log.warning("redis_unreachable", path=request.url.path, error_type=type(exc).__name__, error=str(exc))
-    error = ServiceUnavailable("Redis is not answering; try again shortly.", retry_after=REDIS_RETRY_AFTER_S)
+async def _on_redis_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    # A submission gets here only before its commit: once its row is committed it answers 202
+    # whatever its publish does, and the reconciler publishes it (api/submission.py).
+    log.warning("redis_unavailable", path=request.url.path, error_type=type(exc).__name__, error=str(exc))
+    error = ServiceUnavailable("Redis is not available; try again shortly.", retry_after=REDIS_RETRY_AFTER_S)
     return await _on_switchyard_error(request, error)
 
 
@@ -108,8 +108,8 @@ async def _on_unexpected(_: Request, exc: Exception) -> JSONResponse:
 def install_error_handlers(app: FastAPI) -> None:
     """Register the one mapping on the app."""
     app.add_exception_handler(SwitchyardError, _on_switchyard_error)
-    for unreachable in UNREACHABLE:
-        app.add_exception_handler(unreachable, _on_redis_unreachable)
+    for unavailable in UNAVAILABLE:
+        app.add_exception_handler(unavailable, _on_redis_unavailable)
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_exception_handler(HTTPException, _on_http_error)
     app.add_exception_handler(Exception, _on_unexpected)

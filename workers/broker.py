@@ -10,7 +10,7 @@ threads, and each command still takes a pooled connection of its own. Everything
 including the messages and keys on Redis, is kombu's transport unchanged.
 
 Selected with ``broker_transport`` (workers/celery_app.py) for ``redis://`` broker URLs.
-:data:`UNREACHABLE` names the errors that mean the broker is not answering, and
+:data:`UNAVAILABLE` names the errors that mean Redis cannot serve now, and
 :data:`PUBLISH_FAILURES` every error a publish may raise.
 """
 
@@ -23,13 +23,20 @@ from typing import Any
 from kombu.exceptions import OperationalError
 from kombu.transport import redis as kombu_redis
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
+from redis.exceptions import MasterDownError, ReadOnlyError, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 TRANSPORT = "workers.broker:Transport"
-# What redis-py and kombu raise when Redis does not answer (down, restarting, unreachable):
-# the API answers these with 503 and a Retry-After (api/errors.py), never 500.
-UNREACHABLE: tuple[type[Exception], ...] = (RedisConnectionError, RedisTimeoutError, OperationalError)
+# What redis-py and kombu raise when Redis cannot serve now: down, restarting, loading its
+# data, unreachable, or a replica refusing writes during a failover. The API answers these
+# with 503 and a Retry-After (api/errors.py), never 500.
+UNAVAILABLE: tuple[type[Exception], ...] = (
+    RedisConnectionError,
+    RedisTimeoutError,
+    ReadOnlyError,
+    MasterDownError,
+    OperationalError,
+)
 # Whatever a publish may raise from Redis or kombu; after a commit the reconciler publishes.
 PUBLISH_FAILURES: tuple[type[Exception], ...] = (RedisError, OperationalError)
 

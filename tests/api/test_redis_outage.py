@@ -12,10 +12,12 @@ from typing import Any
 
 import pytest
 from api_harness import ApiHarness, assert_error, open_api
+from redis import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis_server import RedisServer, private_redis
 from sqlmodel import Session, col, select
 
+from infra.launch import free_port
 from schemas.tables import Job
 
 TIERS = {"tier": ["emu-a"], "other_tier": ["emu-b"]}
@@ -72,6 +74,23 @@ def test_reads_that_need_redis_answer_503_and_the_api_recovers_when_redis_return
 
     redis_server.start()  # empty, on the same port
 
+    assert submit(api, headers).status_code == 202
+
+
+def test_a_redis_that_refuses_writes_during_a_failover_answers_503_too(
+    api: ApiHarness, redis_server: RedisServer
+) -> None:
+    headers = api.tenant({"submit", "read"})
+    admin = Redis.from_url(redis_server.url)
+    admin.replicaof("127.0.0.1", str(free_port()))  # now a read-only replica of nothing: READONLY
+    try:
+        refused = submit(api, headers)
+    finally:
+        admin.replicaof("NO", "ONE")
+        admin.close()
+
+    assert_error(refused, 503, "service_unavailable")
+    assert refused.headers["Retry-After"]
     assert submit(api, headers).status_code == 202
 
 
