@@ -69,7 +69,10 @@ def _upper_bound(settings: Settings, row: Mapping[Any, Any]) -> tuple[str, Model
     tier = settings.tiers.get(row["tier"])
     if tier is None:
         return UNKNOWN, None, 0, 0
-    request = parse_request(row["kind"], row["request"])
+    try:
+        request = parse_request(row["kind"], row["request"])
+    except ValueError:  # a stored body today's schema refuses: the run will fail it; price nothing
+        return UNKNOWN, None, 0, 0
     alias = next_model(tier, request.model, row["attempt_log"] or [])
     if alias is None or alias not in settings.models:  # routing would have failed it: no call
         return alias or UNKNOWN, None, 0, 0

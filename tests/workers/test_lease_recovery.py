@@ -172,3 +172,14 @@ def test_a_job_whose_provider_batch_lease_expired_returns_without_a_lost_attempt
     job = read(runtime, job_id)
     assert (job.status, job.attempt_log, job.cost_usd) == ("queued", [], 0.0)
     assert usage_rows(runtime, job_id) == []
+
+
+def test_a_stored_request_that_no_longer_parses_still_gets_its_job_back(runtime: Runtime, tier: str) -> None:
+    # The pass must never stop at one row: it records the attempt unpriced and moves on.
+    job_id = dead_workers_job(runtime, tier, {"messages": "not a list"})
+
+    assert reconcile(runtime).requeued == 1
+
+    (entry,) = read(runtime, job_id).attempt_log
+    assert (entry["outcome"], entry["model"], entry["cost_usd"]) == ("worker_lost", "unknown", 0.0)
+    assert [row.outcome for row in usage_rows(runtime, job_id)] == ["worker_lost"]
