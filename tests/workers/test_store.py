@@ -125,12 +125,18 @@ def test_claim_leaves_a_running_job_with_expired_lease_to_the_reconciler(engine:
     assert (stored.status, stored.attempts, stored.lease_token) == ("running", 1, first.lease_token)
 
 
-def test_job_requeued_after_lease_expiry_is_claimed_with_new_token(engine: Engine, tenant: str) -> None:
-    job_id = add_job(engine, tenant)
+def claimed_then_lost(engine: Engine, tenant_id: str) -> tuple[str, Job]:
+    """A job whose worker died: claimed, its lease run out, requeued by the reconciler."""
+    job_id = add_job(engine, tenant_id)
     first = store.claim_job(engine, job_id, LEASE_S)
     assert first is not None
     set_columns(engine, job_id, lease_expires_at=utcnow() - timedelta(seconds=1))
     assert store.requeue_expired(engine, job_id, first.lease_token, None)
+    return job_id, first
+
+
+def test_job_requeued_after_lease_expiry_is_claimed_with_new_token(engine: Engine, tenant: str) -> None:
+    job_id, first = claimed_then_lost(engine, tenant)
 
     second = store.claim_job(engine, job_id, LEASE_S)
 
@@ -161,11 +167,7 @@ def test_claim_of_final_job_returns_none(engine: Engine, tenant: str) -> None:
 
 
 def test_finish_with_stale_lease_token_changes_nothing(engine: Engine, tenant: str) -> None:
-    job_id = add_job(engine, tenant)
-    zombie = store.claim_job(engine, job_id, LEASE_S)
-    assert zombie is not None
-    set_columns(engine, job_id, lease_expires_at=utcnow() - timedelta(seconds=1))
-    assert store.requeue_expired(engine, job_id, zombie.lease_token, None)
+    job_id, zombie = claimed_then_lost(engine, tenant)
     successor = store.claim_job(engine, job_id, LEASE_S)
     assert successor is not None
 
