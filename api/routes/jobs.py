@@ -58,7 +58,8 @@ async def create_job(
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
 ) -> Response:
     """Queue an LLM call on a tier; answers 202 with the queued job, or 200 with a finished job
-    when the exact cache already holds the answer (``cache.hit``: ``exact``)."""
+    when the exact cache already holds the answer (``cache.hit``: ``exact``) or when an
+    ``Idempotency-Key`` replays a job that has ended."""
     # The waiter learns the id before the job is published, so the job's end cannot slip past
     # it, and a long-poll that follows needs no read (api/job_waiter.py).
     job_id = new_id("job")
