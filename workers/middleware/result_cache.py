@@ -58,6 +58,6 @@ class ResultCaching(Middleware):
             cost_usd=route_cost_usd(ctx.route, completion.usage),
         )
         self.results.store(job.tenant_id, job.tier, cache["key"], fresh, int(cache["ttl_s"]))
-        probe = ctx.state(SemanticProbe).probe
+        probe = ctx.state(SemanticProbe).probe if job.cache_mode == "semantic" else None
         if probe is not None:
             self.results.store_similar(probe, fresh, int(cache["ttl_s"]))
