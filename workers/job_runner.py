@@ -18,12 +18,12 @@ from schemas.tables import Job, utcnow
 from workers import store
 from workers.chain import CallContext
 from workers.providers.base import AnyResponse, StreamingProvider
-from workers.runtime import Runtime
+from workers.services import JobServices
 
 log = structlog.get_logger("switchyard.job")
 
 
-def run_job(rt: Runtime, job_id: str) -> None:
+def run_job(rt: JobServices, job_id: str) -> None:
     """Claim the job and run one attempt; a job someone else holds is left alone."""
     job = store.claim_job(rt.engine, job_id, rt.settings.lease_s)
     if job is None:
@@ -33,7 +33,7 @@ def run_job(rt: Runtime, job_id: str) -> None:
     rt.chain.run(ctx, lambda c: _call_provider(rt, c), lambda c: settle(rt, c))
 
 
-def _call_provider(rt: Runtime, ctx: CallContext) -> AnyResponse:
+def _call_provider(rt: JobServices, ctx: CallContext) -> AnyResponse:
     assert ctx.route is not None
     provider = rt.providers.get(ctx.route.provider)
     timeout_s = min(rt.settings.provider_timeout_s, rt.settings.providers[ctx.route.provider].timeout_s)
@@ -44,7 +44,7 @@ def _call_provider(rt: Runtime, ctx: CallContext) -> AnyResponse:
     return provider.complete(ctx.request, ctx.route.model, timeout_s)
 
 
-def settle(rt: Runtime, ctx: CallContext) -> None:
+def settle(rt: JobServices, ctx: CallContext) -> None:
     """Write the attempt's outcome: succeeded, handed back for a retry, or failed.
 
     A final state is announced in one round trip with the attempt's riders (``ctx.take_riders``).
@@ -83,7 +83,7 @@ def _success_fields(ctx: CallContext) -> dict[str, object]:
     }
 
 
-def _retry_later(rt: Runtime, ctx: CallContext, common: dict[str, Any]) -> None:
+def _retry_later(rt: JobServices, ctx: CallContext, common: dict[str, Any]) -> None:
     # Short waits go to the dispatcher's deferred set, published when due; long ones wait on
     # the row (not_before) for the reconciler. The row is the truth either way.
     assert ctx.retry_in is not None
@@ -97,6 +97,6 @@ def _retry_later(rt: Runtime, ctx: CallContext, common: dict[str, Any]) -> None:
         store.mark_published(rt.engine, [job.id])
 
 
-def _end(rt: Runtime, ctx: CallContext, final: Job | None) -> None:
+def _end(rt: JobServices, ctx: CallContext, final: Job | None) -> None:
     if final is not None:
         rt.outcomes.announce_job(final, ctx.take_riders(ending=True))

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from workers.provider_batches.client import BatchClients
 from workers.provider_batches.merging import poll_submitted
 from workers.provider_batches.sending import send_due
-from workers.runtime import Runtime
+from workers.services import JobServices
 
 
 @dataclass
@@ -18,7 +18,7 @@ class LanePass:
     merged: int = 0
 
 
-def run_pass(rt: Runtime) -> LanePass:
+def run_pass(rt: JobServices) -> LanePass:
     """Send due batches, then poll submitted ones; safe to run concurrently with itself."""
     clients = BatchClients(rt.settings.providers)
     try:

@@ -20,12 +20,12 @@ from workers.provider_batches import batch_store
 from workers.provider_batches.client import BatchClients, RemoteBatch
 from workers.provider_batches.lines import LineResult, read_results
 from workers.provider_batches.settling import ProviderBatchEnded, fail, fall_back, succeed
-from workers.runtime import Runtime
+from workers.services import JobServices
 
 log = structlog.get_logger("switchyard.provider_batches")
 
 
-def poll_submitted(rt: Runtime, clients: BatchClients) -> int:
+def poll_submitted(rt: JobServices, clients: BatchClients) -> int:
     """Check every submitted batch, merge those that ended, resume stale merges; merges done."""
     merged = 0
     for batch in batch_store.in_status(rt.engine, "submitted"):
@@ -41,7 +41,7 @@ def poll_submitted(rt: Runtime, clients: BatchClients) -> int:
     return merged + _resume_merges(rt, clients)
 
 
-def _resume_merges(rt: Runtime, clients: BatchClients) -> int:
+def _resume_merges(rt: JobServices, clients: BatchClients) -> int:
     resend_after_s = rt.settings.provider_batches.resend_after_s
     stale_before = utcnow() - timedelta(seconds=resend_after_s)
     merged = 0
@@ -66,7 +66,7 @@ def _retrieve(clients: BatchClients, batch: ProviderBatch) -> RemoteBatch | None
         return None
 
 
-def merge(rt: Runtime, clients: BatchClients, batch: ProviderBatch, remote: RemoteBatch) -> int:
+def merge(rt: JobServices, clients: BatchClients, batch: ProviderBatch, remote: RemoteBatch) -> int:
     """Settle every member job from the ended batch's files; 1 when the batch is done."""
     results: dict[str, LineResult] = {}
     try:
@@ -84,7 +84,9 @@ def merge(rt: Runtime, clients: BatchClients, batch: ProviderBatch, remote: Remo
     return 1
 
 
-def settle_line(rt: Runtime, job: Job, batch: ProviderBatch, result: LineResult | None, status: str) -> None:
+def settle_line(
+    rt: JobServices, job: Job, batch: ProviderBatch, result: LineResult | None, status: str
+) -> None:
     """Settle one job from its line, or send it back to the live lane when it has none."""
     if result is None:
         code = "provider_batch_incomplete" if status == "completed" else f"provider_batch_{status}"

@@ -20,13 +20,13 @@ from workers.provider_batches import batch_store
 from workers.provider_batches.client import BatchClient, BatchClients
 from workers.provider_batches.lines import CHAT_ENDPOINT, encode_line, request_line
 from workers.provider_batches.settling import ProviderBatchEnded, fall_back
-from workers.runtime import Runtime
+from workers.services import JobServices
 
 log = structlog.get_logger("switchyard.provider_batches")
 NEXT_ATTEMPT = batch_store.BATCHES.c.send_attempts + 1
 
 
-def send_due(rt: Runtime, clients: BatchClients) -> int:
+def send_due(rt: JobServices, clients: BatchClients) -> int:
     """Send every full or old open batch, and resume stale sends; how many were submitted."""
     limits = rt.settings.provider_batches
     sent = 0
@@ -42,7 +42,7 @@ def send_due(rt: Runtime, clients: BatchClients) -> int:
     return sent
 
 
-def send(rt: Runtime, clients: BatchClients, batch: ProviderBatch) -> int:
+def send(rt: JobServices, clients: BatchClients, batch: ProviderBatch) -> int:
     """Submit one batch the caller moved to ``sending``; 1 if the provider has it now."""
     jobs = batch_store.members(rt.engine, batch.id)
     if not jobs:  # every member left the lane (expired leases): nothing to send
@@ -76,7 +76,7 @@ def send(rt: Runtime, clients: BatchClients, batch: ProviderBatch) -> int:
     return 1
 
 
-def _input_file(rt: Runtime, client: BatchClient, batch: ProviderBatch, jobs: list[Job]) -> str:
+def _input_file(rt: JobServices, client: BatchClient, batch: ProviderBatch, jobs: list[Job]) -> str:
     if batch.input_file_id:
         return batch.input_file_id
     model = rt.settings.models[batch.model]
@@ -86,14 +86,14 @@ def _input_file(rt: Runtime, client: BatchClient, batch: ProviderBatch, jobs: li
     return file_id
 
 
-def _default_max_tokens(rt: Runtime, job: Job) -> int:
+def _default_max_tokens(rt: JobServices, job: Job) -> int:
     tier = rt.settings.tiers.get(job.tier)  # a tier that left the config: the schema's default
     return (
         tier.default_max_tokens if tier is not None else TierConfig.model_fields["default_max_tokens"].default
     )
 
 
-def _send_failed(rt: Runtime, batch: ProviderBatch, jobs: list[Job], error: ProviderError) -> None:
+def _send_failed(rt: JobServices, batch: ProviderBatch, jobs: list[Job], error: ProviderError) -> None:
     log.warning("provider_batch_send_failed", batch=batch.id, code=error.code, attempt=batch.send_attempts)
     if error.retryable and batch.send_attempts < rt.settings.provider_batches.max_send_attempts:
         # Stays `sending`: taken up again after resend_after_s, from the recorded file if any.
@@ -102,7 +102,7 @@ def _send_failed(rt: Runtime, batch: ProviderBatch, jobs: list[Job], error: Prov
     _give_up(rt, batch, jobs, f"provider_batch_{error.code}", error.message)
 
 
-def _give_up(rt: Runtime, batch: ProviderBatch, jobs: list[Job], code: str, message: str) -> None:
+def _give_up(rt: JobServices, batch: ProviderBatch, jobs: list[Job], code: str, message: str) -> None:
     # The jobs run individually on the live lane; the batch row ends with the reason.
     for job in jobs:
         fall_back(rt, job, batch, ProviderBatchEnded(code, message))

@@ -21,7 +21,7 @@ from workers import store
 from workers.chain import CallContext, Route
 from workers.job_runner import settle
 from workers.providers.base import ProviderResponse
-from workers.runtime import Runtime
+from workers.services import JobServices
 
 
 class ProviderBatchEnded(SwitchyardError):
@@ -34,7 +34,7 @@ class ProviderBatchEnded(SwitchyardError):
         self.code = code  # type: ignore[misc]  # one class, one code per way a batch ends
 
 
-def succeed(rt: Runtime, job: Job, batch: ProviderBatch, completion: ChatCompletion) -> None:
+def succeed(rt: JobServices, job: Job, batch: ProviderBatch, completion: ChatCompletion) -> None:
     """Write the provider's answer into the job at the batch price."""
     if batch.model not in rt.settings.models:  # the alias left the config: run the job live
         message = f"Model {batch.model!r} is not configured."
@@ -49,7 +49,7 @@ def succeed(rt: Runtime, job: Job, batch: ProviderBatch, completion: ChatComplet
         settle(rt, ctx)
 
 
-def fail(rt: Runtime, job: Job, batch: ProviderBatch, error: ProviderError) -> None:
+def fail(rt: JobServices, job: Job, batch: ProviderBatch, error: ProviderError) -> None:
     """End the job with the typed error the provider's line answered (not retryable)."""
     ctx = _line_context(rt, job, batch)
     ctx.error = error
@@ -57,7 +57,7 @@ def fail(rt: Runtime, job: Job, batch: ProviderBatch, error: ProviderError) -> N
     settle(rt, ctx)
 
 
-def fall_back(rt: Runtime, job: Job, batch: ProviderBatch, error: SwitchyardError) -> None:
+def fall_back(rt: JobServices, job: Job, batch: ProviderBatch, error: SwitchyardError) -> None:
     """Send the job back to the live lane to run on its own; the lane try stays an attempt."""
     ctx = _line_context(rt, job, batch)
     ctx.error = error
@@ -65,7 +65,7 @@ def fall_back(rt: Runtime, job: Job, batch: ProviderBatch, error: SwitchyardErro
     _run_live(rt, ctx)
 
 
-def _run_live(rt: Runtime, ctx: CallContext) -> None:
+def _run_live(rt: JobServices, ctx: CallContext) -> None:
     job, error = ctx.job, ctx.error
     assert error is not None
     history = [*(job.attempt_log or []), {**ctx.attempt_record, "message": error.message[:300]}]
@@ -75,7 +75,7 @@ def _run_live(rt: Runtime, ctx: CallContext) -> None:
         store.mark_published(rt.engine, [job.id])
 
 
-def _line_context(rt: Runtime, job: Job, batch: ProviderBatch) -> CallContext:
+def _line_context(rt: JobServices, job: Job, batch: ProviderBatch) -> CallContext:
     """The context of the line's call: routed to the batch's model, timed from the claim."""
     ctx = CallContext(
         job=job,
