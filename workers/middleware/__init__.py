@@ -8,15 +8,7 @@ rest are the policies around it.
 
 from __future__ import annotations
 
-from typing import Protocol
-
-from redis import Redis
-from sqlalchemy.engine import Engine
-
-from workers.cache.results import ResultCache
 from workers.chain import PolicyChain
-from workers.dispatch import Dispatcher
-from workers.keys import RedisKeys
 from workers.middleware.backlog import TenantBacklog
 from workers.middleware.call_log import CallLog
 from workers.middleware.max_attempts import MaxAttemptsGate
@@ -29,30 +21,7 @@ from workers.middleware.soft_time_limit import SoftTimeLimit
 from workers.middleware.tenant_slot import TenantRunningSlot
 from workers.middleware.token_stream import TokenStreaming
 from workers.middleware.usage import UsageRecording
-from workers.providers.registry import ProviderRegistry
-from workers.ratelimit.limiter import Limiter
-from workers.ratelimit.policy import TenantLimits
-
-
-class ChainServices(Protocol):
-    """The process's parts the middleware use (a worker's ``Runtime`` has them all)."""
-
-    @property
-    def engine(self) -> Engine: ...
-    @property
-    def redis(self) -> Redis: ...
-    @property
-    def keys(self) -> RedisKeys: ...
-    @property
-    def limiter(self) -> Limiter: ...
-    @property
-    def providers(self) -> ProviderRegistry: ...
-    @property
-    def results(self) -> ResultCache: ...
-    @property
-    def dispatcher(self) -> Dispatcher: ...
-    @property
-    def tenant_limits(self) -> TenantLimits: ...
+from workers.services import ChainServices
 
 
 def default_chain(services: ChainServices) -> PolicyChain:
