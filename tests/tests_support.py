@@ -20,8 +20,11 @@ from sqlmodel import Session
 from api.keys import create_key, create_tenant
 from infra.launch import ProcessGroup, emulator_argv, free_port, wait_http
 from schemas.settings import Settings, load_settings
+from workers.celery_app import create_celery
 from workers.dispatch import priority_keys
 from workers.keys import tier_queues
+from workers.migrate import upgrade
+from workers.runtime import Runtime
 
 TEST_CONFIG = Path(__file__).parent / "switchyard-test.toml"
 POSTGRES_ADMIN_URL = os.environ.get("SWITCHYARD_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
@@ -83,6 +86,26 @@ def queued_job_ids(redis: Redis, queue: str) -> list[str]:
             args, _kwargs, _embed = json.loads(base64.b64decode(envelope["body"]))
             ids.extend(args)
     return ids
+
+
+@contextmanager
+def tier_runtime(
+    tmp: Path, redis_url: str, database_url: str, tier: str, models: list[str], **overrides: Any
+) -> Iterator[Runtime]:
+    """A worker runtime whose one tier, ``tier``, serves ``models``, on the migrated test database.
+
+    Give the tier a name of this test alone: its queues then hold only this test's messages.
+    They and the runtime's keys are removed afterwards.
+    """
+    settings = make_test_settings(tmp, redis_url, database_url, tiers={tier: {"models": models}}, **overrides)
+    upgrade(settings)
+    rt = Runtime(settings=settings, celery=create_celery(settings))
+    try:
+        yield rt
+    finally:
+        delete_tier_queues(rt.redis, [tier], settings.key_prefix)
+        rt.engine.dispose()
+        rt.redis.close()
 
 
 def delete_tier_queues(redis: Redis, tiers: list[str], key_prefix: str) -> None:

@@ -18,21 +18,18 @@ import pytest
 from sqlalchemy import update
 from sqlmodel import col
 from tests_support import (
-    delete_tier_queues,
     fresh_postgres_database,
-    make_test_settings,
     new_tenant_key,
     queued_job_ids,
+    tier_runtime,
 )
 
 from schemas.settings import PRIORITIES
 from schemas.tables import Job, utcnow
 from workers import broker_watch, store
 from workers.broker_watch import mark_intact, republish_after_loss, server_run_id, take_repair
-from workers.celery_app import create_celery
 from workers.db import session_scope
 from workers.dispatch import priority_keys
-from workers.migrate import upgrade
 from workers.reconciler import reconcile
 from workers.runtime import Runtime
 
@@ -55,14 +52,9 @@ def tier() -> str:
 @pytest.fixture
 def rt(tmp_path: Path, redis_url: str, database_url: str, tier: str) -> Iterator[Runtime]:
     """A runtime whose Redis is intact (the marker written), as after a first pass."""
-    settings = make_test_settings(tmp_path, redis_url, database_url, tiers={tier: {"models": ["emu-a"]}})
-    upgrade(settings)
-    runtime = Runtime(settings=settings, celery=create_celery(settings))
-    mark_intact(runtime.redis, runtime.keys)
-    yield runtime
-    delete_tier_queues(runtime.redis, [tier], settings.key_prefix)
-    runtime.engine.dispose()
-    runtime.redis.close()
+    with tier_runtime(tmp_path, redis_url, database_url, tier, ["emu-a"]) as runtime:
+        mark_intact(runtime.redis, runtime.keys)
+        yield runtime
 
 
 def published_job(rt: Runtime, tier: str, **fields: Any) -> str:

@@ -14,17 +14,19 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from sqlalchemy import update
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, col, select
-from tests_support import completion_body, delete_tier_queues, make_test_settings, queued_job_ids
+from tests_support import (
+    completion_body,
+    queued_job_ids,
+    tier_runtime,
+)
 
 from api.keys import create_tenant
 from schemas.openai import ChatCompletion
 from schemas.tables import Job, Usage, utcnow
 from workers import job_runner, store
-from workers.celery_app import create_celery
 from workers.db import session_scope
 from workers.job_runner import run_job
 from workers.keys import tier_queue
-from workers.migrate import upgrade
 from workers.providers.base import ProviderResponse
 from workers.ratelimit.limiter import BucketLimits
 from workers.ratelimit.policy import tenant_running_bucket
@@ -35,14 +37,8 @@ REQUEST = {"messages": [{"role": "user", "content": "Hello"}], "max_tokens": 8}
 
 @pytest.fixture
 def runtime(tmp_path: Path, redis_url: str, database_url: str) -> Iterator[Runtime]:
-    tier = f"runner{uuid.uuid4().hex[:8]}"
-    settings = make_test_settings(tmp_path, redis_url, database_url, tiers={tier: {"models": ["emu-rl"]}})
-    upgrade(settings)
-    rt = Runtime(settings=settings, celery=create_celery(settings))
-    yield rt
-    delete_tier_queues(rt.redis, [tier], settings.key_prefix)
-    rt.engine.dispose()
-    rt.redis.close()
+    with tier_runtime(tmp_path, redis_url, database_url, f"runner{uuid.uuid4().hex[:8]}", ["emu-rl"]) as rt:
+        yield rt
 
 
 def add_job(rt: Runtime, max_running_jobs: int | None = None) -> Job:

@@ -8,10 +8,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import delete, update
+from sqlalchemy import update
 from sqlalchemy.engine import Engine
 from sqlmodel import col
-from tests_support import new_tenant_key
 
 from schemas.tables import Job, utcnow
 from workers import store
@@ -21,14 +20,6 @@ from workers.lease_heartbeat import LeaseHeartbeat
 SHORT_LEASE_S = 2
 RENEWED_LEASE_S = 60
 REQUEST = {"messages": [{"role": "user", "content": "Hello"}]}
-
-
-@pytest.fixture
-def tenant(engine: Engine) -> Iterator[str]:
-    tenant_id, _ = new_tenant_key(engine)
-    yield tenant_id
-    with session_scope(engine) as session:
-        session.execute(delete(Job).where(col(Job.tenant_id) == tenant_id))
 
 
 @pytest.fixture

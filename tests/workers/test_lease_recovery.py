@@ -11,14 +11,12 @@ from typing import Any
 import pytest
 from sqlalchemy import update
 from sqlmodel import Session, col, select
-from tests_support import delete_tier_queues, make_test_settings, new_tenant_key, queued_job_ids
+from tests_support import new_tenant_key, queued_job_ids, tier_runtime
 
 from schemas.tables import Job, Usage, utcnow
 from workers import store
-from workers.celery_app import create_celery
 from workers.db import session_scope
 from workers.lease_recovery import expired_leases
-from workers.migrate import upgrade
 from workers.reconciler import reconcile
 from workers.runtime import Runtime
 
@@ -40,14 +38,8 @@ def tier() -> str:
 
 @pytest.fixture
 def runtime(tmp_path: Path, redis_url: str, database_url: str, tier: str) -> Iterator[Runtime]:
-    tiers = {tier: {"models": ["emu-a", "emu-b"]}}
-    settings = make_test_settings(tmp_path, redis_url, database_url, tiers=tiers)
-    upgrade(settings)
-    rt = Runtime(settings=settings, celery=create_celery(settings))
-    yield rt
-    delete_tier_queues(rt.redis, [tier], settings.key_prefix)
-    rt.engine.dispose()
-    rt.redis.close()
+    with tier_runtime(tmp_path, redis_url, database_url, tier, ["emu-a", "emu-b"]) as rt:
+        yield rt
 
 
 def dead_workers_job(rt: Runtime, tier: str, request: dict[str, Any] = REQUEST, **columns: Any) -> str:

@@ -13,19 +13,16 @@ import pytest
 from sqlalchemy import update
 from sqlmodel import Session, col, select
 from tests_support import (
-    delete_tier_queues,
     fresh_postgres_database,
-    make_test_settings,
     new_tenant_key,
     queued_job_ids,
+    tier_runtime,
 )
 
 from schemas.tables import IdempotencyRecord, Job, utcnow
 from workers import store
 from workers.broker_watch import mark_intact
-from workers.celery_app import create_celery
 from workers.db import session_scope
-from workers.migrate import upgrade
 from workers.reconciler import reconcile
 from workers.runtime import Runtime
 
@@ -48,16 +45,9 @@ def tier() -> str:
 
 @pytest.fixture
 def runtime(tmp_path: Path, redis_url: str, database_url: str, tier: str) -> Iterator[Runtime]:
-    settings = make_test_settings(
-        tmp_path, redis_url, database_url, tiers={tier: {"models": ["emu-a"]}}, orphan_grace_s=GRACE_S
-    )
-    upgrade(settings)
-    rt = Runtime(settings=settings, celery=create_celery(settings))
-    mark_intact(rt.redis, rt.keys)  # this Redis lost nothing (tests/workers/test_broker_loss.py)
-    yield rt
-    delete_tier_queues(rt.redis, [tier], settings.key_prefix)
-    rt.engine.dispose()
-    rt.redis.close()
+    with tier_runtime(tmp_path, redis_url, database_url, tier, ["emu-a"], orphan_grace_s=GRACE_S) as rt:
+        mark_intact(rt.redis, rt.keys)  # this Redis lost nothing (tests/workers/test_broker_loss.py)
+        yield rt
 
 
 def queued_ids(rt: Runtime, queue: str) -> list[str]:

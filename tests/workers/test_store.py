@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -20,15 +19,6 @@ from workers.db import session_scope
 
 LEASE_S = 180
 REQUEST = {"messages": [{"role": "user", "content": "Hello"}]}
-
-
-@pytest.fixture
-def tenant(engine: Engine) -> Iterator[str]:
-    """A fresh tenant; its jobs are removed afterwards so no sweep elsewhere finds them."""
-    tenant_id, _ = new_tenant_key(engine)
-    yield tenant_id
-    with session_scope(engine) as session:
-        session.execute(delete(Job).where(col(Job.tenant_id) == tenant_id))
 
 
 def add_job(engine: Engine, tenant_id: str, tier: str = "small", **fields: Any) -> str:
