@@ -11,6 +11,7 @@ from e2e_stack import e2e, stack  # noqa: F401  (fixtures of the end-to-end test
 from redis import Redis
 from sqlalchemy.engine import Engine
 from tests_support import REDIS_TEST_URL, database_url_for, fresh_postgres_database, make_test_settings
+from webhook_receiver import WebhookReceiverServer
 
 from schemas.settings import Settings
 from workers.db import make_engine
@@ -54,3 +55,12 @@ def engine(settings: Settings) -> Iterator[Engine]:
     engine = make_engine(settings)
     yield engine
     engine.dispose()
+
+
+@pytest.fixture
+def receivers() -> Iterator[list[WebhookReceiverServer]]:
+    """Webhook receivers a test started (append them), stopped at its end."""
+    started: list[WebhookReceiverServer] = []
+    yield started
+    for receiver in started:
+        receiver.stop()

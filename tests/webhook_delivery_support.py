@@ -46,15 +46,6 @@ def rt(tmp_path: Path, redis_url: str, database_url: str) -> Iterator[Runtime]:
     runtime.engine.dispose()
 
 
-@pytest.fixture
-def receivers() -> Iterator[list[WebhookReceiverServer]]:
-    """The receivers a test started, stopped at its end."""
-    started: list[WebhookReceiverServer] = []
-    yield started
-    for receiver in started:
-        receiver.stop()
-
-
 def receiver_for(
     receivers: list[WebhookReceiverServer], *secrets: str, script: list[int] | None = None
 ) -> Any:

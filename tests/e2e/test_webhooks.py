@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
@@ -26,14 +25,6 @@ def tenant(stack: Stack) -> str:
         return new_tenant_key(engine, {"submit", "read", "admin"})[1]
     finally:
         engine.dispose()
-
-
-@pytest.fixture
-def receivers() -> Iterator[list[WebhookReceiverServer]]:
-    started: list[WebhookReceiverServer] = []
-    yield started
-    for receiver in started:
-        receiver.stop()
 
 
 def register(stack: Stack, key: str, receiver: WebhookReceiverServer, **fields: Any) -> dict[str, Any]:

@@ -24,7 +24,6 @@ from webhook_delivery_support import (
     scripted_app,
     strict,
 )
-from webhook_delivery_support import receivers as receivers  # fixture
 from webhook_delivery_support import rt as rt  # fixture
 from webhook_receiver import WebhookReceiverServer
 

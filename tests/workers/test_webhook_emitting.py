@@ -20,7 +20,6 @@ from webhook_delivery_support import (
     receiver_for,
     rows,
 )
-from webhook_delivery_support import receivers as receivers  # fixture
 from webhook_delivery_support import rt as rt  # fixture
 
 from schemas.tables import utcnow
