@@ -3,11 +3,14 @@ and a worker runtime on SQLite."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, MutableMapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import pytest
+import structlog
+from structlog.testing import LogCapture
 from tests_support import make_test_settings
 
 from schemas.errors import SwitchyardError
@@ -16,6 +19,7 @@ from schemas.settings import Settings
 from schemas.tables import Job, utcnow
 from workers.celery_app import create_celery
 from workers.chain import CallContext, Middleware, ProviderCall
+from workers.middleware import call_log
 from workers.migrate import upgrade
 from workers.providers.base import ProviderResponse
 from workers.runtime import Runtime
@@ -122,3 +126,16 @@ def sqlite_runtime(tmp: Path, redis_url: str) -> Iterator[Runtime]:
             rt.redis.delete(key)
         rt.engine.dispose()
         rt.redis.close()
+
+
+@pytest.fixture
+def call_log_lines(monkeypatch: pytest.MonkeyPatch) -> list[MutableMapping[str, Any]]:
+    """The ``provider_call`` log lines the chain writes while the test runs.
+
+    ``structlog.testing.capture_logs`` cannot see a logger that ``configure_logging`` has
+    cached on first use (an earlier test's app or worker may have), so the call log's own
+    logger is swapped for a capturing one.
+    """
+    capture = LogCapture()
+    monkeypatch.setattr(call_log, "log", structlog.wrap_logger(None, processors=[capture]))
+    return capture.entries

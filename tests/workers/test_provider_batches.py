@@ -5,6 +5,7 @@ line errors, and failure and expiry fallback."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import MutableMapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ import httpx
 import provider_lane_support
 import pytest
 from chain_support import Recorder
+from chain_support import call_log_lines as call_log_lines  # fixture
 from provider_lane_support import (
     BATCH_PRICES,
     LIVE_PRICES,
@@ -27,7 +29,6 @@ from provider_lane_support import (
     make_runtime,
 )
 from sqlmodel import Session, col, select
-from structlog.testing import capture_logs
 from tests_support import delete_tier_queues
 
 from schemas.tables import Usage, utcnow
@@ -180,7 +181,7 @@ def test_a_parked_job_holds_no_running_slot_and_leaves_its_tenants_backlog(rt: R
 
 
 def test_every_line_of_a_merged_batch_goes_through_the_chains_policies(
-    rt: Runtime, emulator_url: str
+    rt: Runtime, emulator_url: str, call_log_lines: list[MutableMapping[str, Any]]
 ) -> None:
     journal: list[str] = []
     rt.chain.middleware.append(Recorder("later_policy", journal))  # a policy added later
@@ -188,10 +189,9 @@ def test_every_line_of_a_merged_batch_goes_through_the_chains_policies(
     httpx.post(f"{emulator_url}/emulator/batches", json={"line_errors": {refused: 400}})
     claim_all(rt, [refused, fine])
     assert journal == []  # parked before any policy around the call ran
-    with capture_logs() as logs:
-        drive(rt)
+    drive(rt)
     assert sorted(journal) == ["later_policy.after", "later_policy.on_error"]
-    calls = [line for line in logs if line["event"] == "provider_call"]
+    calls = [line for line in call_log_lines if line["event"] == "provider_call"]
     assert sorted((line["job"], line["outcome"]) for line in calls) == sorted(
         [(refused, "provider_bad_request"), (fine, "ok")]
     )
