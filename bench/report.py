@@ -8,9 +8,6 @@ from results import SideResult, median, percentile
 from rich.console import Console
 from rich.table import Table
 
-TARGET_OVERHEAD_RATIO_P50 = 2.5
-TARGET_THROUGHPUT_RATIO = 0.4
-
 
 def ratio(numerator: float, denominator: float) -> float:
     """``numerator / denominator``, NaN when the denominator is zero."""
@@ -67,7 +64,7 @@ def print_cpu(console: Console, bare: SideResult, sy: SideResult) -> None:
 
 
 def report(console: Console, bare: SideResult, sy: SideResult, redis_url: str) -> str:
-    """Print the tables and the target verdicts; returns the last line."""
+    """Print the tables and the ratios; returns the last line."""
     table = Table(title=f"Per-job overhead, interleaved rounds ({os.cpu_count()} cores, Redis {redis_url})")
     table.add_column("figure")
     table.add_column("bare Celery", justify="right")
@@ -101,12 +98,9 @@ def report(console: Console, bare: SideResult, sy: SideResult, redis_url: str) -
 
     overhead_ratio = ratio(sy.p50, bare.p50)
     throughput_ratio = ratio(sy.jobs_s, bare.jobs_s)
-    for label, value, ok, target in (
-        ("overhead_ratio_p50", overhead_ratio, overhead_ratio <= TARGET_OVERHEAD_RATIO_P50, "<= 2.5"),
-        ("throughput_ratio", throughput_ratio, throughput_ratio >= TARGET_THROUGHPUT_RATIO, ">= 0.4"),
-    ):
-        verdict = "[green]met[/]" if ok else "[red]missed[/]"
-        console.print(f"target {label} {target}: {value:.2f} {verdict}")
+    # The ratios are a regression guard, not targets (issue 16 retired 2.5 and 0.4): compare
+    # them with runs of the previous code alternated with these on the same machine.
+    console.print(f"overhead_ratio_p50 {overhead_ratio:.2f}, throughput_ratio {throughput_ratio:.2f}")
     p50_ratios, jobs_ratios = round_ratios(bare, sy)
     return (
         f"overhead_ratio_p50={overhead_ratio:.3f} throughput_ratio={throughput_ratio:.3f} "
