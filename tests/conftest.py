@@ -9,12 +9,21 @@ from pathlib import Path
 import pytest
 from e2e_stack import e2e, stack  # noqa: F401  (fixtures of the end-to-end tests)
 from redis import Redis
+from sqlalchemy import delete
 from sqlalchemy.engine import Engine
-from tests_support import REDIS_TEST_URL, database_url_for, fresh_postgres_database, make_test_settings
+from sqlmodel import col
+from tests_support import (
+    REDIS_TEST_URL,
+    database_url_for,
+    fresh_postgres_database,
+    make_test_settings,
+    new_tenant_key,
+)
 from webhook_receiver import WebhookReceiverServer
 
 from schemas.settings import Settings
-from workers.db import make_engine
+from schemas.tables import Job
+from workers.db import make_engine, session_scope
 from workers.migrate import upgrade
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -64,3 +73,12 @@ def receivers() -> Iterator[list[WebhookReceiverServer]]:
     yield started
     for receiver in started:
         receiver.stop()
+
+
+@pytest.fixture
+def tenant(engine: Engine) -> Iterator[str]:
+    """A fresh tenant; its jobs are removed afterwards so no sweep elsewhere finds them."""
+    tenant_id, _ = new_tenant_key(engine)
+    yield tenant_id
+    with session_scope(engine) as session:
+        session.execute(delete(Job).where(col(Job.tenant_id) == tenant_id))
