@@ -25,9 +25,9 @@ from typing import Any
 from schemas.jobs import parse_request
 from schemas.openai import ChatRequest, CompletionUsage
 from schemas.settings import ModelConfig, Settings
-from schemas.tables import Usage, utcnow
+from schemas.tables import Usage
 from workers.middleware.routing import next_model
-from workers.middleware.usage import call_cost_usd
+from workers.middleware.usage import call_cost_usd, usage_row
 from workers.ratelimit.tokens import estimate_prompt_tokens
 
 LOST_OUTCOME = "worker_lost"
@@ -53,15 +53,7 @@ def lost_attempt(settings: Settings, row: Mapping[Any, Any]) -> tuple[dict[str, 
         "cost_usd": cost,
         "estimated": True,
     }
-    usage = Usage(
-        job_id=row["id"],
-        tenant_id=row["tenant_id"],
-        tier=row["tier"],
-        created_at=utcnow(),
-        **{name: entry[name] for name in ("attempt", "model", "provider", "outcome", "latency_ms")},
-        **{name: entry[name] for name in ("prompt_tokens", "completion_tokens", "cost_usd")},
-    )
-    return entry, usage
+    return entry, usage_row(row["id"], row["tenant_id"], row["tier"], entry)
 
 
 def _upper_bound(settings: Settings, row: Mapping[Any, Any]) -> tuple[str, ModelConfig | None, int, int]:

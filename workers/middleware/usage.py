@@ -6,6 +6,9 @@ batch prices and its entry is marked ``lane: provider_batch``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from schemas.openai import CompletionUsage, EmbeddingUsage
 from schemas.settings import ModelConfig
 from schemas.tables import Usage, utcnow
@@ -21,6 +24,31 @@ def call_cost_usd(
         model.batch_prices() if batch_api else (model.input_usd_per_mtok, model.output_usd_per_mtok)
     )
     return (usage.prompt_tokens * input_price + usage.completion_tokens * output_price) / 1_000_000
+
+
+# The attempt-log entry's fields that the usage table keeps too.
+USAGE_FIELDS = (
+    "attempt",
+    "model",
+    "provider",
+    "outcome",
+    "latency_ms",
+    "prompt_tokens",
+    "completion_tokens",
+    "cost_usd",
+)
+
+
+def usage_row(job_id: str, tenant_id: str, tier: str, entry: Mapping[str, Any]) -> Usage:
+    """The usage table's row for one attempt-log entry of the job."""
+    # model_construct: every field is converted here already; validating again costs 70 us.
+    return Usage.model_construct(
+        job_id=job_id,
+        tenant_id=tenant_id,
+        tier=tier,
+        created_at=utcnow(),
+        **{name: entry[name] for name in USAGE_FIELDS},
+    )
 
 
 def route_cost_usd(route: Route, usage: CompletionUsage | EmbeddingUsage) -> float:
@@ -62,18 +90,4 @@ class UsageRecording(Middleware):
             ctx.attempt_record.update(lane=PROVIDER_BATCH_LANE, provider_batch=route.provider_batch)
         if ctx.response is not None and ctx.response.batch_size > 1:
             ctx.attempt_record["batch_size"] = ctx.response.batch_size  # worker-side batching
-        # model_construct: every field is converted here already; validating again costs 70 us.
-        ctx.usage_row = Usage.model_construct(
-            job_id=ctx.job.id,
-            tenant_id=ctx.job.tenant_id,
-            tier=ctx.job.tier,
-            model=route.alias,
-            provider=route.provider,
-            attempt=ctx.attempt,
-            prompt_tokens=prompt_tokens,
-            completion_tokens=completion_tokens,
-            cost_usd=cost_usd,
-            latency_ms=ctx.latency_ms,
-            outcome=outcome,
-            created_at=utcnow(),
-        )
+        ctx.usage_row = usage_row(ctx.job.id, ctx.job.tenant_id, ctx.job.tier, ctx.attempt_record)
