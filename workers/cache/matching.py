@@ -24,13 +24,16 @@ class SemanticMatcher:
             raise ValueError(f"threshold must be in (0, 1], not {threshold}")
         self.threshold = threshold
 
-    def accept(self, query_text: str, cached_text: str, similarity: float) -> tuple[bool, str | None]:
+    def accept(
+        self, query_text: str, cached_text: str, similarity: float, threshold: float | None = None
+    ) -> tuple[bool, str | None]:
         """``(True, None)`` on a match; ``(False, reason)`` otherwise.
 
+        ``threshold`` overrides the matcher's own (a namespace whose threshold was raised).
         The reason is "below_threshold" when the similarity is too low, else the reason of
         the first guard that rejects the pair (see ``GUARDS`` in workers/cache/guards/).
         """
-        if similarity < self.threshold:
+        if similarity < (self.threshold if threshold is None else threshold):
             return False, "below_threshold"
         reason = mismatch(query_text, cached_text)
         return (False, reason) if reason else (True, None)

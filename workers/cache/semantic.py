@@ -60,7 +60,9 @@ class TextEmbedder(Protocol):
 
 
 class Matcher(Protocol):
-    def accept(self, query: str, cached: str, similarity: float) -> tuple[bool, str | None]: ...
+    def accept(
+        self, query: str, cached: str, similarity: float, threshold: float | None = None
+    ) -> tuple[bool, str | None]: ...
 
 
 def conversation_text(request: Mapping[str, Any]) -> str:
