@@ -13,7 +13,8 @@ import pytest
 from redis import Redis
 
 from workers.cache.matching import SemanticMatcher
-from workers.cache.semantic import SemanticCache, conversation_text, namespace
+from workers.cache.namespaces import conversation_text, namespace
+from workers.cache.semantic import SemanticCache
 from workers.keys import RedisKeys
 from workers.providers.embedder import Embedder
 
@@ -119,7 +120,8 @@ import json, sys
 from redis import Redis
 from workers.providers.embedder import Embedder
 from workers.cache.matching import SemanticMatcher
-from workers.cache.semantic import SemanticCache, conversation_text, namespace
+from workers.cache.namespaces import conversation_text, namespace
+from workers.cache.semantic import SemanticCache
 from workers.keys import RedisKeys
 req, answer = json.loads(sys.argv[1]), json.loads(sys.argv[2])
 cache = SemanticCache(Redis.from_url({redis_url!r}), RedisKeys({prefix!r}), Embedder(), SemanticMatcher())

@@ -18,7 +18,8 @@ from schemas.tables import utcnow
 from workers.cache.exact import ExactCache, decode_entry
 from workers.cache.matching import SemanticMatcher
 from workers.cache.misses import MissCounter
-from workers.cache.semantic import SemanticCache, conversation_text, namespace
+from workers.cache.namespaces import conversation_text, namespace
+from workers.cache.semantic import SemanticCache
 from workers.cache.stats import CacheStats
 from workers.keys import RedisKeys
 from workers.providers.embedder import Embedder
