@@ -103,7 +103,8 @@ def test_namespaces_never_cross_tenants_system_prompts_or_parameters(make_cache:
 
     assert find(cache, "ten_b", STORED) is None
     assert find(cache, "ten_a", STORED, system="Answer in French.") is None
-    assert find(cache, "ten_a", STORED, max_tokens=5) is None
+    assert find(cache, "ten_a", STORED, temperature=0.7) is None
+    assert find(cache, "ten_a", STORED, stop=["\\n"]) is None
     assert find(cache, "ten_a", STORED) is not None
 
 

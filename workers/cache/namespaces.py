@@ -1,10 +1,13 @@
 """Which cached questions a request may be matched with, and on what text.
 
 **Namespace.** An entry is only ever compared with entries of the same namespace: the
-tenant, the tier, a hash of the system prompt and a hash of every output-shaping parameter
-(all request fields except the messages, ``user`` and ``stream``). So a hit never crosses a
-tenant, and never serves an answer written for another system prompt, temperature or
-``max_tokens``.
+tenant, the tier, and a hash of the system prompt (whitespace runs as one space) and of the
+parameters that change the answer (:func:`shaping_parameters`). So a hit never crosses a
+tenant, and never serves an answer written for another system prompt, temperature, stop
+sequence, response format or tool set; requests that differ only in a parameter that cannot
+change the answer (``user``, ``stream``, a ``seed`` at temperature 0, ...) meet. A length
+limit is checked per entry instead (:func:`serves`): a complete 200-token answer serves a
+request capped at 500 tokens as well as one with no cap.
 
 **Text.** The text compared is the conversation without its system prompt: the content of
 a single message, or one ``role: content`` line per message.
@@ -20,6 +23,7 @@ from typing import Any
 from workers.cache.exact import NOT_OUTPUT_SHAPING
 
 SYSTEM_ROLES = ("system", "developer")
+LENGTH_LIMITS = frozenset({"max_tokens", "max_completion_tokens"})
 
 
 def conversation_text(request: Mapping[str, Any]) -> str:
@@ -41,16 +45,59 @@ def conversation_text(request: Mapping[str, Any]) -> str:
     return "\n".join(f"{role}: {content}" for role, content in turns)
 
 
-def namespace(tenant_id: str, tier: str, request: Mapping[str, Any]) -> str:
-    """``<tenant>:<tier>:<hash of system prompt and output-shaping parameters>``."""
-    system = [
-        m.get("content") for m in request.get("messages", []) if m.get("role") in ("system", "developer")
-    ]
-    shaping = {
-        k: v for k, v in request.items() if k not in NOT_OUTPUT_SHAPING | {"messages"} and v is not None
+def shaping_parameters(request: Mapping[str, Any]) -> dict[str, Any]:
+    """The request's parameters that change the answer, written one way for equivalent requests.
+
+    Left out: ``user`` and ``stream`` (delivery, not content); ``max_tokens`` and
+    ``max_completion_tokens`` (a length limit: :func:`serves` checks that a cached answer fits
+    it); with ``temperature: 0``, ``seed`` and ``top_p`` (greedy decoding ignores them);
+    ``tool_choice: "auto"`` (the default when tools are given) and ``response_format``
+    ``{"type": "text"}`` (the default).
+    """
+    params = {
+        k: v
+        for k, v in request.items()
+        if k not in NOT_OUTPUT_SHAPING | LENGTH_LIMITS | {"messages"} and v is not None
     }
-    digest = hashlib.sha256(json.dumps([system, shaping], sort_keys=True).encode()).hexdigest()[:32]
+    if params.get("temperature") == 0:
+        params.pop("seed", None)
+        params.pop("top_p", None)
+    if params.get("tool_choice") == "auto":
+        params.pop("tool_choice")
+    if params.get("response_format") == {"type": "text"}:
+        params.pop("response_format")
+    return params
+
+
+def system_prompt(request: Mapping[str, Any]) -> list[str]:
+    """The system and developer messages, each with its whitespace runs made one space."""
+    return [
+        " ".join(str(m.get("content") or "").split())
+        for m in request.get("messages", [])
+        if m.get("role") in SYSTEM_ROLES
+    ]
+
+
+def namespace(tenant_id: str, tier: str, request: Mapping[str, Any]) -> str:
+    """``<tenant>:<tier>:<hash of the system prompt and the answer-shaping parameters>``."""
+    shaping = [system_prompt(request), shaping_parameters(request)]
+    digest = hashlib.sha256(json.dumps(shaping, sort_keys=True).encode()).hexdigest()[:32]
     return f"{tenant_id}:{tier}:{digest}"
+
+
+def serves(result: Mapping[str, Any], request: Mapping[str, Any]) -> bool:
+    """Whether a cached answer fits the request's length limit.
+
+    A complete answer (not cut by a limit) serves any request whose limit it fits in; an
+    answer cut at its limit serves only a request with that same limit. An answer that does
+    not say its length serves only requests with no limit.
+    """
+    limit = request.get("max_completion_tokens") or request.get("max_tokens")
+    used = (result.get("usage") or {}).get("completion_tokens")
+    choices = result.get("choices") or [{}]
+    if choices[0].get("finish_reason") == "length":
+        return limit is not None and used == limit
+    return limit is None or (used is not None and used <= limit)
 
 
 def tier_of_namespace(ns: str) -> str:

@@ -18,7 +18,7 @@ from schemas.tables import utcnow
 from workers.cache.exact import ExactCache, decode_entry
 from workers.cache.matching import SemanticMatcher
 from workers.cache.misses import MissCounter
-from workers.cache.namespaces import conversation_text, namespace
+from workers.cache.namespaces import conversation_text, namespace, serves
 from workers.cache.semantic import SemanticCache
 from workers.cache.stats import CacheStats
 from workers.keys import RedisKeys
@@ -97,7 +97,7 @@ class ResultCache:
         assert self.semantic is not None
         ns, text = namespace(tenant_id, tier, request), conversation_text(request)
         vector = self.semantic.embed(text)
-        hit = self.semantic.lookup(ns, text, vector)
+        hit = self.semantic.lookup(ns, text, vector, lambda entry: serves(entry["result"], request))
         found = CachedResult.from_entry(hit.entry, "semantic", hit.similarity) if hit else None
         self.stats.record(tenant_id, tier, "semantic", found is not None, found.cost_usd if found else 0.0)
         return found, (ns, text, vector)

@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import threading
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -111,8 +111,14 @@ class SemanticCache:
     def embed(self, text: str) -> np.ndarray:
         return np.asarray(self.embedder.embed_one(text), dtype=np.float32)
 
-    def lookup(self, ns: str, text: str, vector: np.ndarray) -> SemanticHit | None:
-        """The closest entry that passes the threshold and the guards, if any."""
+    def lookup(
+        self, ns: str, text: str, vector: np.ndarray, fits: Callable[[dict[str, Any]], bool] = lambda _: True
+    ) -> SemanticHit | None:
+        """The closest entry that passes the threshold and the guards, and ``fits``, if any.
+
+        ``fits`` is asked of each candidate's entry before the guards: the request's own
+        checks (a length limit: ``namespaces.serves``).
+        """
         index = self._sync(ns)
         if not index.ids:
             return None
@@ -122,6 +128,8 @@ class SemanticCache:
             if raw is None:  # the answer expired
                 continue
             entry = json.loads(raw)
+            if not fits(entry):
+                continue
             accepted, _ = self.matcher.accept(text, entry["text"], similarity)
             if accepted:
                 return SemanticHit(entry=entry, similarity=round(similarity, 4))
