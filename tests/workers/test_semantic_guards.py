@@ -118,6 +118,7 @@ def test_the_guards_run_in_one_documented_order() -> None:
         "number",
         "entity",
         "direction",
+        "unit",
         "question",
         "substitution",
     ]

@@ -37,6 +37,7 @@ from workers.cache.guards.figures import date_mismatch, number_mismatch
 from workers.cache.guards.negation import negation_mismatch
 from workers.cache.guards.questions import question_mismatch
 from workers.cache.guards.substitution import substitution_mismatch
+from workers.cache.guards.units import unit_mismatch
 
 
 class Guard(NamedTuple):
@@ -52,6 +53,7 @@ GUARDS: tuple[Guard, ...] = (
     Guard("number", number_mismatch),
     Guard("entity", entity_mismatch),
     Guard("direction", direction_mismatch),
+    Guard("unit", unit_mismatch),
     Guard("question", question_mismatch),
     Guard("substitution", substitution_mismatch),
 )

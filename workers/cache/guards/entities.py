@@ -16,6 +16,8 @@ import re
 from workers.cache.guards.lexicon import NOT_NAMES
 from workers.cache.guards.tokens import is_inner_capital, tokenize, words
 
+_CONNECTORS = frozenset({"of", "and", "the", "for", "on", "in", "de"})
+
 
 def _is_acronym(word: str) -> bool:
     return len(word) >= 2 and word.isalpha() and word.isupper()
@@ -46,9 +48,49 @@ def _mentions(name: str, text_words: set[str]) -> bool:
     return bool(forms & text_words)
 
 
+def initialisms(text: str) -> dict[str, frozenset[str]]:
+    """The initialisms a run of capitalised words spells, with the run's words.
+
+    "the Federal Bureau of Investigation" spells "fbi" (and "fboi"): connectors inside a run
+    may count or not. Runs of at least two capitalised words are read.
+    """
+    tokens = tokenize(text)
+    found: dict[str, frozenset[str]] = {}
+    for start, token in enumerate(tokens):
+        if token.kind != "word" or not token.text[0].isupper() or token.lower in _CONNECTORS:
+            continue
+        spellings, run, capitals = {""}, [], 0
+        for t in tokens[start : start + 8]:
+            if t.kind != "word" or not (t.text[0].isupper() or t.lower in _CONNECTORS):
+                break
+            run.append(t.lower)
+            optional = t.lower in _CONNECTORS
+            spellings = (
+                spellings | {s + t.lower[0] for s in spellings}
+                if optional
+                else {s + t.lower[0] for s in spellings}
+            )
+            capitals += not optional
+            if capitals >= 2 and not optional:
+                found.update(dict.fromkeys(spellings, frozenset(run)))
+    return found
+
+
+def _unmatched(
+    names: frozenset[str], other_words: set[str], other_initialisms: dict[str, frozenset[str]]
+) -> set[str]:
+    """The ``names`` the other text neither mentions nor spells out."""
+    return {name for name in names if not _mentions(name, other_words) and name not in other_initialisms}
+
+
 def entity_mismatch(a: str, b: str) -> bool:
-    """Whether a name in one text is missing (in every case) from the other."""
-    words_a, words_b = words(a) | words(_joined(a)), words(b) | words(_joined(b))
-    return any(not _mentions(name, words_b) for name in entities(_joined(a))) or any(
-        not _mentions(name, words_a) for name in entities(_joined(b))
-    )
+    """Whether a name in one text is missing (in every case, and not spelled out) from the other."""
+    a, b = _joined(a), _joined(b)
+    words_a, words_b = words(a), words(b)
+    initialisms_a, initialisms_b = initialisms(a), initialisms(b)
+    missing_a = _unmatched(entities(a), words_b, initialisms_b)
+    missing_b = _unmatched(entities(b), words_a, initialisms_a)
+    # the words of a run the other text abbreviates are the abbreviation, not names of their own
+    spelled_a = {word for name in entities(b) if name in initialisms_a for word in initialisms_a[name]}
+    spelled_b = {word for name in entities(a) if name in initialisms_b for word in initialisms_b[name]}
+    return bool(missing_a - spelled_a) or bool(missing_b - spelled_b)

@@ -101,6 +101,15 @@ BEFORE_AFTER: dict[str, int] = dict(_DIRECTION["before_after"])
 COMPARING: dict[str, int] = dict(_DIRECTION["comparing"])
 ROUTE_CUES = _words(_DIRECTION["route_cues"])
 
+ABBREVIATIONS: dict[str, str] = dict(_DATA["abbreviations"])  # abbreviation -> its forms, ";" apart
+
+UNITS_NAMED: dict[str, frozenset[str]] = {}  # a unit's name -> the units it may stand for
+for _unit, _names in _DATA["units"].items():
+    for _name in _names.split():
+        UNITS_NAMED[_name] = UNITS_NAMED.get(_name, frozenset()) | {_unit}
+BARE_UNITS = _words(_DATA["unit_words"]["bare"])
+UNIT_ASKED_AFTER = _words(_DATA["unit_words"]["asked_after"])
+
 LEADING = _words(_QUESTIONS["leading"])
 WH = _kinds(_QUESTIONS["wh"])
 HOW = _kinds(_QUESTIONS["how"])

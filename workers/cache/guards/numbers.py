@@ -4,7 +4,8 @@ Each number is read to one canonical value, so that "1,000" = "1000" = "1k" = "o
 thousand": digits, written numbers from zero to the billions ("twenty-five", "a dozen",
 "twice"), ordinals ("3rd" = "third", written "#3" and so kept apart from cardinals),
 percentages ("5%" = "5 percent" = "5%") and negative numbers. "one" used as a pronoun
-("which one", "one of") is not a number, nor is "second" as a unit of time.
+("which one", "one of") is not a number, nor is "second" as a unit of time; "one X into
+another" is two ("merge one file into another" = "merge two files").
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from workers.cache.guards.lexicon import (
     TENS,
     UNITS,
 )
-from workers.cache.guards.tokens import tokenize
+from workers.cache.guards.tokens import CLAUSE_BREAKS, tokenize
 
 
 @dataclass
@@ -99,9 +100,21 @@ def _pronoun_one(tokens: Tokens, i: int) -> bool:
     )
 
 
+def _one_and_another(tokens: Tokens, i: int) -> bool:
+    """Whether the "one" at ``i`` opens "one X ... another" or "one X ... the other": two things."""
+    for j in range(i + 2, min(len(tokens), i + 8)):
+        if tokens[j].text in CLAUSE_BREAKS:
+            return False
+        if tokens[j].lower == "another" or (tokens[j].lower == "other" and tokens[j - 1].lower == "the"):
+            return True
+    return False
+
+
 def _spelled(tokens: Tokens, i: int, used: set[int]) -> _Number | None:
-    """A number in words: "twenty-five", "third", "twice", "a dozen"."""
+    """A number in words: "twenty-five", "third", "twice", "a dozen", "one X into another" (2)."""
     word = tokens[i].lower
+    if word == "one" and _one_and_another(tokens, i):
+        return _Number(Decimal(2), i + 1)
     if word == "one" and _pronoun_one(tokens, i):
         return None
     if word in UNITS or word in TENS:
@@ -133,18 +146,23 @@ def _number_at(tokens: Tokens, i: int, used: set[int]) -> _Number | None:
     return number
 
 
-def read_numbers(tokens: Tokens, used: set[int]) -> frozenset[str]:
-    """Canonical values of the numbers in ``tokens`` not at ``used`` indices."""
-    found: set[str] = set()
+def number_spans(tokens: Tokens, used: set[int]) -> list[tuple[str, int, int]]:
+    """``(canonical value, first index, index after)`` of each number in ``tokens`` not at ``used``."""
+    found: list[tuple[str, int, int]] = []
     i = 0
     while i < len(tokens):
         number = _number_at(tokens, i, used)
         if number is None:
             i += 1
             continue
-        found.add(number.canonical())
+        found.append((number.canonical(), i, number.end))
         i = number.end
-    return frozenset(found)
+    return found
+
+
+def read_numbers(tokens: Tokens, used: set[int]) -> frozenset[str]:
+    """Canonical values of the numbers in ``tokens`` not at ``used`` indices."""
+    return frozenset(value for value, _, _ in number_spans(tokens, used))
 
 
 def numbers(text: str) -> frozenset[str]:

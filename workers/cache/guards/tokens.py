@@ -14,6 +14,8 @@ import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
 
+from workers.cache.guards.abbreviations import fold_abbreviations
+
 _TOKEN = re.compile(
     r"""
     (?P<isodate>\d{4}-\d{1,2}-\d{1,2})
@@ -43,10 +45,10 @@ class Token:
 
 
 def normalise(text: str) -> str:
-    """NFKC, straight quotes, dashes as hyphens and single spaces."""
+    """NFKC, straight quotes, dashes as hyphens, single spaces, abbreviations for their forms."""
     text = unicodedata.normalize("NFKC", text).translate(_QUOTES)
     text = re.sub(r"[\u2010-\u2015]", "-", text)
-    return re.sub(r"[ \t\r\f\v]+", " ", text).strip()
+    return fold_abbreviations(re.sub(r"[ \t\r\f\v]+", " ", text).strip())
 
 
 @lru_cache(maxsize=4096)
