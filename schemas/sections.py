@@ -19,6 +19,27 @@ class CacheSettings(BaseModel):
     semantic_threshold: float = Field(
         0.85, gt=0, le=1, description="Cosine similarity a cached question needs, before the guards."
     )
+    shadow_share: float = Field(
+        0.02,
+        ge=0,
+        le=1,
+        description="Share of semantic hits whose real call also runs, at precompute priority, to check "
+        "the hit (real spend).",
+    )
+    answer_agreement: float = Field(
+        0.8, gt=0, le=1, description="Cosine similarity of the two answers a shadow check calls agreed."
+    )
+    false_hit_ceiling: float = Field(
+        0.05, ge=0, lt=1, description="Estimated false-hit rate above which a namespace's threshold rises."
+    )
+    min_verified: int = Field(20, gt=0, description="Checks a namespace needs before its threshold may move.")
+    threshold_step: float = Field(0.02, gt=0, le=0.5, description="How much one raise adds to a threshold.")
+    max_threshold: float = Field(0.97, gt=0, le=1, description="No raise goes above this.")
+    verification_ttl_s: int = Field(
+        30 * 86_400,
+        gt=0,
+        description="A namespace's checks (and raised threshold) are forgotten after this long without one.",
+    )
 
 
 HHMM_PATTERN = r"^([01]\d|2[0-3]):[0-5]\d$"

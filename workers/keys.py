@@ -118,6 +118,35 @@ class RedisKeys:
         text = name.decode() if isinstance(name, bytes) else name
         return text.removeprefix(f"{self.prefix}:sem:").removesuffix(":log")
 
+    # The semantic cache watching itself (workers/cache/verification.py, feedback.py): kept
+    # apart from ``<prefix>:sem:``, so dropping a tenant's answers keeps what was learnt.
+
+    def semantic_verification(self, ns: str) -> str:
+        """HASH of a semantic namespace's checks: ``verified`` and ``disagreed`` since its
+        threshold last moved, ``total_verified`` and ``total_disagreed``, and ``threshold``."""
+        return f"{self.prefix}:semv:{ns}"
+
+    def semantic_negatives(self, ns: str, query_sha: str) -> str:
+        """SET of the cached questions (SHA-256 of their text) never to answer this query."""
+        return f"{self.prefix}:semneg:{ns}:{query_sha}"
+
+    def cache_verified_namespaces(self, tenant_id: str) -> str:
+        """ZSET namespace -> checks of the tenant's namespaces, for the stats' top list."""
+        return f"{self.prefix}:cache:verified:{tenant_id}"
+
+    @property
+    def cache_verification_totals(self) -> str:
+        """HASH ``<tier>:verified|disagreed|raised`` over every tenant, for the metrics."""
+        return f"{self.prefix}:cache:verification"
+
+    def cache_shadow(self, job_id: str) -> str:
+        """STRING: the semantic hit a shadow job verifies, until the shadow's answer is compared."""
+        return f"{self.prefix}:cache:shadow:{job_id}"
+
+    def cache_feedback(self, job_id: str) -> str:
+        """STRING set by the first ``cache: wrong`` feedback on a job, so it counts once."""
+        return f"{self.prefix}:cache:feedback:{job_id}"
+
     def cache_misses(self, tenant_id: str, hour: int) -> str:
         """ZSET ``<tier>:<key>`` -> exact-cache misses of one hour (workers/cache/misses.py)."""
         return f"{self.prefix}:cache:misses:{tenant_id}:{hour}"

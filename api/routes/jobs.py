@@ -1,4 +1,4 @@
-"""Jobs: submit, read (with long-poll), list and cancel."""
+"""Jobs: submit, read (with long-poll), list, cancel, and feedback on a semantic cache hit."""
 
 from __future__ import annotations
 
@@ -17,9 +17,11 @@ from api.keys import Principal
 from api.services import Services
 from api.submission import after_cache_hit, submit_job
 from api.token_relay import relay_job
+from schemas.cache import CacheFeedback, CacheFeedbackOut
 from schemas.jobs import FINAL_STATUSES, JobCreate, JobList, JobPublic
 from schemas.tables import Job
 from workers import store
+from workers.cache.feedback import report_wrong_hit
 from workers.ids import new_id
 from workers.paging import cursor_row, split_page
 
@@ -148,6 +150,22 @@ def cancel_job(job_id: JobId, services: ServicesDep, principal: Submitter) -> Re
     job = store.cancel_job(services.engine, principal.tenant_id, job_id)
     services.outcomes.announce_job(job)
     return job_response(job)
+
+
+@router.post(
+    "/{job_id}/feedback",
+    response_model=CacheFeedbackOut,
+    responses={**ERRORS, 409: {"description": "`not_a_semantic_hit`: no semantic hit answered the job."}},
+    summary="Report a semantic cache hit as wrong",
+)
+def cache_feedback(
+    job_id: JobId, body: CacheFeedback, services: ServicesDep, principal: Submitter
+) -> dict[str, object]:
+    """``{"cache": "wrong"}``: the cached answer was for another question. The entry that
+    answered is evicted, the pair is never matched again, and it counts as a disagreement in
+    the namespace's estimated false-hit rate (docs/caching.md)."""
+    job = _read(services, principal, job_id)
+    return report_wrong_hit(services.results, job, services.settings.cache.verification_ttl_s)
 
 
 def _submit_status(job: Job) -> int:

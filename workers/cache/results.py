@@ -3,24 +3,29 @@
 A hit becomes a finished job of its own: ``status: succeeded``, the cached result,
 ``cost_usd: 0`` and no tokens (no provider was called), and ``cache.hit`` / ``source_job``
 naming where the answer came from. The cost the hit saved is counted in the tenant's stats.
+A semantic hit also names the entry that answered (``cache.entry``: namespace, entry id and
+the hash of the cached question), for its shadow check and for feedback
+(workers/cache/verification.py, workers/cache/feedback.py).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from redis import Redis
 from redis.client import Pipeline
 
+from schemas.sections import CacheSettings
 from schemas.settings import Settings
-from schemas.tables import utcnow
+from schemas.tables import Job, utcnow
 from workers.cache.exact import ExactCache, decode_entry
 from workers.cache.matching import SemanticMatcher
 from workers.cache.misses import MissCounter
 from workers.cache.namespaces import conversation_text, namespace, serves
-from workers.cache.semantic import SemanticCache
+from workers.cache.semantic import SemanticCache, SemanticHit, text_sha
 from workers.cache.stats import CacheStats
+from workers.cache.verification import CacheVerification
 from workers.keys import RedisKeys
 from workers.providers.embedder import Embedder
 
@@ -36,6 +41,7 @@ class CachedResult:
     cost_usd: float
     hit: str = "exact"
     similarity: float | None = None
+    entry: dict[str, str] | None = None  # a semantic hit's entry: namespace, id, question (hash)
 
     def to_entry(self) -> dict[str, Any]:
         return {
@@ -60,9 +66,16 @@ class CachedResult:
             similarity=similarity,
         )
 
+    @classmethod
+    def from_semantic_hit(cls, ns: str, hit: SemanticHit) -> CachedResult:
+        """A semantic hit, naming the entry that answered."""
+        entry = {"namespace": ns, "id": hit.entry_id, "question": text_sha(hit.entry["text"])}
+        return replace(cls.from_entry(hit.entry, "semantic", hit.similarity), entry=entry)
+
     def cache_info(self, cache: dict[str, Any]) -> dict[str, Any]:
         """The job's ``cache`` object with this hit filled in."""
-        return {**cache, "hit": self.hit, "source_job": self.source_job, "similarity": self.similarity}
+        info = {**cache, "hit": self.hit, "source_job": self.source_job, "similarity": self.similarity}
+        return info if self.entry is None else {**info, "entry": self.entry}
 
     def as_job_fields(self, cache: dict[str, Any]) -> dict[str, Any]:
         """The columns of a job answered by this hit."""
@@ -80,15 +93,34 @@ class CachedResult:
         }
 
 
+def semantic_entry(job: Job) -> dict[str, str] | None:
+    """The entry that answered the job, if a semantic hit did."""
+    cache = job.cache or {}
+    entry = cache.get("entry")
+    if cache.get("hit") != "semantic" or not isinstance(entry, dict):
+        return None
+    if not all(isinstance(entry.get(field), str) for field in ("namespace", "id", "question")):
+        return None
+    return entry if entry["namespace"].startswith(f"{job.tenant_id}:") else None
+
+
 class ResultCache:
     """Exact and semantic lookups and stores, with the stats of each."""
 
-    def __init__(self, redis: Redis, keys: RedisKeys, semantic: SemanticCache | None = None) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        keys: RedisKeys,
+        semantic: SemanticCache | None = None,
+        settings: CacheSettings | None = None,
+    ) -> None:
         self.redis = redis
+        self.keys = keys
         self.exact = ExactCache(redis, keys)
         self.stats = CacheStats(redis, keys)
         self.misses = MissCounter(redis, keys)
         self.semantic = semantic
+        self.verification = CacheVerification(redis, keys, settings or CacheSettings.model_validate({}))
 
     def lookup_similar(
         self, tenant_id: str, tier: str, request: dict[str, Any]
@@ -98,7 +130,7 @@ class ResultCache:
         ns, text = namespace(tenant_id, tier, request), conversation_text(request)
         vector = self.semantic.embed(text)
         hit = self.semantic.lookup(ns, text, vector, lambda entry: serves(entry["result"], request))
-        found = CachedResult.from_entry(hit.entry, "semantic", hit.similarity) if hit else None
+        found = CachedResult.from_semantic_hit(ns, hit) if hit else None
         self.stats.record(tenant_id, tier, "semantic", found is not None, found.cost_usd if found else 0.0)
         return found, (ns, text, vector)
 
@@ -186,12 +218,14 @@ class ResultCache:
         counters = self.stats.read(tenant_id)
         exact = self.exact.usage(tenant_id)
         similar = self.semantic.usage(tenant_id) if self.semantic is not None else {}
+        checked = self.verification.namespaces(tenant_id)
         none = {"entries": 0, "bytes": 0}
         tiers = {}
-        for tier in sorted(set(counters) | set(exact) | set(similar)):
+        for tier in sorted(set(counters) | set(exact) | set(similar) | set(checked)):
             row = counters.get(tier, self.stats.empty_row())
             row["exact"] |= exact.get(tier, none)
             row["semantic"] |= similar.get(tier, none)
+            row["semantic"]["namespaces"] = checked.get(tier, [])
             row["entries"] = row["exact"]["entries"] + row["semantic"]["entries"]
             row["bytes"] = row["exact"]["bytes"] + row["semantic"]["bytes"]
             tiers[tier] = row
@@ -201,4 +235,4 @@ class ResultCache:
 def build_result_cache(settings: Settings, redis: Redis, keys: RedisKeys) -> ResultCache:
     """The cache with its semantic half; the embedding model loads on the first lookup."""
     semantic = SemanticCache(redis, keys, Embedder(), SemanticMatcher(settings.cache.semantic_threshold))
-    return ResultCache(redis, keys, semantic)
+    return ResultCache(redis, keys, semantic, settings.cache)

@@ -15,12 +15,18 @@ on a faiss HNSW graph (32 links, efSearch 64): a brute-force scan of 100k vector
 150 MB per query, about 19 ms here, where the graph answers in well under a millisecond. A
 neighbour the graph misses is a cache miss, never a wrong answer. The best
 candidates above the threshold go through the guards (workers/cache/guards/) in order of
-similarity, and the first one that passes is the hit. An entry whose answer has expired is
-skipped.
+similarity, and the first one that passes is the hit. An entry whose answer has expired (or
+was evicted) is skipped.
+
+**Watching itself** (``workers/cache/verification.py``). A namespace may have its own, raised
+threshold, and a query may have negatives: cached questions a caller said answer it wrongly,
+never matched with it again, even when written anew. Both are read in the round trip that
+reads the candidates' answers, so a lookup costs no extra round trip.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 import uuid
@@ -51,6 +57,8 @@ class TextEmbedder(Protocol):
 
 
 class Matcher(Protocol):
+    threshold: float
+
     def accept(
         self, query: str, cached: str, similarity: float, threshold: float | None = None
     ) -> tuple[bool, str | None]: ...
@@ -60,6 +68,12 @@ class Matcher(Protocol):
 class SemanticHit:
     entry: dict[str, Any]
     similarity: float
+    entry_id: str = ""
+
+
+def text_sha(text: str) -> str:
+    """A question's identity in the negatives: SHA-256 of its text (32 hex digits)."""
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
 @dataclass
@@ -123,17 +137,31 @@ class SemanticCache:
         if not index.ids:
             return None
         candidates = index.search(vector, CANDIDATES)
-        payloads = self.redis.mget([self.keys.semantic_entry(ns, entry_id) for entry_id, _ in candidates])
-        for (_, similarity), raw in zip(candidates, payloads, strict=True):
-            if raw is None:  # the answer expired
+        with self.redis.pipeline(transaction=False) as pipe:
+            pipe.mget([self.keys.semantic_entry(ns, entry_id) for entry_id, _ in candidates])
+            pipe.hget(self.keys.semantic_verification(ns), "threshold")
+            pipe.smembers(self.keys.semantic_negatives(ns, text_sha(text)))
+            payloads, raised, negatives = pipe.execute()
+        threshold = max(float(raised), self.matcher.threshold) if raised else None
+        for (entry_id, similarity), raw in zip(candidates, payloads, strict=True):
+            if raw is None:  # the answer expired or was evicted
                 continue
             entry = json.loads(raw)
-            if not fits(entry):
+            if not fits(entry) or (negatives and text_sha(entry["text"]).encode() in negatives):
                 continue
-            accepted, _ = self.matcher.accept(text, entry["text"], similarity)
+            accepted, _ = self.matcher.accept(text, entry["text"], similarity, threshold=threshold)
             if accepted:
-                return SemanticHit(entry=entry, similarity=round(similarity, 4))
+                return SemanticHit(entry=entry, similarity=round(similarity, 4), entry_id=entry_id)
         return None
+
+    def forget_match(self, ns: str, query: str, entry_id: str, question_sha: str) -> bool:
+        """Evict the entry that answered ``query`` wrongly, and never match ``query`` with its
+        question again; whether the entry was still there."""
+        with self.redis.pipeline(transaction=False) as pipe:
+            pipe.delete(self.keys.semantic_entry(ns, entry_id))
+            pipe.sadd(self.keys.semantic_negatives(ns, text_sha(query)), question_sha)
+            evicted, _ = pipe.execute()
+        return bool(evicted)
 
     def store(self, ns: str, text: str, vector: np.ndarray, entry: Mapping[str, Any], ttl_s: int) -> None:
         """Add an answer to the namespace for every worker."""

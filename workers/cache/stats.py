@@ -1,4 +1,8 @@
-"""Cache counters per tenant and tier: hits and misses of each kind, and the cost saved."""
+"""Cache counters per tenant and tier: hits and misses of each kind, and the cost saved.
+
+The semantic kind also counts its checks (``<tier>:semantic:verified|disagreed``, written by
+workers/cache/verification.py) and shows the estimated false-hit rate they give.
+"""
 
 from __future__ import annotations
 
@@ -67,4 +71,13 @@ class CacheStats:
             lookups = hits + misses
             rate = round(hits / lookups, 4) if lookups else 0.0
             row[kind] = {"hits": hits, "misses": misses, "hit_rate": rate}
+        verified, disagreed = (
+            int(fields.get("semantic:verified", 0)),
+            int(fields.get("semantic:disagreed", 0)),
+        )
+        row["semantic"] |= {
+            "verified": verified,
+            "disagreed": disagreed,
+            "estimated_false_hit_rate": round(disagreed / verified, 4) if verified else 0.0,
+        }
         return row

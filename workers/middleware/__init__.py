@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from workers.chain import PolicyChain
 from workers.middleware.backlog import TenantBacklog
+from workers.middleware.cache_verification import ShadowVerification
 from workers.middleware.call_log import CallLog
 from workers.middleware.max_attempts import MaxAttemptsGate
 from workers.middleware.provider_batch import ProviderBatchParking
@@ -35,6 +36,7 @@ def default_chain(services: ChainServices) -> PolicyChain:
             CallLog(),
             RetryWithBackoff(),
             UsageRecording(),
+            ShadowVerification(services.engine, services.dispatcher, services.results),
             ResultCaching(services.results),
             Routing(),
             RateLimiting(services.limiter, services.providers),
