@@ -119,6 +119,7 @@ def test_the_guards_run_in_one_documented_order() -> None:
         "entity",
         "direction",
         "unit",
+        "role",
         "question",
         "substitution",
     ]

@@ -36,6 +36,7 @@ from workers.cache.guards.entities import entity_mismatch
 from workers.cache.guards.figures import date_mismatch, number_mismatch
 from workers.cache.guards.negation import negation_mismatch
 from workers.cache.guards.questions import question_mismatch
+from workers.cache.guards.roles import role_mismatch
 from workers.cache.guards.substitution import substitution_mismatch
 from workers.cache.guards.units import unit_mismatch
 
@@ -54,6 +55,7 @@ GUARDS: tuple[Guard, ...] = (
     Guard("entity", entity_mismatch),
     Guard("direction", direction_mismatch),
     Guard("unit", unit_mismatch),
+    Guard("role", role_mismatch),
     Guard("question", question_mismatch),
     Guard("substitution", substitution_mismatch),
 )

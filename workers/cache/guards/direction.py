@@ -13,7 +13,7 @@ sides excuse opposite pole words ("A bigger than B" / "B smaller than A").
 from __future__ import annotations
 
 from workers.cache.guards.lexicon import PHRASES, POLES, STOPWORDS
-from workers.cache.guards.relations import Relation, relations
+from workers.cache.guards.relations import contradicted, relations
 from workers.cache.guards.tokens import Token, clause, tokenize
 
 Tokens = tuple[Token, ...]
@@ -58,15 +58,10 @@ def anchored_poles(text: str) -> dict[tuple[str, str], frozenset[int]]:
     return {key: frozenset(values) for key, values in found.items()}
 
 
-def _contradicted(mine: list[Relation], theirs: list[Relation]) -> bool:
-    """Whether one of ``mine`` is opposed by one of ``theirs`` and agreed by none of them."""
-    return any(any(r.opposes(t) for t in theirs) and not any(r.agrees(t) for t in theirs) for r in mine)
-
-
 def direction_mismatch(a: str, b: str) -> bool:
     """Whether the texts point opposite ways on an axis both use."""
     relations_a, relations_b = relations(a), relations(b)
-    if _contradicted(relations_a, relations_b) or _contradicted(relations_b, relations_a):
+    if contradicted(relations_a, relations_b) or contradicted(relations_b, relations_a):
         return True
     # "A bigger than B" / "B smaller than A": opposite words, the same comparison
     agreed = {ra.axis for ra in relations_a for rb in relations_b if ra.agrees(rb)}

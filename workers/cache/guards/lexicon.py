@@ -110,6 +110,14 @@ for _unit, _names in _DATA["units"].items():
 BARE_UNITS = _words(_DATA["unit_words"]["bare"])
 UNIT_ASKED_AFTER = _words(_DATA["unit_words"]["asked_after"])
 
+_ROLES = _DATA["roles"]
+SYMMETRIC = _words(_ROLES["symmetric"])
+IRREGULAR_FORMS = dict(pair.split(":") for pair in _ROLES["irregular"].split())
+BE_FORMS = _words(_ROLES["be_forms"])
+AUXILIARIES = _words(_ROLES["auxiliaries"])
+WH_OPERANDS = _words(_ROLES["wh_operands"])
+PRONOUNS = dict(pair.split(":") for pair in _ROLES["pronouns"].split())
+
 LEADING = _words(_QUESTIONS["leading"])
 WH = _kinds(_QUESTIONS["wh"])
 HOW = _kinds(_QUESTIONS["how"])

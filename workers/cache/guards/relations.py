@@ -35,6 +35,11 @@ class Relation:
         return self.axis == other.axis and bool(self.left & other.left) and bool(self.right & other.right)
 
 
+def contradicted(mine: list[Relation], theirs: list[Relation]) -> bool:
+    """Whether one of ``mine`` is opposed by one of ``theirs`` and agreed by none of them."""
+    return any(any(r.opposes(t) for t in theirs) and not any(r.agrees(t) for t in theirs) for r in mine)
+
+
 def content(tokens: Tokens, start: int, stop: int) -> frozenset[str]:
     """The words of ``tokens[start:stop]`` that are not stopwords (a capital letter is a name: "A")."""
     return frozenset(
@@ -44,7 +49,7 @@ def content(tokens: Tokens, start: int, stop: int) -> frozenset[str]:
     )
 
 
-def _ordered(axis: str, pole: int, left: frozenset[str], right: frozenset[str]) -> list[Relation]:
+def ordered(axis: str, pole: int, left: frozenset[str], right: frozenset[str]) -> list[Relation]:
     """The relation, left more than right on ``axis`` (swapped when ``pole`` is negative).
 
     A word on both sides ("a cold from being cold") tells neither side apart and is dropped.
@@ -87,7 +92,7 @@ def _comparisons(tokens: Tokens, i: int, start: int, stop: int) -> list[Relation
     # the left operand: the clause before "than" but the comparative ("houses cheaper in Texas than")
     left = content(tokens, start, first) | content(tokens, k + 1, i)
     right = content(tokens, i + 1, stop)
-    return [relation for axis, pole in axes for relation in _ordered(axis, pole, left, right)]
+    return [relation for axis, pole in axes for relation in ordered(axis, pole, left, right)]
 
 
 def _route(tokens: Tokens, i: int, start: int, stop: int) -> list[Relation]:
@@ -98,15 +103,15 @@ def _route(tokens: Tokens, i: int, start: int, stop: int) -> list[Relation]:
         after = [j for j in targets if j > i]
         if after:  # from X to Y
             source, target = content(tokens, i + 1, after[0]), content(tokens, after[0] + 1, stop)
-            return _ordered("route", 1, source, target)
+            return ordered("route", 1, source, target)
         if targets:  # to Y from X
-            return _ordered("route", 1, content(tokens, i + 1, stop), content(tokens, targets[-1] + 1, i))
-        return _ordered("route", 1, content(tokens, i + 1, stop), content(tokens, start, i))
+            return ordered("route", 1, content(tokens, i + 1, stop), content(tokens, targets[-1] + 1, i))
+        return ordered("route", 1, content(tokens, i + 1, stop), content(tokens, start, i))
     if "from" in lowers[start:stop] or i == start or i + 1 >= stop:
         return []  # read at the "from"
     cue = any(word in ROUTE_CUES for word in lowers[start:stop])
     if cue or (_name_like(tokens[i - 1]) and _name_like(tokens[i + 1])):
-        return _ordered("route", 1, content(tokens, start, i), content(tokens, i + 1, stop))
+        return ordered("route", 1, content(tokens, start, i), content(tokens, i + 1, stop))
     return []
 
 
@@ -114,7 +119,7 @@ def _before_after(tokens: Tokens, i: int, start: int, stop: int) -> list[Relatio
     """The order in time at the "before", "after" or "prior to" at ``i``: "A before B"."""
     word = tokens[i].lower
     right = content(tokens, i + 2 if word == "prior" else i + 1, stop)
-    return _ordered("time", BEFORE_AFTER.get(word, -1), content(tokens, start, i), right)
+    return ordered("time", BEFORE_AFTER.get(word, -1), content(tokens, start, i), right)
 
 
 def relations(text: str) -> list[Relation]:

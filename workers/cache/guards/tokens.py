@@ -29,6 +29,8 @@ _TOKEN = re.compile(
 )
 _SENTENCE_END = {".", "?", "!", ";", ":", "\n", '"', "("}
 _QUOTES = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"', "`": "'"})
+_DEGREES = re.compile(r"\s*°\s*([CFK](?![A-Za-z]))?")
+_SCALES = {"C": "celsius", "F": "fahrenheit", "K": "kelvin"}
 CLAUSE_BREAKS = frozenset({".", "?", "!", ";", ",", "\n", "(", ")"})
 CLAUSE_WINDOW = 24  # tokens read either side of a word for its clause, so long texts cost linear time
 
@@ -42,12 +44,15 @@ class Token:
     lower: str
     sentence_start: bool  # the first word of the text or of a sentence
     attached: bool  # no space between this token and the one before
+    possessive: bool = False  # written with "'s" or "s'": "Alice's", "teachers'"
 
 
 def normalise(text: str) -> str:
-    """NFKC, straight quotes, dashes as hyphens, single spaces, abbreviations for their forms."""
+    """NFKC, straight quotes, dashes as hyphens, "°C" as "degrees celsius", single spaces, and
+    abbreviations for their spelled-out forms."""
     text = unicodedata.normalize("NFKC", text).translate(_QUOTES)
     text = re.sub(r"[\u2010-\u2015]", "-", text)
+    text = _DEGREES.sub(lambda m: " degrees " + _SCALES.get(m.group(1) or "", ""), text)
     return fold_abbreviations(re.sub(r"[ \t\r\f\v]+", " ", text).strip())
 
 
@@ -60,13 +65,16 @@ def tokenize(text: str) -> tuple[Token, ...]:
     for match in _TOKEN.finditer(normalise(text)):
         kind = match.lastgroup or "punct"
         raw = match.group()
+        possessive = False
         if kind == "word":
+            possessive = raw.lower().endswith(("'s", "s'"))
             raw = raw.rstrip("'")
             if raw.lower().endswith("'s"):
                 raw = raw[:-2]
         if not raw:
             continue
-        tokens.append(Token(kind, raw, raw.lower(), start_next and kind != "punct", match.start() == end))
+        starts = start_next and kind != "punct"
+        tokens.append(Token(kind, raw, raw.lower(), starts, match.start() == end, possessive))
         end = match.end()
         start_next = kind == "punct" and (start_next or raw in _SENTENCE_END)
     return tuple(tokens)

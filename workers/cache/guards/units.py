@@ -32,7 +32,9 @@ class Measures(NamedTuple):
 
 
 def _unit_after(tokens: Tokens, end: int) -> tuple[Units, int] | None:
-    """The unit named at ``end`` (after a number): "km", "square"-less; with its index."""
+    """The unit named at ``end`` (after a number, "degrees" passed over): "km"; with its index."""
+    if end < len(tokens) and tokens[end].lower in {"degree", "degrees"}:
+        end += 1
     if end < len(tokens) and tokens[end].kind == "word" and tokens[end].lower in UNITS_NAMED:
         return UNITS_NAMED[tokens[end].lower], end
     return None

@@ -1,0 +1,133 @@
+"""The role guard: "Did Alice pay Bob?" is not "Did Bob pay Alice?".
+
+The same content words with two of them swapped around a verb or noun ("Apple sued Samsung"
+/ "Samsung sued Apple", "Python tutorial for Java developers" / "Java tutorial for Python
+developers", "Lakers vs Celtics" / "Celtics vs Lakers") or around a possessive ("the
+teacher's student" / "the student's teacher") ask about other roles. Each text is read as
+:class:`~workers.cache.guards.relations.Relation` s: for every content word (the pivot), the
+content words of its clause before it and after it, so a swap is two words that change
+sides of one pivot; moving one phrase ("In Excel, how do I ..." / "How do I ... in Excel")
+changes the side of one word only and is no swap. The passive is read back to the active
+("Bob was paid by Alice" = "Alice paid Bob"), a clause-opening who or whom takes its role
+("Who did Alice pay?" / "Who paid Alice?"), "A's B" = "B of A", and symmetric words
+("married", "met", "difference", "plus"; ``[roles]`` in lexicon.toml) never pivot. The
+comparisons and routes ("than", "from X to Y", "before") are the direction guard's.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import NamedTuple
+
+from workers.cache.guards.lexicon import (
+    AUXILIARIES,
+    BE_FORMS,
+    IRREGULAR_FORMS,
+    PRONOUNS,
+    STOPWORDS,
+    SYMMETRIC,
+    WH_OPERANDS,
+)
+from workers.cache.guards.relations import Relation, contradicted, ordered
+from workers.cache.guards.tokens import CLAUSE_BREAKS, Token, tokenize
+
+_WH = "?wh"  # the operand a clause-opening who or whom stands for
+
+
+def lemma(word: str) -> str:
+    """A crude base form, the same for a verb's or a noun's forms: "chased", "chases" -> "chas"."""
+    if word in IRREGULAR_FORMS:
+        return IRREGULAR_FORMS[word]
+    for suffix, replacement in (("ies", "y"), ("ied", "y"), ("ing", ""), ("ed", ""), ("es", ""), ("s", "")):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 2 and not word.endswith("ss"):
+            word = word[: -len(suffix)] + replacement
+            break
+    if len(word) > 3 and word[-1] == word[-2] and word[-1] not in "slz":
+        word = word[:-1]  # "stopped" -> "stop"
+    return word[:-1] if len(word) > 2 and word.endswith("e") else word
+
+
+class Word(NamedTuple):
+    """A content word of a clause (or a stopword the role reading needs), by its lemma."""
+
+    lemma: str
+    content: bool
+    pivot: bool  # may a role turn on it: not a name, a number or a symmetric word
+
+
+_OF = Word("of", False, True)  # "of" (and the possessive read as it) is a pivot: "student of teacher"
+
+
+def _word(token: Token) -> Word:
+    if token.lower == "of":
+        return _OF
+    if token.lower in PRONOUNS:
+        return Word("?" + PRONOUNS[token.lower], True, False)
+    is_content = token.kind != "punct" and token.lower not in STOPWORDS
+    base = lemma(token.lower) if is_content else token.lower
+    name = token.kind == "num" or (token.text[:1].isupper() and not token.sentence_start)
+    return Word(
+        base, is_content, is_content and not name and base not in SYMMETRIC and token.lower not in SYMMETRIC
+    )
+
+
+def clauses(text: str) -> list[list[Word]]:
+    """The clauses of ``text`` as words, "A's B" read as "B of A"."""
+    found: list[list[Word]] = [[]]
+    held: Word | None = None  # a possessor, waiting for what it owns
+    for i, token in enumerate(tokenize(text)):
+        if token.text in CLAUSE_BREAKS:
+            found[-1] += [held] if held else []
+            found.append([])
+            held = None
+            continue
+        if token.lower in WH_OPERANDS and (i == 0 or tokenize(text)[i - 1].text in CLAUSE_BREAKS):
+            found[-1].append(Word(_WH, True, False))
+            continue
+        word = _word(token)
+        if token.possessive and word.content:
+            found[-1] += [held] if held else []
+            held = word
+            continue
+        found[-1].append(word)
+        if held and word.content:
+            found[-1] += [_OF, held]
+            held = None
+    found[-1] += [held] if held else []
+    return [clause for clause in found if clause]
+
+
+def _content(words: list[Word]) -> frozenset[str]:
+    return frozenset(w.lemma for w in words if w.content)
+
+
+def _sides(words: list[Word], p: int) -> tuple[frozenset[str], frozenset[str]]:
+    """Who acts and who is acted on at the pivot ``p``: before and after it, passive and wh read."""
+    before, after = words[:p], words[p + 1 :]
+    lemmas = [w.lemma for w in words]
+    if _WH in lemmas[:p] and any(w in AUXILIARIES for w in lemmas[lemmas.index(_WH) + 1 : p]):
+        aux = next(k for k in range(lemmas.index(_WH) + 1, p) if lemmas[k] in AUXILIARIES)
+        if _content(words[aux + 1 : p]):  # "Who did Alice pay": who is paid
+            before = [w for w in before if w.lemma != _WH]
+            after = [*after, Word(_WH, True, False)]
+    if "by" in lemmas[p + 1 :] and any(w.lemma in BE_FORMS for w in before):
+        by = lemmas.index("by", p + 1)
+        return _content(words[by + 1 :]), _content(before) | _content(words[p + 1 : by])
+    return _content(before), _content(after)
+
+
+@lru_cache(maxsize=4096)
+def roles(text: str) -> tuple[Relation, ...]:
+    """Each pivot's relation: ``left`` acts on ``right`` ("Alice pay Bob": pay, {alice}, {bob})."""
+    found: list[Relation] = []
+    for words in clauses(text):
+        for p, word in enumerate(words):
+            if word.pivot:
+                found += ordered(f"role:{word.lemma}", 1, *_sides(words, p))
+    return tuple(found)
+
+
+def role_mismatch(a: str, b: str) -> bool:
+    """Whether two content words change sides of one pivot: "Alice paid Bob" / "Bob paid Alice"."""
+    roles_a, roles_b = list(roles(a)), list(roles(b))
+    return contradicted(roles_a, roles_b) or contradicted(roles_b, roles_a)
