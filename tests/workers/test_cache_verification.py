@@ -1,0 +1,175 @@
+"""Shadow checks of semantic hits through the worker chain: real emulator, Redis, MiniLM and
+database. The emulator answers each question with its own text, so a paraphrase's real
+answer differs from the cached one, and the same question's is the same."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator, MutableMapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+import structlog
+from structlog.testing import LogCapture
+from tests_support import queued_job_ids, running_emulator, tier_runtime
+
+from api.keys import create_tenant
+from schemas.tables import Job
+from workers import store
+from workers.cache import verification
+from workers.cache.exact import request_key
+from workers.cache.namespaces import namespace
+from workers.db import session_scope
+from workers.job_runner import run_job
+from workers.keys import tier_queue
+from workers.runtime import Runtime
+
+STORED = "How do I reset my password?"
+PARAPHRASE = "What's the way to reset my password?"
+# One check is enough evidence here, and any disagreement is above the ceiling.
+EAGER = {"shadow_share": 1.0, "min_verified": 1, "false_hit_ceiling": 0.0, "threshold_step": 0.03}
+
+
+@pytest.fixture(scope="module")
+def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with running_emulator(tmp_path_factory.mktemp("emulator")) as url:
+        yield url
+
+
+def runtime_with(tmp: Path, redis_url: str, database_url: str, emulator: str, **cache: Any) -> Any:
+    tier = f"shadow{uuid.uuid4().hex[:8]}"
+    providers = {"emulator": {"base_url": f"{emulator}/v1"}}
+    return tier_runtime(tmp, redis_url, database_url, tier, ["emu-a"], providers=providers, cache=cache)
+
+
+@pytest.fixture
+def rt(tmp_path: Path, redis_url: str, database_url: str, emulator: str) -> Iterator[Runtime]:
+    with runtime_with(tmp_path, redis_url, database_url, emulator, **EAGER) as runtime:
+        yield runtime
+
+
+@pytest.fixture
+def raised_events(monkeypatch: pytest.MonkeyPatch) -> list[MutableMapping[str, Any]]:
+    capture = LogCapture()
+    monkeypatch.setattr(verification, "log", structlog.wrap_logger(None, processors=[capture]))
+    return capture.entries
+
+
+def tier_of(rt: Runtime) -> str:
+    """The test's own tier (the config's tiers are there too)."""
+    return next(name for name in rt.settings.tiers if name.startswith("shadow"))
+
+
+def new_tenant(rt: Runtime) -> str:
+    with session_scope(rt.engine) as session:
+        tenant = create_tenant(session, f"t-{uuid.uuid4().hex[:8]}")
+        session.flush()
+        return tenant.id
+
+
+def ask(rt: Runtime, tenant: str, text: str) -> Job:
+    """A semantic-mode job for ``text``, as the API inserts it, run once by the worker."""
+    request = {"messages": [{"role": "user", "content": text}], "max_tokens": 32}
+    cache = {"mode": "semantic", "ttl_s": 600, "key": request_key(tenant, tier_of(rt), request), "hit": None}
+    with session_scope(rt.engine) as session:
+        job = store.insert_job(
+            session,
+            tenant_id=tenant,
+            tier=tier_of(rt),
+            cache_mode="semantic",
+            cache=cache,
+            request=request,
+            job_metadata={},
+        )
+    return run(rt, job.id)
+
+
+def run(rt: Runtime, job_id: str) -> Job:
+    run_job(rt, job_id)
+    job = store.load_job(rt.engine, job_id)
+    assert job is not None
+    return job
+
+
+def shadows(rt: Runtime) -> list[str]:
+    return queued_job_ids(rt.redis, tier_queue(tier_of(rt), "precompute"))
+
+
+def test_a_shadow_answering_differently_records_a_disagreement_and_raises_the_threshold(
+    rt: Runtime, raised_events: list[MutableMapping[str, Any]]
+) -> None:
+    tenant = new_tenant(rt)
+    first = ask(rt, tenant, STORED)
+    hit = ask(rt, tenant, PARAPHRASE)
+    assert hit.cache is not None and hit.cache["hit"] == "semantic" and hit.cost_usd == 0
+    ns = hit.cache["entry"]["namespace"]
+    assert ns == namespace(tenant, tier_of(rt), hit.request) and hit.cache["source_job"] == first.id
+
+    [shadow_id] = shadows(rt)
+    shadow = run(rt, shadow_id)
+
+    assert (shadow.status, shadow.priority, shadow.cache_mode) == ("succeeded", "precompute", "off")
+    assert shadow.job_metadata == {"shadow_of": hit.id} and shadow.callback_url is None
+    assert shadow.request == hit.request and shadow.tenant_id == tenant and shadow.cost_usd > 0
+    [row] = rt.results.verification.namespaces(tenant)[tier_of(rt)]
+    assert (row["verified"], row["disagreed"], row["estimated_false_hit_rate"]) == (1, 1, 1.0)
+    assert row["threshold"] == pytest.approx(0.88) and row["namespace"] == ns.rsplit(":", 1)[-1]
+    assert (row["verified_at_threshold"], row["disagreed_at_threshold"]) == (0, 0)  # fresh evidence next
+    [raised] = [e for e in raised_events if e["event"] == "semantic_threshold_raised"]
+    assert (raised["namespace"], raised["old"], raised["new"], raised["estimate"]) == (ns, 0.85, 0.88, 1.0)
+    # The shadow stored nothing: the namespace still holds the first answer alone.
+    assert rt.redis.llen(rt.keys.semantic_log(ns)) == 1
+    semantic = rt.results.report(tenant)["tiers"][tier_of(rt)]["semantic"]
+    assert (semantic["verified"], semantic["disagreed"], semantic["estimated_false_hit_rate"]) == (1, 1, 1.0)
+
+
+def test_a_shadow_answering_alike_is_agreed_and_leaves_the_threshold(
+    rt: Runtime, raised_events: list[MutableMapping[str, Any]]
+) -> None:
+    tenant = new_tenant(rt)
+    ask(rt, tenant, STORED)
+    hit = ask(rt, tenant, STORED)  # the worker's lookup: the same question, the same answer
+    assert hit.cache is not None and hit.cache["hit"] == "semantic"
+
+    [shadow_id] = shadows(rt)
+    run(rt, shadow_id)
+
+    [row] = rt.results.verification.namespaces(tenant)[tier_of(rt)]
+    assert (row["verified"], row["disagreed"], row["threshold"]) == (1, 0, 0.85)
+    assert not [e for e in raised_events if e["event"] == "semantic_threshold_raised"]
+
+
+def test_a_shadow_counts_once_and_a_job_claiming_to_be_one_counts_nothing(rt: Runtime) -> None:
+    tenant = new_tenant(rt)
+    ask(rt, tenant, STORED)
+    hit = ask(rt, tenant, PARAPHRASE)
+    [shadow_id] = shadows(rt)
+    run(rt, shadow_id)
+    with session_scope(rt.engine) as session:  # a tenant's own job naming the hit in its metadata
+        forged = store.insert_job(
+            session,
+            tenant_id=tenant,
+            tier=tier_of(rt),
+            cache_mode="off",
+            request=hit.request,
+            job_metadata={"shadow_of": hit.id},
+        )
+
+    assert run(rt, forged.id).status == "succeeded"
+
+    [row] = rt.results.verification.namespaces(tenant)[tier_of(rt)]
+    assert row["verified"] == 1
+
+
+def test_no_shadow_runs_with_a_share_of_zero(
+    tmp_path: Path, redis_url: str, database_url: str, emulator: str
+) -> None:
+    with runtime_with(tmp_path, redis_url, database_url, emulator, shadow_share=0.0) as runtime:
+        tenant = new_tenant(runtime)
+        ask(runtime, tenant, STORED)
+
+        hit = ask(runtime, tenant, PARAPHRASE)
+
+        assert hit.cache is not None and hit.cache["hit"] == "semantic"
+        assert shadows(runtime) == []
