@@ -116,6 +116,8 @@ IRREGULAR_FORMS = dict(pair.split(":") for pair in _ROLES["irregular"].split())
 BE_FORMS = _words(_ROLES["be_forms"])
 AUXILIARIES = _words(_ROLES["auxiliaries"])
 WH_OPERANDS = _words(_ROLES["wh_operands"])
+CLAUSE_OPENERS = _words(_ROLES["clause_openers"])
+RELATIVES = _words(_ROLES["relatives"])
 PRONOUNS = dict(pair.split(":") for pair in _ROLES["pronouns"].split())
 
 LEADING = _words(_QUESTIONS["leading"])

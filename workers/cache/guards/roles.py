@@ -22,8 +22,10 @@ from typing import NamedTuple
 from workers.cache.guards.lexicon import (
     AUXILIARIES,
     BE_FORMS,
+    CLAUSE_OPENERS,
     IRREGULAR_FORMS,
     PRONOUNS,
+    RELATIVES,
     STOPWORDS,
     SYMMETRIC,
     WH_OPERANDS,
@@ -53,6 +55,7 @@ class Word(NamedTuple):
     lemma: str
     content: bool
     pivot: bool  # may a role turn on it: not a name, a number or a symmetric word
+    participle: bool = False  # "paid", "supported": passive after a be-form
 
 
 _OF = Word("of", False, True)  # "of" (and the possessive read as it) is a pivot: "student of teacher"
@@ -62,43 +65,60 @@ def _word(token: Token) -> Word:
     if token.lower == "of":
         return _OF
     if token.lower in PRONOUNS:
-        return Word("?" + PRONOUNS[token.lower], True, False)
+        return _operand(PRONOUNS[token.lower])
     is_content = token.kind != "punct" and token.lower not in STOPWORDS
     base = lemma(token.lower) if is_content else token.lower
     name = token.kind == "num" or (token.text[:1].isupper() and not token.sentence_start)
-    return Word(
-        base, is_content, is_content and not name and base not in SYMMETRIC and token.lower not in SYMMETRIC
-    )
+    pivot = is_content and not name and base not in SYMMETRIC and token.lower not in SYMMETRIC
+    participle = (token.lower.endswith("ed") and len(token.lower) >= 5) or token.lower in IRREGULAR_FORMS
+    return Word(base, is_content, pivot, participle)
+
+
+def _operand(pronoun: str) -> Word:
+    return Word("?" + pronoun, True, False)
+
+
+def _opened(clause: list[Word], opener: str) -> list[Word]:
+    """A new clause after ``clause``: after "who", "which" or "that" it starts with their antecedent."""
+    antecedent = [w for w in clause if w.content][-1:] if opener in RELATIVES else []
+    return list(antecedent)
 
 
 def clauses(text: str) -> list[list[Word]]:
     """The clauses of ``text`` as words, "A's B" read as "B of A"."""
     found: list[list[Word]] = [[]]
-    held: Word | None = None  # a possessor, waiting for what it owns
-    for i, token in enumerate(tokenize(text)):
-        if token.text in CLAUSE_BREAKS:
-            found[-1] += [held] if held else []
-            found.append([])
-            held = None
-            continue
-        if token.lower in WH_OPERANDS and (i == 0 or tokenize(text)[i - 1].text in CLAUSE_BREAKS):
+    held: list[Word] = []  # possessors waiting for what they own: "my friend's" of "my friend's order"
+    for token in tokenize(text):
+        if token.lower in WH_OPERANDS and not found[-1]:
             found[-1].append(Word(_WH, True, False))
+            continue
+        if token.text in CLAUSE_BREAKS or (token.lower in CLAUSE_OPENERS and found[-1]):
+            found[-1] += held
+            found.append(_opened(found[-1], token.lower))
+            held = []
             continue
         word = _word(token)
         if token.possessive and word.content:
-            found[-1] += [held] if held else []
-            held = word
+            held.append(word)
             continue
         found[-1].append(word)
         if held and word.content:
-            found[-1] += [_OF, held]
-            held = None
-    found[-1] += [held] if held else []
+            found[-1] += [part for owner in reversed(held) for part in (_OF, owner)]
+            held = []
+    found[-1] += held
     return [clause for clause in found if clause]
 
 
 def _content(words: list[Word]) -> frozenset[str]:
     return frozenset(w.lemma for w in words if w.content)
+
+
+def _after_be_form(before: list[Word]) -> bool:
+    """Whether a verb after ``before`` is passive: "was paid", "Was Bob paid", "got paid"."""
+    lemmas = [w.lemma for w in before]
+    if lemmas and lemmas[-1] in BE_FORMS:
+        return True
+    return any(w in BE_FORMS - {"get", "gets", "got", "gotten"} for w in lemmas)
 
 
 def _sides(words: list[Word], p: int) -> tuple[frozenset[str], frozenset[str]]:
@@ -110,10 +130,16 @@ def _sides(words: list[Word], p: int) -> tuple[frozenset[str], frozenset[str]]:
         if _content(words[aux + 1 : p]):  # "Who did Alice pay": who is paid
             before = [w for w in before if w.lemma != _WH]
             after = [*after, Word(_WH, True, False)]
-    if "by" in lemmas[p + 1 :] and any(w.lemma in BE_FORMS for w in before):
-        by = lemmas.index("by", p + 1)
+    if words[p].participle and _after_be_form(before):
+        by = lemmas.index("by", p + 1) if "by" in lemmas[p + 1 :] else p
+        # "Bob was paid by Alice": Alice pays; "Dolby Vision is supported on the TV": the TV supports
         return _content(words[by + 1 :]), _content(before) | _content(words[p + 1 : by])
     return _content(before), _content(after)
+
+
+def keywords(text: str) -> bool:
+    """Whether ``text`` is a string of keywords, not a sentence: "vitamin d sources foods"."""
+    return not any(t.lower in STOPWORDS for t in tokenize(text))
 
 
 @lru_cache(maxsize=4096)
@@ -129,5 +155,7 @@ def roles(text: str) -> tuple[Relation, ...]:
 
 def role_mismatch(a: str, b: str) -> bool:
     """Whether two content words change sides of one pivot: "Alice paid Bob" / "Bob paid Alice"."""
+    if keywords(a) != keywords(b):
+        return False  # keywords keep no order: "UK VAT rate standard" / "the standard rate of VAT in the UK"
     roles_a, roles_b = list(roles(a)), list(roles(b))
     return contradicted(roles_a, roles_b) or contradicted(roles_b, roles_a)
