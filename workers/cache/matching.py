@@ -1,28 +1,43 @@
-"""The semantic cache's decision: close enough, and no guard says the questions differ.
+"""The semantic cache's decision: close enough, no guard says the questions differ, and the
+second stage, where it runs, finds them the same question.
 
-The default threshold comes from ``bench/semantic_quality.py`` on the 440 labelled pairs of
-``bench/data/semantic_pairs.jsonl``. Its sweep's pick, the lowest threshold with precision of
-at least 0.98, is 0.79 (precision 0.984, recall 0.941); the three false hits it keeps are
-near-topic questions at similarities 0.826 to 0.845 that no guard can see ("How do I tie a
-tie?" / "How do I tie a bow tie?"). The default sits above them at 0.85, the lowest
-threshold with no false hit on the set (precision 1.0, recall 0.876): recall is cheaper to
-lose than a wrong answer is to serve.
+Three steps, cheapest first:
+
+1. **Threshold.** The cosine similarity of the two questions' MiniLM vectors must reach the
+   threshold (the namespace's own, when shadow verification raised it).
+2. **Guards** (workers/cache/guards/): rules that veto pairs that differ in a negation, a
+   figure, a date, a name, a direction, a role or a unit, whatever their similarity.
+3. **Second stage** (``pair_check.py``): for similarities in the model's band, the questions
+   compared token by token; a pair the model finds unlikely to be the same question is
+   refused.
+
+The thresholds come from the precision and recall curve of the evaluation set's development
+half (``bench/semantic_quality.py``; the curve and the test half's figures are in
+docs/caching.md). A refused pair costs a cache hit; a wrong hit serves another question's
+answer, so the curve's pick favours precision.
 """
 
 from __future__ import annotations
+
+from typing import Protocol
 
 from workers.cache.guards import mismatch
 
 DEFAULT_THRESHOLD = 0.85
 
 
-class SemanticMatcher:
-    """Accepts a cached question for a query when similar enough and not vetoed by a guard."""
+class SecondStage(Protocol):
+    def same_question(self, query: str, cached: str, similarity: float) -> bool: ...
 
-    def __init__(self, threshold: float = DEFAULT_THRESHOLD) -> None:
+
+class SemanticMatcher:
+    """Accepts a cached question for a query when similar enough and not refused by a check."""
+
+    def __init__(self, threshold: float = DEFAULT_THRESHOLD, second_stage: SecondStage | None = None) -> None:
         if not 0.0 < threshold <= 1.0:
             raise ValueError(f"threshold must be in (0, 1], not {threshold}")
         self.threshold = threshold
+        self.second_stage = second_stage
 
     def accept(
         self, query_text: str, cached_text: str, similarity: float, threshold: float | None = None
@@ -30,10 +45,15 @@ class SemanticMatcher:
         """``(True, None)`` on a match; ``(False, reason)`` otherwise.
 
         ``threshold`` overrides the matcher's own (a namespace whose threshold was raised).
-        The reason is "below_threshold" when the similarity is too low, else the reason of
-        the first guard that rejects the pair (see ``GUARDS`` in workers/cache/guards/).
+        The reason is "below_threshold" when the similarity is too low, the reason of the
+        first guard that rejects the pair (see ``GUARDS`` in workers/cache/guards/), or
+        "second_stage".
         """
         if similarity < (self.threshold if threshold is None else threshold):
             return False, "below_threshold"
         reason = mismatch(query_text, cached_text)
-        return (False, reason) if reason else (True, None)
+        if reason:
+            return False, reason
+        if self.second_stage and not self.second_stage.same_question(query_text, cached_text, similarity):
+            return False, "second_stage"
+        return True, None

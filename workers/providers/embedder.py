@@ -91,6 +91,26 @@ class Embedder:
             self.forward_passes += -(-len(texts) // self.batch_size)
         return np.asarray(vectors, dtype=np.float32).reshape(len(texts), DIMENSION)
 
+    def token_vectors(self, texts: list[str]) -> list[np.ndarray]:
+        """Each text's contextual token embeddings, ``(tokens, 384)`` L2-normalised rows.
+
+        The start and end markers are left out. One forward pass for all ``texts``: the
+        semantic cache's second stage compares a question with a candidate token by token.
+        """
+        model = self.model
+        with self._encode_lock:
+            outputs = model.encode(list(texts), output_value=None, batch_size=self.batch_size)
+            self.forward_passes += -(-len(texts) // self.batch_size)
+        found = []
+        for output in outputs:
+            mask = output["attention_mask"].numpy().astype(bool)
+            rows = output["token_embeddings"].numpy()[mask][1:-1]
+            if not len(rows):
+                rows = np.zeros((1, DIMENSION), dtype=np.float32)
+            norms = np.linalg.norm(rows, axis=1, keepdims=True)
+            found.append((rows / np.maximum(norms, 1e-9)).astype(np.float32))
+        return found
+
     def embed_one(self, text: str) -> np.ndarray:
         """One text's ``(384,)`` embedding; concurrent callers share forward passes."""
         return self._collector.submit(text, EMBED_ONE_TIMEOUT_S)
