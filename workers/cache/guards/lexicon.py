@@ -108,6 +108,7 @@ for _unit, _names in _DATA["units"].items():
     for _name in _names.split():
         UNITS_NAMED[_name] = UNITS_NAMED.get(_name, frozenset()) | {_unit}
 BARE_UNITS = _words(_DATA["unit_words"]["bare"])
+UNIT_DIMENSIONS = _words(_DATA["unit_words"]["dimensions"])
 UNIT_ASKED_AFTER = _words(_DATA["unit_words"]["asked_after"])
 
 _ROLES = _DATA["roles"]

@@ -14,7 +14,7 @@ from functools import lru_cache
 from typing import NamedTuple
 
 from workers.cache.guards.dates import read_dates
-from workers.cache.guards.lexicon import BARE_UNITS, UNIT_ASKED_AFTER, UNITS_NAMED
+from workers.cache.guards.lexicon import BARE_UNITS, UNIT_ASKED_AFTER, UNIT_DIMENSIONS, UNITS_NAMED
 from workers.cache.guards.numbers import number_spans
 from workers.cache.guards.tokens import Token, tokenize
 
@@ -31,26 +31,40 @@ class Measures(NamedTuple):
     named: frozenset[Units]
 
 
-def _unit_after(tokens: Tokens, end: int) -> tuple[Units, int] | None:
-    """The unit named at ``end`` (after a number, "degrees" passed over): "km"; with its index."""
-    if end < len(tokens) and tokens[end].lower in {"degree", "degrees"}:
-        end += 1
-    if end < len(tokens) and tokens[end].kind == "word" and tokens[end].lower in UNITS_NAMED:
-        return UNITS_NAMED[tokens[end].lower], end
-    return None
+def unit_at(tokens: Tokens, i: int) -> tuple[Units, str, int] | None:
+    """The unit named at ``tokens[i]``: its units, its name and the index after it.
+
+    "square metres" is another unit than "metres", "light-seconds" is one unit, and a plural
+    spelled with a plain "s" ("inchs") is the plural.
+    """
+    if i >= len(tokens) or tokens[i].kind != "word":
+        return None
+    word = tokens[i].lower
+    following = tokens[i + 1].lower if i + 1 < len(tokens) else ""
+    if f"{word}-{following}" in UNITS_NAMED:
+        return UNITS_NAMED[f"{word}-{following}"], f"{word}-{following}", i + 2
+    if word in UNIT_DIMENSIONS and (inner := unit_at(tokens, i + 1)) is not None:
+        return frozenset(f"{word[:2]}:{unit}" for unit in inner[0]), inner[1], inner[2]
+    name = (
+        word if word in UNITS_NAMED else word[:-1] if word.endswith("s") and word[:-1] in UNITS_NAMED else ""
+    )
+    return (UNITS_NAMED[name], name, i + 1) if name else None
 
 
-def _quantity_unit(tokens: Tokens, start: int, end: int) -> tuple[Units, int | None] | None:
-    """The unit of the number at ``tokens[start:end]``: a symbol in it, a name after, a code before."""
+def _quantity_unit(tokens: Tokens, start: int, end: int) -> tuple[Units, set[int]] | None:
+    """The unit of the number at ``tokens[start:end]`` and the indices it takes: a symbol in
+    it, a name after ("degrees" passed over), or a code before ("USD 5")."""
     symbol = tokens[start].text.lstrip("-")[:1]
     if symbol in _SYMBOLS:
-        return UNITS_NAMED[_SYMBOLS[symbol]], None
-    after = _unit_after(tokens, end)
+        return UNITS_NAMED[_SYMBOLS[symbol]], set()
+    if end < len(tokens) and tokens[end].lower in {"degree", "degrees"}:
+        end += 1
+    after = unit_at(tokens, end)
     if after is not None:
-        return after
+        return after[0], set(range(end, after[2]))
     before = tokens[start - 1] if start > 0 else None
     if before is not None and before.kind == "word" and before.text.isupper() and before.lower in UNITS_NAMED:
-        return UNITS_NAMED[before.lower], start - 1
+        return UNITS_NAMED[before.lower], {start - 1}
     return None
 
 
@@ -64,18 +78,22 @@ def measures(text: str) -> Measures:
         unit = _quantity_unit(tokens, start, end)
         if unit is not None:
             quantities.add((value, unit[0]))
-            taken |= {unit[1]} if unit[1] is not None else set()
+            taken |= unit[1]
     asked: set[Units] = set()
     named: set[Units] = {units for _, units in quantities}
-    for i, token in enumerate(tokens):
-        if i in taken or token.kind != "word" or token.lower not in UNITS_NAMED:
+    i = 0
+    while i < len(tokens):
+        found = None if i in taken else unit_at(tokens, i)
+        if found is None:
+            i += 1
             continue
-        units = UNITS_NAMED[token.lower]
+        units, name, i_next = found
         if i > 0 and tokens[i - 1].lower in UNIT_ASKED_AFTER:
             asked.add(units)
             named.add(units)
-        elif token.lower in BARE_UNITS:
+        elif name in BARE_UNITS or i_next - i > 1:
             named.add(units)
+        i = i_next
     return Measures(frozenset(quantities), frozenset(asked), frozenset(named))
 
 
@@ -100,5 +118,5 @@ def unit_mismatch(a: str, b: str) -> bool:
         return True
     both_ask = bool(mine.asked) and bool(theirs.asked)
     if both_ask and _unmatched(mine.asked, theirs.asked) and _unmatched(theirs.asked, mine.asked):
-        return True
+        return True  # "in kilometres" / "in light-seconds", "how many miles" / "how many km"
     return _unmatched(mine.named, theirs.named) and _unmatched(theirs.named, mine.named)
