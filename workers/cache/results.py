@@ -23,6 +23,7 @@ from workers.cache.exact import ExactCache, decode_entry
 from workers.cache.matching import SemanticMatcher
 from workers.cache.misses import MissCounter
 from workers.cache.namespaces import conversation_text, namespace, serves
+from workers.cache.pair_check import PairCheck
 from workers.cache.semantic import SemanticCache, SemanticHit, text_sha
 from workers.cache.stats import CacheStats
 from workers.cache.verification import CacheVerification
@@ -234,5 +235,7 @@ class ResultCache:
 
 def build_result_cache(settings: Settings, redis: Redis, keys: RedisKeys) -> ResultCache:
     """The cache with its semantic half; the embedding model loads on the first lookup."""
-    semantic = SemanticCache(redis, keys, Embedder(), SemanticMatcher(settings.cache.semantic_threshold))
+    embedder = Embedder()
+    matcher = SemanticMatcher(settings.cache.semantic_threshold, PairCheck(embedder))
+    semantic = SemanticCache(redis, keys, embedder, matcher)
     return ResultCache(redis, keys, semantic, settings.cache)
