@@ -9,9 +9,11 @@ way however they word it, or the other way round.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
+from functools import lru_cache
 
-from workers.cache.guards.lexicon import BEFORE_AFTER, COMPARING, POLES, ROUTE_CUES, STOPWORDS
+from workers.cache.guards.lexicon import BEFORE_AFTER, COMPARING, POLES, PRONOUNS, ROUTE_CUES, STOPWORDS
 from workers.cache.guards.tokens import Token, clause, is_inner_capital, tokenize
 
 Tokens = tuple[Token, ...]
@@ -40,13 +42,62 @@ def contradicted(mine: list[Relation], theirs: list[Relation]) -> bool:
     return any(any(r.opposes(t) for t in theirs) and not any(r.agrees(t) for t in theirs) for r in mine)
 
 
-def content(tokens: Tokens, start: int, stop: int) -> frozenset[str]:
-    """The words of ``tokens[start:stop]`` that are not stopwords (a capital letter is a name: "A")."""
+@lru_cache(maxsize=4096)
+def letter_names(tokens: Tokens) -> frozenset[int]:
+    """Where a single letter names a thing: "list a contains list b" (one noun, two letters)."""
+    after: dict[str, set[str]] = {}
+    for before, token in itertools.pairwise(tokens):
+        if len(token.text) == 1 and token.text.isalpha() and before.lower not in STOPWORDS:
+            after.setdefault(before.lower, set()).add(token.lower)
+    nouns = {noun for noun, letters in after.items() if len(letters) >= 2}
     return frozenset(
-        t.lower
-        for t in tokens[max(start, 0) : stop]
-        if t.kind != "punct" and (t.lower not in STOPWORDS or (len(t.text) == 1 and t.text.isupper()))
+        i for i in range(1, len(tokens)) if len(tokens[i].text) == 1 and tokens[i - 1].lower in nouns
     )
+
+
+def operand(tokens: Tokens, i: int) -> str | None:
+    """The operand ``tokens[i]`` names, or None for a stopword or punctuation.
+
+    A capital letter ("A") and a letter that names a thing ("list a") are names; a personal
+    pronoun is one operand in either case: "him" and "he" read as "?he".
+    """
+    token = tokens[i]
+    if token.kind == "punct":
+        return None
+    if token.lower in PRONOUNS:
+        return "?" + PRONOUNS[token.lower]
+    if (
+        token.lower not in STOPWORDS
+        or (len(token.text) == 1 and token.text.isupper())
+        or i in letter_names(tokens)
+    ):
+        return token.lower
+    return None
+
+
+def content(tokens: Tokens, start: int, stop: int) -> frozenset[str]:
+    """The operands of ``tokens[start:stop]`` (see :func:`operand`)."""
+    found = (operand(tokens, i) for i in range(max(start, 0), min(stop, len(tokens))))
+    return frozenset(word for word in found if word is not None)
+
+
+def nearest(tokens: Tokens, start: int, stop: int, backwards: bool, count: int = 2) -> frozenset[str]:
+    """Up to ``count`` operands of ``tokens[start:stop]`` nearest its end (``backwards``) or start,
+    all names or all not: "flights New York" ends in "new york", "flight Boston" in "boston"."""
+    indices = range(min(stop, len(tokens)) - 1, max(start, 0) - 1, -1) if backwards else range(start, stop)
+    found: list[str] = []
+    kind = None
+    for i in indices:
+        word = operand(tokens, i)
+        if word is None:
+            continue
+        if kind is not None and _name_like(tokens[i]) != kind:
+            break
+        found.append(word)
+        kind = _name_like(tokens[i])
+        if len(found) == count:
+            break
+    return frozenset(found)
 
 
 def ordered(axis: str, pole: int, left: frozenset[str], right: frozenset[str]) -> list[Relation]:
@@ -111,7 +162,8 @@ def _route(tokens: Tokens, i: int, start: int, stop: int) -> list[Relation]:
         return []  # read at the "from"
     cue = any(word in ROUTE_CUES for word in lowers[start:stop])
     if cue or (_name_like(tokens[i - 1]) and _name_like(tokens[i + 1])):
-        return ordered("route", 1, content(tokens, start, i), content(tokens, i + 1, stop))
+        # the words next to "to": "flights London to New York duration" goes London -> New York
+        return ordered("route", 1, nearest(tokens, start, i, True), nearest(tokens, i + 1, stop, False))
     return []
 
 

@@ -24,15 +24,15 @@ from workers.cache.guards.lexicon import (
     BE_FORMS,
     CLAUSE_OPENERS,
     IRREGULAR_FORMS,
-    PRONOUNS,
     RELATIVES,
     STOPWORDS,
     SYMMETRIC,
     WH_OPERANDS,
 )
-from workers.cache.guards.relations import Relation, contradicted, ordered
+from workers.cache.guards.relations import Relation, contradicted, operand, ordered
 from workers.cache.guards.tokens import CLAUSE_BREAKS, Token, tokenize
 
+Tokens = tuple[Token, ...]
 _WH = "?wh"  # the operand a clause-opening who or whom stands for
 
 
@@ -61,21 +61,21 @@ class Word(NamedTuple):
 _OF = Word("of", False, True)  # "of" (and the possessive read as it) is a pivot: "student of teacher"
 
 
-def _word(token: Token) -> Word:
+def _word(tokens: Tokens, i: int) -> Word:
+    """The word at ``tokens[i]``: its operand's lemma, and whether a role may turn on it."""
+    token = tokens[i]
     if token.lower == "of":
         return _OF
-    if token.lower in PRONOUNS:
-        return _operand(PRONOUNS[token.lower])
-    is_content = token.kind != "punct" and token.lower not in STOPWORDS
-    base = lemma(token.lower) if is_content else token.lower
+    word = operand(tokens, i)
+    if word is None:
+        return Word(token.lower, False, False)
+    if word.startswith("?") or len(word) == 1:
+        return Word(word, True, False)  # a pronoun or a letter: "him", "list a"
+    base = lemma(word)
     name = token.kind == "num" or (token.text[:1].isupper() and not token.sentence_start)
-    pivot = is_content and not name and base not in SYMMETRIC and token.lower not in SYMMETRIC
-    participle = (token.lower.endswith("ed") and len(token.lower) >= 5) or token.lower in IRREGULAR_FORMS
-    return Word(base, is_content, pivot, participle)
-
-
-def _operand(pronoun: str) -> Word:
-    return Word("?" + pronoun, True, False)
+    pivot = not name and base not in SYMMETRIC and word not in SYMMETRIC
+    participle = (word.endswith("ed") and len(word) >= 5) or word in IRREGULAR_FORMS
+    return Word(base, True, pivot, participle)
 
 
 def _opened(clause: list[Word], opener: str) -> list[Word]:
@@ -88,7 +88,8 @@ def clauses(text: str) -> list[list[Word]]:
     """The clauses of ``text`` as words, "A's B" read as "B of A"."""
     found: list[list[Word]] = [[]]
     held: list[Word] = []  # possessors waiting for what they own: "my friend's" of "my friend's order"
-    for token in tokenize(text):
+    tokens = tokenize(text)
+    for i, token in enumerate(tokens):
         if token.lower in WH_OPERANDS and not found[-1]:
             found[-1].append(Word(_WH, True, False))
             continue
@@ -97,7 +98,7 @@ def clauses(text: str) -> list[list[Word]]:
             found.append(_opened(found[-1], token.lower))
             held = []
             continue
-        word = _word(token)
+        word = _word(tokens, i)
         if token.possessive and word.content:
             held.append(word)
             continue
