@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field, field_validator
 
 
 class CacheSettings(BaseModel):
-    """The semantic cache's matching (docs/caching.md)."""
+    """The semantic cache's matching, and the checks that raise its thresholds (docs/caching.md)."""
 
     semantic_threshold: float = Field(
         0.85, gt=0, le=1, description="Cosine similarity a cached question needs, before the guards."

@@ -20,6 +20,7 @@ from redis.exceptions import RedisError
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from schemas.errors import SwitchyardError
 from workers.cache.results import ResultCache, semantic_entry
 from workers.cache.shadows import SHADOW_OF, answer_text, compare_answers, shadowed_hit, start_shadow
 from workers.chain import CallContext, Middleware
@@ -47,7 +48,7 @@ class ShadowVerification(Middleware):
                 self._maybe_shadow(ctx)
             elif ctx.called and ctx.error is None and SHADOW_OF in (ctx.job.job_metadata or {}):
                 self._verify(ctx)
-        except (RedisError, SQLAlchemyError, RuntimeError) as exc:
+        except (RedisError, SQLAlchemyError, SwitchyardError, RuntimeError) as exc:
             log.warning(
                 "semantic_check_failed", job=ctx.job.id, error_type=type(exc).__name__, error=str(exc)
             )
