@@ -64,8 +64,8 @@ _OF = Word("of", False, True)  # "of" (and the possessive read as it) is a pivot
 def _word(tokens: Tokens, i: int) -> Word:
     """The word at ``tokens[i]``: its operand's lemma, and whether a role may turn on it."""
     token = tokens[i]
-    if token.lower == "of":
-        return _OF
+    if token.lower == "of":  # "a neighbour of France" is "France's neighbour": no role turns on it
+        return _OF if i == 0 or lemma(tokens[i - 1].lower) not in SYMMETRIC else Word("of", False, False)
     word = operand(tokens, i)
     if word is None:
         return Word(token.lower, False, False)
