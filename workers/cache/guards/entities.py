@@ -45,6 +45,7 @@ def _joined(text: str) -> str:
 def _mentions(name: str, text_words: set[str]) -> bool:
     """Whether ``text_words`` hold ``name``, in the singular or the plural ("JOIN" / "joins")."""
     forms = {name, name + "s", name + "es", name.removesuffix("s"), name.removesuffix("es")}
+    forms |= {name[:-1] + "ies", name[:-3] + "y"} if name.endswith(("y", "ies")) else set()  # "Families"
     return bool(forms & text_words)
 
 

@@ -92,9 +92,16 @@ def _digits(tokens: Tokens, i: int) -> _Number | None:
 
 
 def _pronoun_one(tokens: Tokens, i: int) -> bool:
-    """Whether the "one" at ``i`` is a pronoun: "which one", "one of", "one at a time"."""
+    """Whether the "one" at ``i`` is a pronoun: "which one", "the old one", "one of", "one at a time"."""
+    after_adjective = (  # "the old one", "a new one"; not "the top one hundred"
+        i > 1
+        and tokens[i - 2].lower in ONE_PRONOUN_BEFORE | {"a", "an"}
+        and tokens[i - 1].kind == "word"
+        and not (i + 1 < len(tokens) and tokens[i + 1].lower in SCALES)
+    )
     return (
-        (i > 0 and tokens[i - 1].lower in ONE_PRONOUN_BEFORE)
+        after_adjective
+        or (i > 0 and tokens[i - 1].lower in ONE_PRONOUN_BEFORE)
         or (i + 1 < len(tokens) and tokens[i + 1].lower in ONE_PRONOUN_AFTER)
         or any([t.lower for t in tokens[j : j + 3]] == ["at", "a", "time"] for j in (i + 1, i + 2))
     )
