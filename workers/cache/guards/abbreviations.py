@@ -20,7 +20,7 @@ def _pattern(form: str) -> str:
     parts = [re.escape(word) for word in re.split(r"[\s-]+", form.strip())]
     body = r"[\s-]*".join(parts)
     plural = "s?" if form.islower() else ""
-    return rf"(?<![\w.]){body}{plural}(?![\w-])"
+    return rf"{body}{plural}(?![\w-])"
 
 
 def _compile(caseless: bool) -> tuple[re.Pattern[str], dict[str, str]]:
@@ -34,7 +34,8 @@ def _compile(caseless: bool) -> tuple[re.Pattern[str], dict[str, str]]:
     ordered = sorted(forms, key=len, reverse=True)
     lookup = {re.sub(r"[\s-]+", "", form): abbreviation for form, abbreviation in forms.items()}
     flags = re.IGNORECASE if caseless else 0
-    return re.compile("|".join(f"(?:{_pattern(form)})" for form in ordered), flags), lookup
+    # one look-behind for all the forms: the alternatives are tried at word starts only
+    return re.compile(r"(?<![\w.])(?:" + "|".join(_pattern(form) for form in ordered) + ")", flags), lookup
 
 
 _CASELESS, _CASELESS_FORMS = _compile(caseless=True)

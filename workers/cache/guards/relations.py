@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
-from functools import lru_cache
 
 from workers.cache.guards.lexicon import BEFORE_AFTER, COMPARING, POLES, PRONOUNS, ROUTE_CUES, STOPWORDS
 from workers.cache.guards.tokens import Token, clause, is_inner_capital, tokenize
@@ -39,20 +38,39 @@ class Relation:
 
 def contradicted(mine: list[Relation], theirs: list[Relation]) -> bool:
     """Whether one of ``mine`` is opposed by one of ``theirs`` and agreed by none of them."""
-    return any(any(r.opposes(t) for t in theirs) and not any(r.agrees(t) for t in theirs) for r in mine)
+    by_axis: dict[str, list[Relation]] = {}
+    for t in theirs:
+        by_axis.setdefault(t.axis, []).append(t)
+    for r in mine:
+        same_axis = by_axis.get(r.axis, [])
+        if any(r.opposes(t) for t in same_axis) and not any(r.agrees(t) for t in same_axis):
+            return True
+    return False
 
 
-@lru_cache(maxsize=4096)
+_LETTERS: dict[int, tuple[Tokens, frozenset[int]]] = {}  # by the identity of tokenize's cached tuple
+
+
 def letter_names(tokens: Tokens) -> frozenset[int]:
-    """Where a single letter names a thing: "list a contains list b" (one noun, two letters)."""
+    """Where a single letter names a thing: "list a contains list b" (one noun, two letters).
+
+    Kept per token tuple by identity: hashing the tuple would cost its length on every call.
+    """
+    cached = _LETTERS.get(id(tokens))
+    if cached is not None and cached[0] is tokens:
+        return cached[1]
     after: dict[str, set[str]] = {}
     for before, token in itertools.pairwise(tokens):
         if len(token.text) == 1 and token.text.isalpha() and before.lower not in STOPWORDS:
             after.setdefault(before.lower, set()).add(token.lower)
     nouns = {noun for noun, letters in after.items() if len(letters) >= 2}
-    return frozenset(
+    found = frozenset(
         i for i in range(1, len(tokens)) if len(tokens[i].text) == 1 and tokens[i - 1].lower in nouns
     )
+    if len(_LETTERS) > 4096:
+        _LETTERS.clear()
+    _LETTERS[id(tokens)] = (tokens, found)
+    return found
 
 
 def operand(tokens: Tokens, i: int) -> str | None:

@@ -33,6 +33,7 @@ from workers.cache.guards.relations import Relation, contradicted, operand, orde
 from workers.cache.guards.tokens import CLAUSE_BREAKS, Token, tokenize
 
 Tokens = tuple[Token, ...]
+_WINDOW = 12  # words read either side of a pivot
 _WH = "?wh"  # the operand a clause-opening who or whom stands for
 
 
@@ -149,8 +150,9 @@ def roles(text: str) -> tuple[Relation, ...]:
     found: list[Relation] = []
     for words in clauses(text):
         for p, word in enumerate(words):
-            if word.pivot:
-                found += ordered(f"role:{word.lemma}", 1, *_sides(words, p))
+            if word.pivot:  # a window either side, so that a long clause costs linear time
+                start = max(0, p - _WINDOW)
+                found += ordered(f"role:{word.lemma}", 1, *_sides(words[start : p + _WINDOW + 1], p - start))
     return tuple(found)
 
 
