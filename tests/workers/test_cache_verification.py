@@ -11,18 +11,25 @@ from typing import Any
 
 import pytest
 import structlog
+from redis import Redis
 from structlog.testing import LogCapture
 from tests_support import queued_job_ids, running_emulator, tier_runtime
 
 from api.keys import create_tenant
+from infra.launch import free_port
+from schemas.openai import ChatRequest
 from schemas.tables import Job
 from workers import store
 from workers.cache import verification
 from workers.cache.exact import request_key
 from workers.cache.namespaces import namespace
+from workers.cache.results import ResultCache
+from workers.chain import CallContext
 from workers.db import session_scope
 from workers.job_runner import run_job
 from workers.keys import tier_queue
+from workers.middleware import cache_verification
+from workers.middleware.cache_verification import ShadowVerification
 from workers.runtime import Runtime
 
 STORED = "How do I reset my password?"
@@ -173,3 +180,22 @@ def test_no_shadow_runs_with_a_share_of_zero(
 
         assert hit.cache is not None and hit.cache["hit"] == "semantic"
         assert shadows(runtime) == []
+
+
+def test_a_check_that_meets_no_redis_is_logged_and_dropped_not_raised(
+    rt: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tenant = new_tenant(rt)
+    ask(rt, tenant, STORED)
+    hit = ask(rt, tenant, PARAPHRASE)
+    capture = LogCapture()
+    monkeypatch.setattr(cache_verification, "log", structlog.wrap_logger(None, processors=[capture]))
+    dead = Redis(port=free_port(), socket_connect_timeout=0.2)
+    middleware = ShadowVerification(rt.engine, rt.dispatcher, ResultCache(dead, rt.keys))
+    ctx = CallContext(job=hit, settings=rt.settings, request=ChatRequest.model_validate(hit.request))
+    ctx.answered = {"cache": hit.cache}
+
+    middleware.after_attempt(ctx, settled=True)  # the slot release and the rest still run after it
+
+    [failed] = [e for e in capture.entries if e["event"] == "semantic_check_failed"]
+    assert failed["job"] == hit.id and failed["error_type"] == "ConnectionError"
