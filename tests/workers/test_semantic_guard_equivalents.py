@@ -23,6 +23,12 @@ SAME = [
     ("How do I contact HR?", "How do I contact human resources?"),
     ("Is AI the same as ML?", "Is artificial intelligence the same as machine learning?"),
     ("What is my ETA?", "What is my estimated time of arrival?"),
+    (
+        "What time is it in Tokyo when it's noon in New York?",
+        "When it's noon in NYC, what time is it in Tokyo?",
+    ),
+    ("How much does the 1Password Families plan cost?", "How much does the 1Password family plan cost?"),
+    ("Docker vs VMs, explain the difference", "Docker vs virtual machines: explain the difference"),
     ("How do I combine two things?", "How do I combine one thing into another?"),
     ("How do I merge two files?", "How do I merge one file into another?"),
     ("How do I copy files between two folders?", "How do I copy files from one folder to another?"),

@@ -37,6 +37,9 @@ SAME_UNITS = [
     ("whats 20 centimetres in inchs", "what is 20 cm in inches"),
     ("How many hours of sleep do adults need?", "How much sleep does an adult need?"),
     ("how much is the pro plan per month", "what's the monthly price of the Pro plan?"),
+    ("What's 72 F in Celsius?", "Convert 72 degrees Fahrenheit to Celsius"),  # units are not names
+    ("What's 10 km in miles?", "How many miles are in 10 kilometers?"),
+    ("How much is $50 in euros?", "Convert 50 dollars to euros"),
 ]
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 
-from workers.cache.guards.lexicon import NOT_NAMES
+from workers.cache.guards.lexicon import BARE_UNITS, NOT_NAMES, UNITS_NAMED
 from workers.cache.guards.tokens import is_inner_capital, tokenize, words
 
 _CONNECTORS = frozenset({"of", "and", "the", "for", "on", "in", "de"})
@@ -25,7 +25,14 @@ def _is_acronym(word: str) -> bool:
 
 def entities(text: str) -> frozenset[str]:
     """The lowercased names ``text`` mentions."""
-    tokens = [t for t in tokenize(text) if t.kind == "word"]
+    every = tokenize(text)
+    # units are the unit guard's, not names: after a number ("72 F", "5 GB") or by name ("Celsius")
+    units = {
+        i
+        for i, t in enumerate(every)
+        if t.lower in BARE_UNITS or (i > 0 and every[i - 1].kind == "num" and t.lower in UNITS_NAMED)
+    }
+    tokens = [t for i, t in enumerate(every) if t.kind == "word" and i not in units]
     shouting = len(tokens) >= 3 and sum(_is_acronym(t.text) for t in tokens) >= 0.6 * len(tokens)
     found: set[str] = set()
     for token in tokens:
