@@ -12,13 +12,15 @@ from typing import Any
 import pytest
 import structlog
 from redis import Redis
+from sqlalchemy import delete
+from sqlmodel import col
 from structlog.testing import LogCapture
 from tests_support import queued_job_ids, running_emulator, tier_runtime
 
 from api.keys import create_tenant
 from infra.launch import free_port
 from schemas.openai import ChatRequest
-from schemas.tables import Job
+from schemas.tables import Job, Usage
 from workers import store
 from workers.cache import verification
 from workers.cache.exact import request_key
@@ -57,6 +59,18 @@ def rt(tmp_path: Path, redis_url: str, database_url: str, emulator: str) -> Iter
 
 
 @pytest.fixture
+def tenant(rt: Runtime) -> Iterator[str]:
+    """A fresh tenant; its jobs and their usage rows are removed afterwards, so no sweep of
+    another test finds them (a shadow left queued, say)."""
+    with session_scope(rt.engine) as session:
+        tenant_id = create_tenant(session, f"t-{uuid.uuid4().hex[:8]}").id
+    yield tenant_id
+    with session_scope(rt.engine) as session:
+        session.execute(delete(Usage).where(col(Usage.tenant_id) == tenant_id))
+        session.execute(delete(Job).where(col(Job.tenant_id) == tenant_id))
+
+
+@pytest.fixture
 def raised_events(monkeypatch: pytest.MonkeyPatch) -> list[MutableMapping[str, Any]]:
     capture = LogCapture()
     monkeypatch.setattr(verification, "log", structlog.wrap_logger(None, processors=[capture]))
@@ -66,13 +80,6 @@ def raised_events(monkeypatch: pytest.MonkeyPatch) -> list[MutableMapping[str, A
 def tier_of(rt: Runtime) -> str:
     """The test's own tier (the config's tiers are there too)."""
     return next(name for name in rt.settings.tiers if name.startswith("shadow"))
-
-
-def new_tenant(rt: Runtime) -> str:
-    with session_scope(rt.engine) as session:
-        tenant = create_tenant(session, f"t-{uuid.uuid4().hex[:8]}")
-        session.flush()
-        return tenant.id
 
 
 def ask(rt: Runtime, tenant: str, text: str) -> Job:
@@ -104,9 +111,8 @@ def shadows(rt: Runtime) -> list[str]:
 
 
 def test_a_shadow_answering_differently_records_a_disagreement_and_raises_the_threshold(
-    rt: Runtime, raised_events: list[MutableMapping[str, Any]]
+    rt: Runtime, tenant: str, raised_events: list[MutableMapping[str, Any]]
 ) -> None:
-    tenant = new_tenant(rt)
     first = ask(rt, tenant, STORED)
     hit = ask(rt, tenant, PARAPHRASE)
     assert hit.cache is not None and hit.cache["hit"] == "semantic" and hit.cost_usd == 0
@@ -132,9 +138,8 @@ def test_a_shadow_answering_differently_records_a_disagreement_and_raises_the_th
 
 
 def test_a_shadow_answering_alike_is_agreed_and_leaves_the_threshold(
-    rt: Runtime, raised_events: list[MutableMapping[str, Any]]
+    rt: Runtime, tenant: str, raised_events: list[MutableMapping[str, Any]]
 ) -> None:
-    tenant = new_tenant(rt)
     ask(rt, tenant, STORED)
     hit = ask(rt, tenant, STORED)  # the worker's lookup: the same question, the same answer
     assert hit.cache is not None and hit.cache["hit"] == "semantic"
@@ -147,8 +152,7 @@ def test_a_shadow_answering_alike_is_agreed_and_leaves_the_threshold(
     assert not [e for e in raised_events if e["event"] == "semantic_threshold_raised"]
 
 
-def test_a_shadow_counts_once_and_a_job_claiming_to_be_one_counts_nothing(rt: Runtime) -> None:
-    tenant = new_tenant(rt)
+def test_a_shadow_counts_once_and_a_job_claiming_to_be_one_counts_nothing(rt: Runtime, tenant: str) -> None:
     ask(rt, tenant, STORED)
     hit = ask(rt, tenant, PARAPHRASE)
     [shadow_id] = shadows(rt)
@@ -170,10 +174,9 @@ def test_a_shadow_counts_once_and_a_job_claiming_to_be_one_counts_nothing(rt: Ru
 
 
 def test_no_shadow_runs_with_a_share_of_zero(
-    tmp_path: Path, redis_url: str, database_url: str, emulator: str
+    tmp_path: Path, redis_url: str, database_url: str, emulator: str, tenant: str
 ) -> None:
     with runtime_with(tmp_path, redis_url, database_url, emulator, shadow_share=0.0) as runtime:
-        tenant = new_tenant(runtime)
         ask(runtime, tenant, STORED)
 
         hit = ask(runtime, tenant, PARAPHRASE)
@@ -183,9 +186,8 @@ def test_no_shadow_runs_with_a_share_of_zero(
 
 
 def test_a_check_that_meets_no_redis_is_logged_and_dropped_not_raised(
-    rt: Runtime, monkeypatch: pytest.MonkeyPatch
+    rt: Runtime, tenant: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    tenant = new_tenant(rt)
     ask(rt, tenant, STORED)
     hit = ask(rt, tenant, PARAPHRASE)
     capture = LogCapture()
