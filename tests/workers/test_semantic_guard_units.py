@@ -23,6 +23,9 @@ OTHER_UNITS = [
     ("How many square metres is a football pitch?", "How many hectares is a football pitch?"),
     ("What is the distance to the Moon in kilometres?", "What is the distance to the Moon in light-seconds?"),
     ("What is a megabyte?", "What is a gigabyte?"),
+    ("Run for 30 minutes", "Run for 30 miles"),
+    ("How many grams in an ounce?", "How many ounces in a gram?"),
+    ("Is 1 TB enough?", "Are 2 TB enough?"),
 ]
 
 SAME_UNITS = [
@@ -40,6 +43,13 @@ SAME_UNITS = [
     ("What's 72 F in Celsius?", "Convert 72 degrees Fahrenheit to Celsius"),  # units are not names
     ("What's 10 km in miles?", "How many miles are in 10 kilometers?"),
     ("How much is $50 in euros?", "Convert 50 dollars to euros"),
+    (
+        "How much data does Netflix use per hour?",
+        "How many GB does Netflix use in an hour?",
+    ),  # a rate's "per"
+    ("What's the speed limit in mph?", "What is the speed limit in miles per hour?"),
+    ("How many seconds are in a day?", "How many seconds in one day?"),
+    ("How much does 1 TB of cloud storage cost?", "What's the price of a terabyte of cloud storage?"),
 ]
 
 

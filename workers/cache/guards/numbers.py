@@ -27,6 +27,7 @@ from workers.cache.guards.lexicon import (
     SUFFIX_SCALES,
     TENS,
     UNITS,
+    UNITS_NAMED,
 )
 from workers.cache.guards.tokens import CLAUSE_BREAKS, tokenize
 
@@ -167,9 +168,16 @@ def number_spans(tokens: Tokens, used: set[int]) -> list[tuple[str, int, int]]:
     return found
 
 
+def _one_unit(tokens: Tokens, value: str, end: int) -> bool:
+    """Whether the number is one of a unit: "1 TB", "one day", which say what "a terabyte" says."""
+    return value == "1" and end < len(tokens) and tokens[end].lower in UNITS_NAMED
+
+
 def read_numbers(tokens: Tokens, used: set[int]) -> frozenset[str]:
-    """Canonical values of the numbers in ``tokens`` not at ``used`` indices."""
-    return frozenset(value for value, _, _ in number_spans(tokens, used))
+    """Canonical values of the numbers in ``tokens`` not at ``used`` indices ("one day" aside)."""
+    return frozenset(
+        value for value, _, end in number_spans(tokens, used) if not _one_unit(tokens, value, end)
+    )
 
 
 def numbers(text: str) -> frozenset[str]:

@@ -34,8 +34,8 @@ class Measures(NamedTuple):
 def unit_at(tokens: Tokens, i: int) -> tuple[Units, str, int] | None:
     """The unit named at ``tokens[i]``: its units, its name and the index after it.
 
-    "square metres" is another unit than "metres", "light-seconds" is one unit, and a plural
-    spelled with a plain "s" ("inchs") is the plural.
+    "square metres" is another unit than "metres", "light-seconds" and "miles per hour" are
+    one unit each, and a plural spelled with a plain "s" ("inchs") is the plural.
     """
     if i >= len(tokens) or tokens[i].kind != "word":
         return None
@@ -43,6 +43,9 @@ def unit_at(tokens: Tokens, i: int) -> tuple[Units, str, int] | None:
     following = tokens[i + 1].lower if i + 1 < len(tokens) else ""
     if f"{word}-{following}" in UNITS_NAMED:
         return UNITS_NAMED[f"{word}-{following}"], f"{word}-{following}", i + 2
+    rate = f"{word}/{tokens[i + 2].lower}" if following == "per" and i + 2 < len(tokens) else ""
+    if rate in UNITS_NAMED:  # "miles per hour" is "mph"
+        return UNITS_NAMED[rate], rate, i + 3
     if word in UNIT_DIMENSIONS and (inner := unit_at(tokens, i + 1)) is not None:
         return frozenset(f"{word[:2]}:{unit}" for unit in inner[0]), inner[1], inner[2]
     name = (
