@@ -2,7 +2,8 @@
 
 Sentence embeddings put "Is X safe?" and "Is X not safe?" next to each other, and so "top 5"
 and "top 10", "in 2019" and "in 2020", "capital of France" and "capital of Spain", "Is A
-bigger than B" and "Is B bigger than A". A cached answer to one is a wrong answer to the
+bigger than B" and "Is B bigger than A", "5 km in miles" and "5 miles in km", "Did Alice
+pay Bob?" and "Did Bob pay Alice?". A cached answer to one is a wrong answer to the
 other. :func:`mismatch` vetoes such pairs whatever their cosine similarity; it never says two
 texts are the same, only that they are not, so it can only lower the cache's hit rate.
 
@@ -17,13 +18,21 @@ word; two different questions that share their figures, names and direction but 
 differently ("How do I center a div?" / "How do I center text?") are left to the
 similarity threshold.
 
+What must not count as a difference: an abbreviation and its spelled-out form ("2FA" /
+"two-factor authentication", read as one by ``abbreviations.py`` before tokenizing), number
+words and digits ("a dozen" / "12", "one file into another" / "two files"), one unit however
+written ("5 km" / "5 kilometres"), the passive of the same roles ("Bob was paid by Alice")
+and symmetric words ("Alice married Bob" / "Bob married Alice").
+
 Layout. ``tokens.py`` splits a text into tokens, the one input of every guard.
 ``lexicon.toml`` holds the word lists and ``lexicon.py`` reads them. A guard is a module
 whose ``*_mismatch(a, b)`` says whether the two texts differ in one feature; extractors that
 read a feature for a guard sit beside it (``dates.py`` and ``numbers.py`` for
-``figures.py``, ``relations.py`` for ``direction.py``). To add a guard, write its module
-(with a test in tests/workers/test_semantic_guards.py) and add one line to :data:`GUARDS`,
-where its place in the order decides which reason a pair that several guards reject gets.
+``figures.py``; ``relations.py`` for ``direction.py`` and ``roles.py``, which read their
+operands one way). To add a guard, write its module (with a test in
+tests/workers/test_semantic_guards.py or a test_semantic_guard_*.py beside it) and add one
+line to :data:`GUARDS`, where its place in the order decides which reason a pair that
+several guards reject gets.
 """
 
 from __future__ import annotations

@@ -4,7 +4,9 @@ A comparison with operands ("X bigger than Y", "X cheaper in A than in B", "A be
 "from X to Y", "convert X to Y", "X to Y" between names) is read as a :class:`Relation`
 (axis, left words, right words), turned round when the pole is negative: "Y smaller than X"
 reads as "X bigger than Y". So two texts can be told to compare the same things the same
-way however they word it, or the other way round.
+way however they word it, or the other way round. The role guard (roles.py) reads who does
+what to whom as relations too, with the same operands (:func:`operand`) and the same rule
+for when two texts' relations contradict (:func:`contradicted`).
 """
 
 from __future__ import annotations
