@@ -39,7 +39,7 @@ class ResultCaching(Middleware):
         if job.cache_mode != "semantic" or job.kind != "chat":
             return
         probe = ctx.state(SemanticProbe)
-        hit, probe.probe = self.results.lookup_similar(job.tenant_id, job.tier, job.request)
+        hit, probe.probe = self.results.lookup_similar(job.tenant_id, job.tier, with_limit(ctx))
         if hit is not None:  # answered with no call: not an attempt
             ctx.answered = hit.as_job_fields(job.cache or {})
             ctx.response = ProviderResponse(completion=ChatCompletion.model_validate(hit.result))
@@ -61,3 +61,16 @@ class ResultCaching(Middleware):
         probe = ctx.state(SemanticProbe).probe if job.cache_mode == "semantic" else None
         if probe is not None:
             self.results.store_similar(probe, fresh, int(cache["ttl_s"]))
+
+
+def with_limit(ctx: CallContext) -> dict[str, Any]:
+    """The job's request with the length limit the call will have: the tier's default if none.
+
+    A cached answer serves a request only if it fits its limit (``namespaces.serves``), and a
+    request that sets none is sent with the tier's ``default_max_tokens`` (Routing).
+    """
+    request = ctx.job.request
+    tier = ctx.settings.tiers.get(ctx.job.tier)
+    if tier is None or request.get("max_tokens") is not None or request.get("max_completion_tokens"):
+        return request
+    return {**request, "max_tokens": tier.default_max_tokens}
