@@ -25,6 +25,9 @@ SWAPPED = [
     ("Who is paying Bob?", "Who is Bob paying?"),
     ("Lakers vs Celtics score", "Celtics vs Lakers score"),
     ("dog food for cats", "cat food for dogs"),
+    ("email interviewer to candidate rejection", "email candidate to interviewer rejection"),
+    ("flights London to New York duration", "flights New York to London duration"),
+    ("write a breakup text from him to her", "write a breakup text from her to him"),
     ("Is the teacher's student here?", "Is the student's teacher here?"),
     ("Is Luke the son of Vader?", "Is Vader the son of Luke?"),
     (
@@ -45,6 +48,11 @@ SAME_ROLES = [
     ("Will I be charged if I cancel today?", "If I cancel today will I be charged?"),
     ("How do I remove a red wine stain from carpet?", "How can I get red wine out of a carpet?"),
     ("UK VAT rate standard", "What is the standard rate of VAT in the United Kingdom?"),  # keywords
+    ("python list to string", "convert list to string in python"),
+    ("How do I transfer photos from my iPhone to my PC?", "How can I move pictures from my iPhone to my PC?"),
+    ("Does insurance cover a dental cleaning?", "Is a dental cleaning covered by insurance?"),
+    ("Who invented the telephone?", "The telephone was invented by whom?"),
+    ("How do banks calculate credit scores?", "How are credit scores calculated by banks?"),
 ]
 
 SYMMETRIC = [

@@ -1,7 +1,7 @@
 """Ordered comparisons in a text, for the direction guard: who is bigger than whom.
 
 A comparison with operands ("X bigger than Y", "X cheaper in A than in B", "A before B",
-"from X to Y", "convert X to Y", "X to Y" between names) is read as a :class:`Relation`
+"from X to Y", "convert X to Y", "X to Y" between names or among keywords) is read as a :class:`Relation`
 (axis, left words, right words), turned round when the pole is negative: "Y smaller than X"
 reads as "X bigger than Y". So two texts can be told to compare the same things the same
 way however they word it, or the other way round. The role guard (roles.py) reads who does
@@ -101,21 +101,19 @@ def content(tokens: Tokens, start: int, stop: int) -> frozenset[str]:
     return frozenset(word for word in found if word is not None)
 
 
-def nearest(tokens: Tokens, start: int, stop: int, backwards: bool, count: int = 2) -> frozenset[str]:
-    """Up to ``count`` operands of ``tokens[start:stop]`` nearest its end (``backwards``) or start,
-    all names or all not: "flights New York" ends in "new york", "flight Boston" in "boston"."""
+def nearest(tokens: Tokens, start: int, stop: int, backwards: bool) -> frozenset[str]:
+    """The operand of ``tokens[start:stop]`` nearest its end (``backwards``) or start: a name of
+    up to two words ("flights New York" ends in "new york"), else one word ("email candidate")."""
     indices = range(min(stop, len(tokens)) - 1, max(start, 0) - 1, -1) if backwards else range(start, stop)
     found: list[str] = []
-    kind = None
     for i in indices:
         word = operand(tokens, i)
         if word is None:
             continue
-        if kind is not None and _name_like(tokens[i]) != kind:
+        if found and not (_name_like(tokens[i]) and len(found) < 2):
             break
         found.append(word)
-        kind = _name_like(tokens[i])
-        if len(found) == count:
+        if not _name_like(tokens[i]):
             break
     return frozenset(found)
 
@@ -181,7 +179,8 @@ def _route(tokens: Tokens, i: int, start: int, stop: int) -> list[Relation]:
     if "from" in lowers[start:stop] or i == start or i + 1 >= stop:
         return []  # read at the "from"
     cue = any(word in ROUTE_CUES for word in lowers[start:stop])
-    if cue or (_name_like(tokens[i - 1]) and _name_like(tokens[i + 1])):
+    terse = all(word not in STOPWORDS or word in _RELATION_WORDS for word in lowers[start:stop])
+    if cue or terse or (_name_like(tokens[i - 1]) and _name_like(tokens[i + 1])):
         # the words next to "to": "flights London to New York duration" goes London -> New York
         return ordered("route", 1, nearest(tokens, start, i, True), nearest(tokens, i + 1, stop, False))
     return []
