@@ -65,6 +65,8 @@ SYMMETRIC = [
     ("Cats and dogs as pets", "Dogs and cats as pets"),
     ("What is 5 times 3?", "What is 3 times 5?"),
     ("Is Spain a neighbour of France?", "Is France a neighbour of Spain?"),
+    ("stocks vs bonds, what's the difference?", "bonds vs stocks, what's the difference?"),
+    ("Tabs vs spaces for indentation: compare them.", "Spaces vs tabs for indentation: compare them."),
 ]
 
 

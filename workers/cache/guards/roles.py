@@ -33,10 +33,12 @@ from workers.cache.guards.relations import Relation, contradicted, operand, orde
 from workers.cache.guards.tokens import CLAUSE_BREAKS, Token, tokenize
 
 Tokens = tuple[Token, ...]
+_VERSUS = frozenset({"vs", "versus", "v"})
 _WINDOW = 12  # words read either side of a pivot
 _WH = "?wh"  # the operand a clause-opening who or whom stands for
 
 
+@lru_cache(maxsize=16384)
 def lemma(word: str) -> str:
     """A crude base form, the same for a verb's or a noun's forms: "chased", "chases" -> "chas"."""
     if word in IRREGULAR_FORMS:
@@ -48,6 +50,9 @@ def lemma(word: str) -> str:
     if len(word) > 3 and word[-1] == word[-2] and word[-1] not in "slz":
         word = word[:-1]  # "stopped" -> "stop"
     return word[:-1] if len(word) > 2 and word.endswith("e") else word
+
+
+_SYMMETRIC = frozenset(lemma(word) for word in SYMMETRIC)
 
 
 class Word(NamedTuple):
@@ -66,7 +71,7 @@ def _word(tokens: Tokens, i: int) -> Word:
     """The word at ``tokens[i]``: its operand's lemma, and whether a role may turn on it."""
     token = tokens[i]
     if token.lower == "of":  # "a neighbour of France" is "France's neighbour": no role turns on it
-        return _OF if i == 0 or lemma(tokens[i - 1].lower) not in SYMMETRIC else Word("of", False, False)
+        return _OF if i == 0 or lemma(tokens[i - 1].lower) not in _SYMMETRIC else Word("of", False, False)
     word = operand(tokens, i)
     if word is None:
         return Word(token.lower, False, False)
@@ -74,7 +79,7 @@ def _word(tokens: Tokens, i: int) -> Word:
         return Word(word, True, False)  # a pronoun or a letter: "him", "list a"
     base = lemma(word)
     name = token.kind == "num" or (token.text[:1].isupper() and not token.sentence_start)
-    pivot = not name and base not in SYMMETRIC and word not in SYMMETRIC
+    pivot = not name and base not in _SYMMETRIC
     participle = (word.endswith("ed") and len(word) >= 5) or word in IRREGULAR_FORMS
     return Word(base, True, pivot, participle)
 
@@ -148,9 +153,14 @@ def keywords(text: str) -> bool:
 def roles(text: str) -> tuple[Relation, ...]:
     """Each pivot's relation: ``left`` acts on ``right`` ("Alice pay Bob": pay, {alice}, {bob})."""
     found: list[Relation] = []
-    for words in clauses(text):
+    read = clauses(text)
+    # "X vs Y" is ordered ("Lakers vs Celtics"), unless the text compares them ("stocks vs bonds: the difference")
+    comparing = any(w.lemma in _SYMMETRIC for words in read for w in words)
+    for words in read:
         for p, word in enumerate(words):
-            if word.pivot:  # a window either side, so that a long clause costs linear time
+            if word.pivot and not (
+                comparing and word.lemma in _VERSUS
+            ):  # a window either side, so that a long clause costs linear time
                 start = max(0, p - _WINDOW)
                 found += ordered(f"role:{word.lemma}", 1, *_sides(words[start : p + _WINDOW + 1], p - start))
     return tuple(found)
