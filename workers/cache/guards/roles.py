@@ -154,14 +154,12 @@ def roles(text: str) -> tuple[Relation, ...]:
     """Each pivot's relation: ``left`` acts on ``right`` ("Alice pay Bob": pay, {alice}, {bob})."""
     found: list[Relation] = []
     read = clauses(text)
-    # "X vs Y" is ordered ("Lakers vs Celtics"), unless the text compares them ("stocks vs bonds: the difference")
+    # "X vs Y" is ordered ("Lakers vs Celtics") unless the text compares ("stocks vs bonds: the difference")
     comparing = any(w.lemma in _SYMMETRIC for words in read for w in words)
     for words in read:
         for p, word in enumerate(words):
-            if word.pivot and not (
-                comparing and word.lemma in _VERSUS
-            ):  # a window either side, so that a long clause costs linear time
-                start = max(0, p - _WINDOW)
+            if word.pivot and not (comparing and word.lemma in _VERSUS):
+                start = max(0, p - _WINDOW)  # a window either side: a long clause costs linear time
                 found += ordered(f"role:{word.lemma}", 1, *_sides(words[start : p + _WINDOW + 1], p - start))
     return tuple(found)
 
