@@ -23,6 +23,9 @@ SAME = [
     ("How do I contact HR?", "How do I contact human resources?"),
     ("Is AI the same as ML?", "Is artificial intelligence the same as machine learning?"),
     ("What is my ETA?", "What is my estimated time of arrival?"),
+    ("Can I WFH on Fridays?", "Can I work from home on Fridays?"),
+    ("How do I set up SSH keys?", "How do I set up secure shell keys?"),
+    ("Buy half a dozen eggs", "Buy 6 eggs"),
     (
         "What time is it in Tokyo when it's noon in New York?",
         "When it's noon in NYC, what time is it in Tokyo?",
@@ -62,7 +65,8 @@ def test_other_names_and_numbers_are_still_vetoed(a: str, b: str) -> None:
 
 
 def test_spelled_out_forms_fold_to_their_abbreviation() -> None:
-    assert fold_abbreviations("two-factor authentication") == "2FA"
+    assert fold_abbreviations("Two-Factor Authentication") == "2FA"
+    assert fold_abbreviations("two-factor authentication") == "2fa"  # lowercase stays lowercase: no new name
     assert fold_abbreviations("New York City CEOs") == "NYC CEOs"
     assert fold_abbreviations("chief executive officers") == "CEOs"
     assert fold_abbreviations("tell us about the US") == "tell us about the USA"  # "us" is a pronoun

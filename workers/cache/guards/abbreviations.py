@@ -4,7 +4,8 @@ A text and its paraphrase often differ only by writing a name out ("two-factor
 authentication" / "2FA", "the United States" / "the USA"), which the entity guard would
 otherwise read as a name missing from the other text. :func:`fold_abbreviations` rewrites
 every form listed in ``[abbreviations]`` of lexicon.toml as its abbreviation before the text
-is tokenized, so every guard sees the same name in both. Initialisms not in the list are
+is tokenized, so every guard sees the same name in both (in lowercase when the form was
+written in lowercase, so that folding makes no name the text did not have). Initialisms not in the list are
 matched by the entity guard from the capitals of the words ("Federal Reserve" / "FR").
 """
 
@@ -48,7 +49,9 @@ def _replace(match: re.Match[str], lookup: dict[str, str], caseless: bool) -> st
     key = re.sub(r"[\s-]+", "", text.lower() if caseless else text)
     if key not in lookup and caseless and key.endswith("s"):
         key, plural = key[:-1], "s"
-    return lookup.get(key, text) + plural
+    abbreviation = lookup.get(key, text)
+    # written in lowercase, the form stays lowercase: "out-of-office" is no name, and "ooo" no more
+    return (abbreviation.lower() if text.islower() else abbreviation) + plural
 
 
 def fold_abbreviations(text: str) -> str:

@@ -131,6 +131,11 @@ def _spelled(tokens: Tokens, i: int, used: set[int]) -> _Number | None:
     second_of_time = word == "second" and i > 0 and tokens[i - 1].lower in SECOND_AS_TIME_AFTER
     if word in ORDINALS and not second_of_time:
         return _Number(Decimal(ORDINALS[word]), i + 1, ordinal=True)
+    half_of = (
+        tokens[i + 2].lower if word == "half" and i + 2 < len(tokens) and tokens[i + 1].lower == "a" else ""
+    )
+    if half_of in A_NUMBER:  # "half a dozen" is six
+        return _Number(Decimal(A_NUMBER[half_of]) / 2, i + 3)
     if word in OTHER_NUMBERS:
         return _Number(Decimal(OTHER_NUMBERS[word]), i + 1)
     if word in {"a", "an"} and i + 1 < len(tokens) and tokens[i + 1].lower in A_NUMBER:
