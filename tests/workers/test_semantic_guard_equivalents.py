@@ -68,7 +68,8 @@ def test_spelled_out_forms_fold_to_their_abbreviation() -> None:
     assert fold_abbreviations("Two-Factor Authentication") == "2FA"
     assert fold_abbreviations("two-factor authentication") == "2fa"  # lowercase stays lowercase: no new name
     assert fold_abbreviations("New York City CEOs") == "NYC CEOs"
-    assert fold_abbreviations("chief executive officers") == "CEOs"
+    assert fold_abbreviations("Chief Executive Officers") == "CEOs"
+    assert fold_abbreviations("chief executive officers") == "ceos"
     assert fold_abbreviations("tell us about the US") == "tell us about the USA"  # "us" is a pronoun
 
 
