@@ -67,6 +67,10 @@ SYMMETRIC = [
     ("Is Spain a neighbour of France?", "Is France a neighbour of Spain?"),
     ("stocks vs bonds, what's the difference?", "bonds vs stocks, what's the difference?"),
     ("Tabs vs spaces for indentation: compare them.", "Spaces vs tabs for indentation: compare them."),
+    (
+        "What is the difference between a debit card and a credit card?",
+        "Debit card versus credit card: how do they differ?",
+    ),
 ]
 
 

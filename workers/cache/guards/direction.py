@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from workers.cache.guards.lexicon import PHRASES, POLES, STOPWORDS
 from workers.cache.guards.relations import contradicted, relations
+from workers.cache.guards.roles import compares
 from workers.cache.guards.tokens import Token, clause, tokenize
 
 Tokens = tuple[Token, ...]
@@ -70,7 +71,10 @@ def direction_mismatch(a: str, b: str) -> bool:
         axis in poles_b and poles_b[axis] != values for axis, values in poles_a.items() if axis not in agreed
     ):
         return True
-    # both poles in both texts, on different things: "prices fall when rates rise" / the other way
+    # both poles in both texts, on different things: "prices fall when rates rise" / the other way;
+    # not when a text sets them side by side ("the difference between debit and credit cards")
+    if compares(a) or compares(b):
+        return False
     anchored_a, anchored_b = anchored_poles(a), anchored_poles(b)
     return any(
         key in anchored_b and anchored_b[key] != values

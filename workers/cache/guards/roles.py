@@ -149,14 +149,20 @@ def keywords(text: str) -> bool:
     return not any(t.lower in STOPWORDS for t in tokenize(text))
 
 
+def compares(text: str) -> bool:
+    """Whether ``text`` compares or joins things both ways: "the difference between", "vs"."""
+    return any(
+        lemma(t.lower) in _SYMMETRIC or t.lower in _VERSUS for t in tokenize(text) if t.lower not in STOPWORDS
+    )
+
+
 @lru_cache(maxsize=4096)
 def roles(text: str) -> tuple[Relation, ...]:
     """Each pivot's relation: ``left`` acts on ``right`` ("Alice pay Bob": pay, {alice}, {bob})."""
     found: list[Relation] = []
-    read = clauses(text)
     # "X vs Y" is ordered ("Lakers vs Celtics") unless the text compares ("stocks vs bonds: the difference")
-    comparing = any(w.lemma in _SYMMETRIC for words in read for w in words)
-    for words in read:
+    comparing = any(w.lemma in _SYMMETRIC for words in clauses(text) for w in words)
+    for words in clauses(text):
         for p, word in enumerate(words):
             if word.pivot and not (comparing and word.lemma in _VERSUS):
                 start = max(0, p - _WINDOW)  # a window either side: a long clause costs linear time
