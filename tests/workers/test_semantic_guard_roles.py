@@ -26,6 +26,7 @@ SWAPPED = [
     ("Lakers vs Celtics score", "Celtics vs Lakers score"),
     ("dog food for cats", "cat food for dogs"),
     ("email interviewer to candidate rejection", "email candidate to interviewer rejection"),
+    ("Find customers who referred other customers.", "Find customers who were referred by other customers."),
     ("flights London to New York duration", "flights New York to London duration"),
     ("write a breakup text from him to her", "write a breakup text from her to him"),
     ("Is the teacher's student here?", "Is the student's teacher here?"),

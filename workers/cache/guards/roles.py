@@ -33,6 +33,7 @@ from workers.cache.guards.relations import Relation, contradicted, operand, orde
 from workers.cache.guards.tokens import CLAUSE_BREAKS, Token, tokenize
 
 Tokens = tuple[Token, ...]
+_OTHER = frozenset({"other", "another", "others"})
 _VERSUS = frozenset({"vs", "versus", "v"})
 _WINDOW = 12  # words read either side of a pivot
 _WH = "?wh"  # the operand a clause-opening who or whom stands for
@@ -91,7 +92,7 @@ def _opened(clause: list[Word], opener: str) -> list[Word]:
 
 
 def clauses(text: str) -> list[list[Word]]:
-    """The clauses of ``text`` as words, "A's B" read as "B of A"."""
+    """The clauses of ``text`` as words, "A's B" read as "B of A", "other X" as one operand."""
     found: list[list[Word]] = [[]]
     held: list[Word] = []  # possessors waiting for what they own: "my friend's" of "my friend's order"
     tokens = tokenize(text)
@@ -105,6 +106,8 @@ def clauses(text: str) -> list[list[Word]]:
             held = []
             continue
         word = _word(tokens, i)
+        if word.content and i > 0 and tokens[i - 1].lower in _OTHER:  # "other customers" is not "customers"
+            word = word._replace(lemma=f"other {word.lemma}", pivot=False)
         if token.possessive and word.content:
             held.append(word)
             continue
@@ -161,8 +164,9 @@ def roles(text: str) -> tuple[Relation, ...]:
     """Each pivot's relation: ``left`` acts on ``right`` ("Alice pay Bob": pay, {alice}, {bob})."""
     found: list[Relation] = []
     # "X vs Y" is ordered ("Lakers vs Celtics") unless the text compares ("stocks vs bonds: the difference")
-    comparing = any(w.lemma in _SYMMETRIC for words in clauses(text) for w in words)
-    for words in clauses(text):
+    read = clauses(text)
+    comparing = any(w.lemma in _SYMMETRIC for words in read for w in words)
+    for words in read:
         for p, word in enumerate(words):
             if word.pivot and not (comparing and word.lemma in _VERSUS):
                 start = max(0, p - _WINDOW)  # a window either side: a long clause costs linear time
