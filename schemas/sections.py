@@ -17,7 +17,10 @@ class CacheSettings(BaseModel):
     """The semantic cache's matching, and the checks that raise its thresholds (docs/caching.md)."""
 
     semantic_threshold: float = Field(
-        0.85, gt=0, le=1, description="Cosine similarity a cached question needs, before the guards."
+        0.70,
+        gt=0,
+        le=1,
+        description="Cosine similarity a cached question needs, before the guards and the second stage.",
     )
     shadow_share: float = Field(
         0.02,

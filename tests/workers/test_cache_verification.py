@@ -37,7 +37,13 @@ from workers.runtime import Runtime
 STORED = "How do I reset my password?"
 PARAPHRASE = "What's the way to reset my password?"
 # One check is enough evidence here, and any disagreement is above the ceiling.
-EAGER = {"shadow_share": 1.0, "min_verified": 1, "false_hit_ceiling": 0.0, "threshold_step": 0.03}
+EAGER = {
+    "semantic_threshold": 0.85,
+    "shadow_share": 1.0,
+    "min_verified": 1,
+    "false_hit_ceiling": 0.0,
+    "threshold_step": 0.03,
+}
 
 
 @pytest.fixture(scope="module")

@@ -23,7 +23,13 @@ from workers.providers.embedder import Embedder
 STORED = "How do I reset my password?"
 PARAPHRASE = "What's the way to reset my password?"
 ANSWER = {"source_job": "job_src", "result": {"choices": []}, "model": "emu-a", "provider": "emulator"}
-SETTINGS = {"min_verified": 2, "false_hit_ceiling": 0.4, "threshold_step": 0.05, "max_threshold": 0.92}
+SETTINGS = {
+    "semantic_threshold": 0.85,
+    "min_verified": 2,
+    "false_hit_ceiling": 0.4,
+    "threshold_step": 0.05,
+    "max_threshold": 0.92,
+}
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +40,7 @@ def embedder() -> Embedder:
 @pytest.fixture
 def parts(redis_url: str, embedder: Embedder) -> Iterator[tuple[SemanticCache, CacheVerification]]:
     redis, keys = Redis.from_url(redis_url), RedisKeys(f"checks{uuid.uuid4().hex[:8]}")
-    cache = SemanticCache(redis, keys, embedder, SemanticMatcher())
+    cache = SemanticCache(redis, keys, embedder, SemanticMatcher(SETTINGS["semantic_threshold"]))
     yield cache, CacheVerification(redis, keys, CacheSettings.model_validate(SETTINGS))
     for key in redis.scan_iter(f"{keys.prefix}:*"):
         redis.delete(key)

@@ -23,7 +23,7 @@ from typing import Protocol
 
 from workers.cache.guards import mismatch
 
-DEFAULT_THRESHOLD = 0.85
+DEFAULT_THRESHOLD = 0.70
 
 
 class SecondStage(Protocol):
