@@ -27,6 +27,12 @@ SWAPPED = [
     ("dog food for cats", "cat food for dogs"),
     ("email interviewer to candidate rejection", "email candidate to interviewer rejection"),
     ("Find customers who referred other customers.", "Find customers who were referred by other customers."),
+    ("Should I call my doctor about this rash?", "Should my doctor call me about this rash?"),
+    ("Can you help me write a resume?", "Can I help you write a resume?"),
+    (
+        "Will the recipient be charged if I send them a text?",
+        "Will I be charged if the recipient sends me a text?",
+    ),
     ("flights London to New York duration", "flights New York to London duration"),
     ("write a breakup text from him to her", "write a breakup text from her to him"),
     ("Is the teacher's student here?", "Is the student's teacher here?"),
@@ -50,6 +56,16 @@ SAME_ROLES = [
     ("How do I remove a red wine stain from carpet?", "How can I get red wine out of a carpet?"),
     ("UK VAT rate standard", "What is the standard rate of VAT in the United Kingdom?"),  # keywords
     ("python list to string", "convert list to string in python"),
+    (
+        "Will they refund me if I cancel?",
+        "If I cancel, will I get a refund from them?",
+    ),  # a noun, not the verb
+    ("Can I get paid by them before the work is done?", "Can they pay me before the work is done?"),
+    ("Can my employer make me work on holidays?", "Can I be made to work on holidays by my employer?"),
+    (
+        "Do I need to pay taxes on money my parents gave me?",
+        "My parents gave me money; do I pay taxes on it?",
+    ),
     ("How do I transfer photos from my iPhone to my PC?", "How can I move pictures from my iPhone to my PC?"),
     ("Does insurance cover a dental cleaning?", "Is a dental cleaning covered by insurance?"),
     ("Who invented the telephone?", "The telephone was invented by whom?"),

@@ -33,6 +33,9 @@ from workers.cache.guards.relations import Relation, contradicted, operand, orde
 from workers.cache.guards.tokens import CLAUSE_BREAKS, Token, tokenize
 
 Tokens = tuple[Token, ...]
+_DETERMINERS = frozenset(
+    {"a", "an", "the", "this", "that", "my", "your", "his", "her", "our", "their", "its"}
+)
 _OTHER = frozenset({"other", "another", "others"})
 _VERSUS = frozenset({"vs", "versus", "v"})
 _WINDOW = 12  # words read either side of a pivot
@@ -63,6 +66,7 @@ class Word(NamedTuple):
     content: bool
     pivot: bool  # may a role turn on it: not a name, a number or a symmetric word
     participle: bool = False  # "paid", "supported": passive after a be-form
+    noun: bool = False  # after a determiner: "a refund" is not the verb of "they refund me"
 
 
 _OF = Word("of", False, True)  # "of" (and the possessive read as it) is a pivot: "student of teacher"
@@ -82,7 +86,7 @@ def _word(tokens: Tokens, i: int) -> Word:
     name = token.kind == "num" or (token.text[:1].isupper() and not token.sentence_start)
     pivot = not name and base not in _SYMMETRIC
     participle = (word.endswith("ed") and len(word) >= 5) or word in IRREGULAR_FORMS
-    return Word(base, True, pivot, participle)
+    return Word(base, True, pivot, participle, i > 0 and tokens[i - 1].lower in _DETERMINERS)
 
 
 def _opened(clause: list[Word], opener: str) -> list[Word]:
@@ -170,7 +174,8 @@ def roles(text: str) -> tuple[Relation, ...]:
         for p, word in enumerate(words):
             if word.pivot and not (comparing and word.lemma in _VERSUS):
                 start = max(0, p - _WINDOW)  # a window either side: a long clause costs linear time
-                found += ordered(f"role:{word.lemma}", 1, *_sides(words[start : p + _WINDOW + 1], p - start))
+                axis = f"role:{word.lemma}" + ("/noun" if word.noun else "")
+                found += ordered(axis, 1, *_sides(words[start : p + _WINDOW + 1], p - start))
     return tuple(found)
 
 
@@ -179,4 +184,19 @@ def role_mismatch(a: str, b: str) -> bool:
     if keywords(a) != keywords(b):
         return False  # keywords keep no order: "UK VAT rate standard" / "the standard rate of VAT in the UK"
     roles_a, roles_b = list(roles(a)), list(roles(b))
-    return contradicted(roles_a, roles_b) or contradicted(roles_b, roles_a)
+    return (
+        contradicted(roles_a, roles_b)
+        or contradicted(roles_b, roles_a)
+        or _speaker_moved(roles_a, roles_b)
+        or _speaker_moved(roles_b, roles_a)
+    )
+
+
+def _speaker_moved(mine: list[Relation], theirs: list[Relation]) -> bool:
+    """Whether a person pronoun acts in one text and is acted on in the other, the doer not shared:
+    "I send them a text" / "the recipient sends me a text" (who "them" is, no one can tell)."""
+    return any(
+        r.axis == t.axis and not r.left & t.left and any(word.startswith("?") for word in r.left & t.right)
+        for r in mine
+        for t in theirs
+    )
