@@ -5,13 +5,19 @@ The same content words with two of them swapped around a verb or noun ("Apple su
 developers", "Lakers vs Celtics" / "Celtics vs Lakers") or around a possessive ("the
 teacher's student" / "the student's teacher") ask about other roles. Each text is read as
 :class:`~workers.cache.guards.relations.Relation` s: for every content word (the pivot), the
-content words of its clause before it and after it, so a swap is two words that change
-sides of one pivot; moving one phrase ("In Excel, how do I ..." / "How do I ... in Excel")
-changes the side of one word only and is no swap. The passive is read back to the active
-("Bob was paid by Alice" = "Alice paid Bob"), a clause-opening who or whom takes its role
-("Who did Alice pay?" / "Who paid Alice?"), "A's B" = "B of A", and symmetric words
-("married", "met", "difference", "plus"; ``[roles]`` in lexicon.toml) never pivot. The
-comparisons and routes ("than", "from X to Y", "before") are the direction guard's.
+operands of its clause before it and after it, so a swap is two operands that change sides
+of one pivot; moving one phrase ("In Excel, how do I ..." / "How do I ... in Excel")
+changes the side of one word only and is no swap. A person pronoun that acts in one text
+and is acted on in the other is a swap too ("I send them a text" / "the recipient sends me
+a text").
+
+Read the same: the passive and the active ("Bob was paid by Alice" = "Alice paid Bob"), a
+clause-opening who or whom in its role ("Who did Alice pay?" / "Who paid Alice?"), "A's B"
+and "B of A", symmetric words, which never pivot ("married", "met", "difference", "plus";
+``[roles]`` in lexicon.toml), "X vs Y" in a text that compares them, and keywords against a
+sentence ("UK VAT rate standard" keeps no order). A noun after a determiner ("get a refund")
+is another pivot than its verb ("they refund me"). Comparisons and routes ("than", "from X
+to Y", "before") are the direction guard's.
 """
 
 from __future__ import annotations
