@@ -76,6 +76,12 @@ class ChatRequest(BaseModel):
         """``max_completion_tokens`` if set, else ``max_tokens``."""
         return self.max_completion_tokens if self.max_completion_tokens is not None else self.max_tokens
 
+    def with_default_max_tokens(self, default: int) -> ChatRequest:
+        """The request as it is sent: ``max_tokens`` set to ``default`` (the tier's) if it sets no limit."""
+        if self.requested_max_tokens() is not None:
+            return self
+        return self.model_copy(update={"max_tokens": default})
+
 
 class CompletionUsage(BaseModel):
     """Token counts a provider reports for one call."""

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from schemas.openai import ChatRequest
 from workers.cache.namespaces import namespace, serves
 
 
@@ -99,4 +100,4 @@ def answer(completion_tokens: int | None, finish_reason: str = "stop") -> dict[s
 def test_a_cached_answer_serves_only_requests_whose_length_limit_it_fits(
     cached: dict[str, Any], request_: dict[str, Any], fits: bool
 ) -> None:
-    assert serves(cached, request_) is fits
+    assert serves(cached, ChatRequest.model_validate(request_).requested_max_tokens()) is fits

@@ -85,14 +85,14 @@ def namespace(tenant_id: str, tier: str, request: Mapping[str, Any]) -> str:
     return f"{tenant_id}:{tier}:{digest}"
 
 
-def serves(result: Mapping[str, Any], request: Mapping[str, Any]) -> bool:
-    """Whether a cached answer fits the request's length limit.
+def serves(result: Mapping[str, Any], limit: int | None) -> bool:
+    """Whether a cached answer fits the length limit the request's call would have.
 
-    A complete answer (not cut by a limit) serves any request whose limit it fits in; an
-    answer cut at its limit serves only a request with that same limit. An answer that does
-    not say its length serves only requests with no limit.
+    ``limit`` is the request's own (``ChatRequest.requested_max_tokens``) or, when it sets
+    none, its tier's ``default_max_tokens``; None for no limit. A complete answer (not cut
+    by a limit) serves any limit it fits in; an answer cut at its limit serves only that same
+    limit. An answer that does not say its length serves only when there is no limit.
     """
-    limit = request.get("max_completion_tokens") or request.get("max_tokens")
     used = (result.get("usage") or {}).get("completion_tokens")
     choices = result.get("choices") or [{}]
     if choices[0].get("finish_reason") == "length":

@@ -124,13 +124,16 @@ class ResultCache:
         self.verification = CacheVerification(redis, keys, settings or CacheSettings.model_validate({}))
 
     def lookup_similar(
-        self, tenant_id: str, tier: str, request: dict[str, Any]
+        self, tenant_id: str, tier: str, request: dict[str, Any], limit: int | None = None
     ) -> tuple[CachedResult | None, Any]:
-        """The semantic hit for a request, counted; and what :meth:`store_similar` needs later."""
+        """The semantic hit for a request, counted; and what :meth:`store_similar` needs later.
+
+        ``limit`` is the length limit the request's call would have: a hit must fit it.
+        """
         assert self.semantic is not None
         ns, text = namespace(tenant_id, tier, request), conversation_text(request)
         vector = self.semantic.embed(text)
-        hit = self.semantic.lookup(ns, text, vector, lambda entry: serves(entry["result"], request))
+        hit = self.semantic.lookup(ns, text, vector, lambda entry: serves(entry["result"], limit))
         found = CachedResult.from_semantic_hit(ns, hit) if hit else None
         self.stats.record(tenant_id, tier, "semantic", found is not None, found.cost_usd if found else 0.0)
         return found, (ns, text, vector)

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from schemas.openai import ChatCompletion
+from schemas.openai import ChatCompletion, ChatRequest
 from workers.cache.results import CachedResult, ResultCache
 from workers.chain import CallContext, Middleware
 from workers.middleware.usage import route_cost_usd
@@ -39,7 +39,7 @@ class ResultCaching(Middleware):
         if job.cache_mode != "semantic" or job.kind != "chat":
             return
         probe = ctx.state(SemanticProbe)
-        hit, probe.probe = self.results.lookup_similar(job.tenant_id, job.tier, with_limit(ctx))
+        hit, probe.probe = self.results.lookup_similar(job.tenant_id, job.tier, job.request, call_limit(ctx))
         if hit is not None:  # answered with no call: not an attempt
             ctx.answered = hit.as_job_fields(job.cache or {})
             ctx.response = ProviderResponse(completion=ChatCompletion.model_validate(hit.result))
@@ -63,14 +63,13 @@ class ResultCaching(Middleware):
             self.results.store_similar(probe, fresh, int(cache["ttl_s"]))
 
 
-def with_limit(ctx: CallContext) -> dict[str, Any]:
-    """The job's request with the length limit the call will have: the tier's default if none.
+def call_limit(ctx: CallContext) -> int | None:
+    """The length limit the job's call will have: the request's own, else its tier's default.
 
-    A cached answer serves a request only if it fits its limit (``namespaces.serves``), and a
-    request that sets none is sent with the tier's ``default_max_tokens`` (Routing).
+    A cached answer serves a request only if it fits that limit (``namespaces.serves``);
+    Routing sends a request that sets none with the tier's ``default_max_tokens``.
     """
-    request = ctx.job.request
     tier = ctx.settings.tiers.get(ctx.job.tier)
-    if tier is None or request.get("max_tokens") is not None or request.get("max_completion_tokens"):
-        return request
-    return {**request, "max_tokens": tier.default_max_tokens}
+    if tier is None or not isinstance(ctx.request, ChatRequest):  # routing fails such a job
+        return None
+    return ctx.request.with_default_max_tokens(tier.default_max_tokens).requested_max_tokens()

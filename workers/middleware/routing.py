@@ -63,5 +63,5 @@ class Routing(Middleware):
                 models=tier.models,
             )
         ctx.route = Route(alias=alias, model=ctx.settings.models[alias])
-        if isinstance(ctx.request, ChatRequest) and ctx.request.requested_max_tokens() is None:
-            ctx.request = ctx.request.model_copy(update={"max_tokens": tier.default_max_tokens})
+        if isinstance(ctx.request, ChatRequest):
+            ctx.request = ctx.request.with_default_max_tokens(tier.default_max_tokens)

@@ -17,9 +17,8 @@ CHAT_ENDPOINT = "/v1/chat/completions"
 
 def request_line(job: Job, model: ModelConfig, default_max_tokens: int) -> dict[str, Any]:
     """The job as one Batch API input line; its ``custom_id`` is the job id."""
-    request = ChatRequest.model_validate(job.request)
-    if request.requested_max_tokens() is None:  # the tier's default, as Routing sets for a live call
-        request = request.model_copy(update={"max_tokens": default_max_tokens})
+    # the tier's default, as Routing sets for a live call
+    request = ChatRequest.model_validate(job.request).with_default_max_tokens(default_max_tokens)
     return {
         "custom_id": job.id,
         "method": "POST",
