@@ -217,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
             redis, embedder, [int(s) for s in args.sizes.split(",")], args.lookups, threshold
         )
         pairs = semantic_quality.load_pairs(TEST_HALF)
-        check = PairCheck(semantic_quality.CachedTokens(embedder))
+        check = PairCheck(embedder, remembered=2 * len(pairs))
         guarded = semantic_quality.evaluate(pairs, embedder, threshold, guarded=True, second_stage=check)
         baselines = {t: semantic_quality.evaluate(pairs, embedder, t, guarded=False) for t in (0.8, 0.9)}
     finally:

@@ -236,24 +236,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-class CachedTokens:
-    """Token vectors of each distinct text computed once, for the second stage's sweep."""
-
-    def __init__(self, embedder: Embedder) -> None:
-        self.embedder = embedder
-        self.rows: dict[str, np.ndarray] = {}
-
-    def token_vectors(self, texts: list[str]) -> list[np.ndarray]:
-        missing = [text for text in dict.fromkeys(texts) if text not in self.rows]
-        if missing:
-            self.rows.update(zip(missing, self.embedder.token_vectors(missing), strict=True))
-        return [self.rows[text] for text in texts]
-
-
 def curve(pairs: Sequence[Pair], model: Embedder, source: str) -> dict[str, Any]:
     """The sweep of the full matcher (guards and second stage), its pick, and the baselines."""
     embedder = embed_pairs(pairs, model, source)
-    check = PairCheck(CachedTokens(model))
+    check = PairCheck(model, remembered=2 * len(pairs))  # every text encoded once for the sweep
     sweep = [evaluate(pairs, embedder, t, guarded=True, second_stage=check) for t in THRESHOLDS]
     guards_only = [evaluate(pairs, embedder, t, guarded=True) for t in THRESHOLDS]
     baselines = [evaluate(pairs, embedder, t, guarded=False) for t in BASELINES]

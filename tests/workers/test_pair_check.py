@@ -35,9 +35,11 @@ class FixedTokens:
     def __init__(self, rows: dict[str, np.ndarray]) -> None:
         self.rows = rows
         self.calls = 0
+        self.encoded: list[str] = []
 
     def token_vectors(self, texts: list[str]) -> list[np.ndarray]:
         self.calls += 1
+        self.encoded += texts
         return [self.rows[text] for text in texts]
 
 
@@ -67,6 +69,19 @@ def test_the_check_refuses_a_poorly_aligned_pair_and_skips_sure_ones() -> None:
     calls = tokens.calls
     assert check.same_question("q", "other", 0.97)  # above check_below: the first stage is sure
     assert tokens.calls == calls
+
+
+def test_each_text_is_encoded_once_while_it_is_remembered() -> None:
+    tokens = FixedTokens({name: unit_rows(seed, 4) for seed, name in enumerate(["q", "a", "b", "c"])})
+    check = PairCheck(tokens, alignment_only_model(0.5, 0.95), remembered=3)
+
+    for candidate in ("a", "b", "a"):
+        check.probability("q", candidate, 0.8)
+    assert tokens.encoded == ["q", "a", "b"]  # the query once, "a" once
+    check.probability("q", "c", 0.8)  # "b", the least recently used of four, is forgotten
+    check.probability("q", "a", 0.8)
+    check.probability("q", "b", 0.8)
+    assert tokens.encoded == ["q", "a", "b", "c", "b"]
 
 
 def test_the_matcher_names_the_second_stage_when_it_refuses() -> None:

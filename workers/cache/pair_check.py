@@ -17,6 +17,8 @@ coefficients, no download, no new dependency at run time.
 from __future__ import annotations
 
 import json
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any, Protocol
@@ -34,6 +36,7 @@ FEATURES = (
     "length_gap",  # difference in token counts, relative
 )
 WEIGHTS_FILE = "pair_check.json"
+REMEMBERED_TEXTS = 1024  # token rows kept per process (about 15 KB a question)
 
 
 class TokenEmbedder(Protocol):
@@ -115,9 +118,14 @@ def packaged_model() -> PairModel:
 class PairCheck:
     """Runs the model on a query and a candidate that passed the first stage below ``check_below``."""
 
-    def __init__(self, embedder: TokenEmbedder, model: PairModel | None = None) -> None:
+    def __init__(
+        self, embedder: TokenEmbedder, model: PairModel | None = None, remembered: int = REMEMBERED_TEXTS
+    ) -> None:
         self.embedder = embedder
         self._model = model
+        self.remembered = remembered
+        self._rows: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
 
     @property
     def model(self) -> PairModel:
@@ -129,8 +137,28 @@ class PairCheck:
         return similarity < self.model.check_below
 
     def probability(self, query: str, cached: str, similarity: float) -> float:
-        a, b = self.embedder.token_vectors([query, cached])
+        a, b = self.token_rows([query, cached])
         return self.model.probability(features(a, b, similarity))
+
+    def token_rows(self, texts: list[str]) -> list[np.ndarray]:
+        """The texts' token rows, from one forward pass of those not seen lately.
+
+        A lookup checks up to five candidates against one query, and popular entries are
+        candidates again and again: each text is encoded once while it stays among the
+        ``remembered`` most recent.
+        """
+        with self._lock:
+            known = {text: self._rows[text] for text in texts if text in self._rows}
+            for text in known:
+                self._rows.move_to_end(text)
+        missing = [text for text in dict.fromkeys(texts) if text not in known]
+        if missing:
+            known.update(zip(missing, self.embedder.token_vectors(missing), strict=True))
+            with self._lock:
+                self._rows.update((text, known[text]) for text in missing)
+                while len(self._rows) > self.remembered:
+                    self._rows.popitem(last=False)
+        return [known[text] for text in texts]
 
     def same_question(self, query: str, cached: str, similarity: float) -> bool:
         """False when the model finds the pair too unlikely to ask the same thing."""
