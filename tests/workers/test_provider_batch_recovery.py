@@ -129,6 +129,29 @@ def test_an_unreachable_provider_is_retried_then_its_jobs_run_live(
         rt.engine.dispose()
 
 
+def test_a_pass_never_resumes_the_send_it_just_tried(
+    tmp_path: Path, redis_url: str, database_url: str, emulator_url: str
+) -> None:
+    # resend_after_s shorter than any send: the batch is "stale" by the time its send fails
+    rt = make_runtime(
+        tmp_path,
+        redis_url,
+        database_url,
+        f"http://127.0.0.1:{free_port()}",
+        max_send_attempts=2,
+        resend_after_s=0.001,
+    )
+    try:
+        claim_all(rt, add_jobs(rt, 2))
+        time.sleep(0.05)  # past max_wait_s
+        run_pass(rt)
+        (batch,) = batches(rt)
+        assert batch.status == "sending" and batch.send_attempts == 1
+    finally:
+        delete_tier_queues(rt.redis, [TIER], rt.settings.key_prefix)
+        rt.engine.dispose()
+
+
 def test_a_merge_run_twice_settles_each_job_once(rt: Runtime) -> None:
     job_ids = add_jobs(rt, 2)
     claim_all(rt, job_ids)

@@ -29,11 +29,13 @@ NEXT_ATTEMPT = batch_store.BATCHES.c.send_attempts + 1
 def send_due(rt: JobServices, clients: BatchClients) -> int:
     """Send every full or old open batch, and resume stale sends; how many were submitted."""
     limits = rt.settings.provider_batches
+    # Stale as of the pass's start: a batch this pass sent (and touched) is never resumed by
+    # the same pass, however long its send took.
+    stale_before = utcnow() - timedelta(seconds=limits.resend_after_s)
     sent = 0
     for batch_id in batch_store.due_to_send(rt.engine, limits, rt.settings.max_body_bytes):
         batch = batch_store.take(rt.engine, batch_id, "open", "sending", send_attempts=NEXT_ATTEMPT)
         sent += send(rt, clients, batch) if batch is not None else 0
-    stale_before = utcnow() - timedelta(seconds=limits.resend_after_s)
     for batch_id in batch_store.stale(rt.engine, "sending", limits.resend_after_s):
         batch = batch_store.take(
             rt.engine, batch_id, "sending", "sending", stale_before=stale_before, send_attempts=NEXT_ATTEMPT
