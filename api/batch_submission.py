@@ -147,6 +147,7 @@ def _job_row(principal: Principal, batch: Batch, line: LineJob, probe: list[Any]
         **JOB_DEFAULTS,
         "id": new_id("job"),
         "tenant_id": principal.tenant_id,
+        "api_key_id": principal.key_id,
         "tier": line.job.tier,
         "kind": line.job.kind,
         "priority": "batch",
