@@ -5,6 +5,9 @@ A line is checked exactly like one ``POST /v1/jobs`` body (``JobCreate`` and
 :func:`api.job_limits.check_job`), plus the batch's own rules: valid JSON, a ``custom_id``
 unique in the batch, the batch's endpoint, and a ``body.model`` that names the batch's tier
 or one of its model aliases. Every bad line is reported with its 1-based number.
+
+Each line is routed on its own by the batch tier's rules (or its auto tier), with the batch's
+``metadata`` as the line's, so one batch may fill the queues of several tiers (docs/spend.md).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from api.job_limits import check_job
 from schemas import errors
 from schemas.jobs import JobCreate
 from schemas.settings import Settings
+from workers.routing_rules import route_request
 
 ENDPOINT_KINDS = {"/v1/chat/completions": "chat", "/v1/embeddings": "embedding"}
 SHOWN_ERRORS = 100
@@ -44,6 +48,7 @@ class LineJob:
     index: int
     custom_id: str
     job: JobCreate
+    routing: dict[str, Any] | None = None  # the rule that routed it off the batch's tier
 
 
 @dataclass
@@ -62,8 +67,16 @@ class ParsedLines:
 class LineReader:
     """Checks lines for one batch: its endpoint, its tier (or the first line's), its window."""
 
-    def __init__(self, settings: Settings, endpoint: str, tier: str | None, completion_window: str) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        endpoint: str,
+        tier: str | None,
+        completion_window: str,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
         self.settings = settings
+        self.metadata = metadata or {}  # the batch's, which routing rules read for each line
         # Only 24h reaches the jobs: it lets them wait for a provider's Batch API.
         self.completion_window = "24h" if completion_window == "24h" else None
         self.endpoint = endpoint
@@ -121,11 +134,11 @@ class LineReader:
             return
         self._seen.add(custom_id)
         try:
-            job = self._job(body)
+            job, routing = self._job(body)
         except errors.SwitchyardError as exc:
             self._bad(number, exc.code, exc.message, custom_id)
             return
-        self.parsed.jobs.append(LineJob(index=number - 1, custom_id=custom_id, job=job))
+        self.parsed.jobs.append(LineJob(number - 1, custom_id, job, routing))
 
     def _envelope_problem(self, line: Any) -> tuple[str, str] | None:
         if not isinstance(line, dict):
@@ -147,8 +160,9 @@ class LineReader:
             return "invalid_body", "body must be a JSON object: the request of the endpoint."
         return None
 
-    def _job(self, body: dict[str, Any]) -> JobCreate:
-        """The line's body as a batch job, checked like ``POST /v1/jobs``."""
+    def _job(self, body: dict[str, Any]) -> tuple[JobCreate, dict[str, Any] | None]:
+        """The line's body as a batch job on the tier it routes to, checked like ``POST /v1/jobs``,
+        and the routing record."""
         tier, request = self._route(body)
         try:
             job = JobCreate.model_validate(
@@ -158,14 +172,16 @@ class LineReader:
                     "request": request,
                     "priority": "batch",
                     "completion_window": self.completion_window,
+                    "metadata": self.metadata,
                 }
             )
         except ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(part) for part in first["loc"] if part != "request") or "body"
             raise errors.RequestValidationFailed(f"body.{where}: {first['msg']}.") from exc
+        job, routing = route_request(self.settings, job)
         check_job(job, self.settings)
-        return job
+        return job, routing
 
     def _route(self, body: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         """The tier a body's ``model`` names (directly or by a model alias), and the request
@@ -174,7 +190,8 @@ class LineReader:
         tier = self.parsed.tier
         if model is not None and not isinstance(model, str):
             raise errors.RequestValidationFailed("body.model must be a string.")
-        if model is not None and model in self.settings.tiers and tier in (None, model):
+        requestable = model in self.settings.tiers or model in self.settings.auto_tiers
+        if model is not None and requestable and tier in (None, model):
             self.parsed.tier = model
             return model, {k: v for k, v in body.items() if k != "model"}
         if tier is None:

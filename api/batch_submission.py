@@ -15,7 +15,7 @@ from typing import Any
 
 from api.batch_lines import LineJob, LineReader, ParsedLines, reject_invalid
 from api.job_limits import check_callback_url, known_tier
-from api.keys import Principal
+from api.keys import Principal, check_tiers
 from api.services import Services
 from schemas import errors
 from schemas.tables import Batch, Job, utcnow
@@ -51,8 +51,8 @@ class BatchOrder:
 
 def check_order(services: Services, order: BatchOrder) -> None:
     """The batch-wide fields, before any line is read."""
-    if order.tier is not None:
-        known_tier(services.settings, order.tier)
+    if order.tier is not None and order.tier not in services.settings.auto_tiers:
+        known_tier(services.settings, order.tier)  # an auto tier routes each line (docs/spend.md)
     if order.callback_url is not None:
         check_callback_url(order.callback_url)
         check_registered_url(order.callback_url, services.settings.webhooks)  # the SSRF guard
@@ -67,24 +67,30 @@ def check_order(services: Services, order: BatchOrder) -> None:
 def reader_for(services: Services, order: BatchOrder) -> LineReader:
     """A line reader for the order's endpoint, tier and window."""
     check_order(services, order)
-    return LineReader(services.settings, order.endpoint, order.tier, order.completion_window)
+    return LineReader(
+        services.settings, order.endpoint, order.tier, order.completion_window, metadata=order.metadata
+    )
 
 
 def submit_batch(services: Services, principal: Principal, order: BatchOrder, parsed: ParsedLines) -> Batch:
     """Insert the batch and its jobs, publish the queued ones; the new batch row."""
     if not order.skip_invalid_lines:
         reject_invalid(parsed)
+    check_tiers(principal, {order.tier} if order.tier else {line.job.tier for line in parsed.jobs})
     services.admission.check_tenant_rate(principal)
     tier = parsed.tier or order.tier
-    if tier is not None and parsed.jobs:
-        services.admission.check_tier(tier, "batch")
+    for routed in sorted({line.job.tier for line in parsed.jobs}):  # routing may split a batch
+        services.admission.check_tier(routed, "batch")
     batch = _new_batch(principal, order, parsed, tier)
     hits = _look_up_cache(services, principal, parsed.jobs)
     rows = [_job_row(principal, batch, line, hit) for line, hit in zip(parsed.jobs, hits, strict=True)]
     with services.engine.begin() as connection:
         batch_store.insert_batch(connection, batch)
         batch_store.insert_jobs(connection, rows)
-    queued = [row["id"] for row in rows if row["status"] == "queued"]
+    queued: dict[str, list[str]] = {}  # routed tier -> its queued jobs
+    for row in rows:
+        if row["status"] == "queued":
+            queued.setdefault(row["tier"], []).append(row["id"])
     _publish(services, queued, batch)
     if batch.status == "failed":
         services.outcomes.fail_batch(batch.id)
@@ -119,7 +125,7 @@ def _new_batch(principal: Principal, order: BatchOrder, parsed: ParsedLines, tie
 def _look_up_cache(services: Services, principal: Principal, lines: list[LineJob]) -> list[Any]:
     """Per line: (policy, key, hit); the exact lookups share pipelined round trips."""
     found: list[Any] = []
-    probes: list[tuple[str, dict[str, Any]]] = []
+    probes: dict[str, list[tuple[str, dict[str, Any]]]] = {}
     for line in lines:
         body = line.job
         tier = services.settings.tiers[body.tier]
@@ -128,12 +134,11 @@ def _look_up_cache(services: Services, principal: Principal, lines: list[LineJob
         key = request_key(principal.tenant_id, body.tier, request) if policy.enabled else None
         found.append([policy, key, request, None])
         if key is not None:
-            probes.append((key, request))
-    if probes:
-        tier_name = lines[0].job.tier
-        hits = iter(services.results.lookup_many(principal.tenant_id, tier_name, probes))
-        for entry in found:
-            if entry[1] is not None:
+            probes.setdefault(body.tier, []).append((key, request))
+    for tier_name, tier_probes in probes.items():  # one pipelined lookup per routed tier
+        hits = iter(services.results.lookup_many(principal.tenant_id, tier_name, tier_probes))
+        for line, entry in zip(lines, found, strict=True):
+            if entry[1] is not None and line.job.tier == tier_name:
                 entry[3] = next(hits)
     return found
 
@@ -149,6 +154,7 @@ def _job_row(principal: Principal, batch: Batch, line: LineJob, probe: list[Any]
         "tenant_id": principal.tenant_id,
         "api_key_id": principal.key_id,
         "tier": line.job.tier,
+        "routing": line.routing,
         "kind": line.job.kind,
         "priority": "batch",
         "cache_mode": policy.mode,
@@ -170,13 +176,14 @@ def _job_row(principal: Principal, batch: Batch, line: LineJob, probe: list[Any]
     return row
 
 
-def _publish(services: Services, job_ids: list[str], batch: Batch) -> None:
-    if not job_ids or "skip_publish_after_commit" in services.settings.inject_faults:
+def _publish(services: Services, queued: dict[str, list[str]], batch: Batch) -> None:
+    if "skip_publish_after_commit" in services.settings.inject_faults:
         return  # the fault: behave as if the process died between commit and publish
-    try:
-        services.dispatcher.publish_many(job_ids, batch.tier, "batch", batch.tenant_id)
-    except PUBLISH_FAILURES:
-        # The rows are committed: the reconciler publishes them (docs/redis-loss.md).
-        return
-    for job_id in job_ids:
-        services.publish_marks.add(job_id)
+    for tier, job_ids in queued.items():
+        try:
+            services.dispatcher.publish_many(job_ids, tier, "batch", batch.tenant_id)
+        except PUBLISH_FAILURES:
+            # The rows are committed: the reconciler publishes them (docs/redis-loss.md).
+            return
+        for job_id in job_ids:
+            services.publish_marks.add(job_id)

@@ -34,6 +34,12 @@ def known_tier(settings: Settings, name: str) -> TierConfig:
     tier = settings.tiers.get(name)
     if tier is None:
         known = sorted(settings.tiers)
+        if name in settings.auto_tiers:  # only routing (workers/routing_rules.py) resolves one
+            raise errors.UnknownTier(
+                f"{name!r} is an auto tier: jobs may name it, but it has no queue or cache of its "
+                f"own; use one of its tiers here: {', '.join(settings.auto_tiers[name].tiers)}.",
+                known_tiers=known,
+            )
         raise errors.UnknownTier(
             f"Unknown tier {name!r}; known tiers: {', '.join(known)}.", known_tiers=known
         )

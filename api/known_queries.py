@@ -4,6 +4,8 @@ A known query goes through the same input checks as a job (``check_job``: tier, 
 messages, ``max_tokens``, storable text), plus its schedule: exactly one of ``every_s`` /
 ``cron``, an ``HH:MM`` window and an IANA time zone (``invalid_schedule`` names the field).
 Window, time zone and TTL left out are taken from config and the tier when it is registered.
+A tier with routing rules, or an auto tier, routes the request as a live job without metadata
+would be routed, and the query keeps the tier it was routed to (docs/spend.md).
 A new or changed known query is due at once: it runs at the first scan inside its window.
 """
 
@@ -29,6 +31,7 @@ from workers.cache.exact import request_key
 from workers.db import session_scope
 from workers.ids import new_id
 from workers.paging import cursor_row, newest_first
+from workers.routing_rules import route_request
 from workers.schedule import check_cron, check_timezone, check_window
 from workers.tenant_rows import get_owned
 
@@ -148,9 +151,11 @@ def _resolve(
     request = merged.get("request")
     if not isinstance(request, ChatRequest):
         request = ChatRequest.model_validate(request)
-    tier = merged["tier"]
-    job = JobCreate.model_validate({"tier": tier, "request": request, "priority": "precompute"})
+    job = JobCreate.model_validate({"tier": merged["tier"], "request": request, "priority": "precompute"})
+    # Stored on the tier a live job of this request routes to, so its cached answer is found there.
+    job, _ = route_request(settings, job)
     check_job(job, settings)
+    tier = job.tier
     every_s, cron = merged.get("every_s"), merged.get("cron")
     if (every_s is None) == (cron is None):
         raise InvalidSchedule("Give exactly one of every_s (seconds) and cron.", param="every_s")

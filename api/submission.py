@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
 import structlog
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from api import idempotency
+from api.budget_gate import refuse_if_exhausted
 from api.job_limits import check_job
-from api.keys import Principal
+from api.keys import Principal, check_tiers
 from api.services import Services
 from schemas.jobs import JobCreate
 from schemas.tables import Job
@@ -21,6 +23,7 @@ from workers.cache import policy as cache_policy
 from workers.cache.exact import request_key
 from workers.cache.results import CachedResult
 from workers.db import session_scope
+from workers.routing_rules import route_request
 
 log = structlog.get_logger("switchyard.api")
 
@@ -47,9 +50,12 @@ def submit_job(
 ) -> Accepted:
     """Accept the job durably: the row is committed before its id is published. A new job
     gets ``job_id`` when given; a replay answers with the earlier job, whatever its id."""
-    check_job(body, services.settings)
+    check_tiers(principal, {body.tier})  # the tier the client named, before any routing
+    routed, routing = route_request(services.settings, body)  # the tier it runs on (docs/spend.md)
+    check_job(routed, services.settings)
     key = idempotency.parse_key(key_header)
     request_hash = idempotency.fingerprint(body.model_dump(mode="json")) if key else ""
+    body = routed  # fingerprinted as asked, so a retry matches even if the rules change
     try:
         with session_scope(services.engine) as session:
             if key:
@@ -57,10 +63,11 @@ def submit_job(
                 if replay is not None:
                     return Accepted(store.get_job(session, principal.tenant_id, replay), replayed=True)
             # After the replay check: a retried submission of an accepted job is never refused.
+            refuse_if_exhausted(services, principal, body.tier)  # 402 budget_exceeded
             policy, cache_key, hit = _rate_check_and_cache(services, principal, body)
             if hit is None:
                 services.admission.check_tier(body.tier, body.priority)
-            job = _insert(session, principal, body, policy, cache_key, hit, job_id)
+            job = _insert(session, principal, body, policy, cache_key, hit, job_id, routing)
             if key:  # the job row is already inserted, so the record's foreign key holds
                 idempotency.remember(
                     session,
@@ -119,6 +126,7 @@ def _insert(
     cache_key: str | None,
     hit: CachedResult | None,
     job_id: str | None,
+    routing: dict[str, Any] | None,
 ) -> Job:
     cache = {"mode": policy.mode, "ttl_s": policy.ttl_s, "key": cache_key, "hit": None}
     fields = {
@@ -132,6 +140,8 @@ def _insert(
         "request": body.request.model_dump(mode="json", exclude_none=True),
         "job_metadata": body.metadata,
         "callback_url": body.callback_url,
+        "api_key_id": principal.key_id,
+        "routing": routing,
     }
     if hit is not None:  # a finished job: the cached answer, no cost, where it came from
         fields.update(hit.as_job_fields(cache))

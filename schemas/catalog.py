@@ -1,17 +1,56 @@
-"""The catalog of the TOML config: provider endpoints, model aliases with their prices, and tiers.
+"""The catalog of the TOML config: provider endpoints, model aliases with their prices, tiers
+with their routing rules, and auto tiers.
 
 ``Settings`` (schemas/settings.py) holds one table of each, keyed by name, and checks that
-the names they use refer to each other.
+the names they use refer to each other (:func:`check_routing` for the routing rules).
 """
 
 from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 # OpenAI's Batch API costs half its live price; a model without batch prices assumes the same.
 BATCH_DISCOUNT = 0.5
+
+
+# A metadata condition accepts one value or any of a list; values are JSON scalars.
+MetadataValue = str | int | float | bool
+AUTO_RULE = "auto"  # the rule name an auto tier's choice is recorded under
+
+
+class RouteConditions(BaseModel):
+    """Conditions on a request, all of which must hold: a rule's ``when`` or a tier's ``accepts``
+    (docs/spend.md, Routing by cost). Prompt tokens are the limiter's estimate."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    min_prompt_tokens: int | None = Field(None, ge=0)
+    max_prompt_tokens: int | None = Field(None, ge=0)
+    json_schema: bool | None = Field(
+        None, description="Whether the request asks for JSON (response_format json_schema or json_object)."
+    )
+    metadata: dict[str, MetadataValue | list[MetadataValue]] = Field(
+        default_factory=dict, description="Job metadata key -> the value, or the list of values, accepted."
+    )
+
+    @model_validator(mode="after")
+    def _check_range(self) -> RouteConditions:
+        low, high = self.min_prompt_tokens, self.max_prompt_tokens
+        if low is not None and high is not None and low > high:
+            raise ValueError(f"min_prompt_tokens ({low}) is above max_prompt_tokens ({high})")
+        return self
+
+
+class RouteRule(BaseModel):
+    """Send a job of this tier to ``tier`` when every condition of ``when`` holds."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=64)
+    tier: str = Field(min_length=1)
+    when: RouteConditions = Field(default_factory=lambda: RouteConditions.model_validate({}))
 
 
 class ProviderConfig(BaseModel):
@@ -97,3 +136,55 @@ class TierConfig(BaseModel):
         "exact", description="Cache mode of jobs that do not choose one (docs/caching.md)."
     )
     cache_ttl_s: int = Field(86_400, gt=0, description="Lifetime of a cached result unless the job sets one.")
+    rules: list[RouteRule] = Field(
+        default_factory=list,
+        description="Tried in order at submission; the first whose `when` holds sends the job to its tier.",
+    )
+    accepts: RouteConditions | None = Field(
+        None, description="What this tier can take when an auto tier considers it; none: everything."
+    )
+
+
+class AutoTierConfig(BaseModel):
+    """A name jobs may use as their tier: each job goes to the cheapest candidate that accepts
+    it. It has no queue, cache or workers of its own."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    tiers: list[str] = Field(min_length=1, description="Candidate tiers; ties keep this order.")
+
+
+def check_routing(
+    tiers: dict[str, TierConfig], auto_tiers: dict[str, AutoTierConfig], kinds: dict[str, str]
+) -> None:
+    """Refuse routing that could not work: a rule or an auto tier naming an unknown tier, one of
+    another kind (chat/embedding), a rule to its own tier, an auto tier named like a tier.
+    ``kinds``: each tier's kind."""
+    for name, tier in tiers.items():
+        seen: set[str] = set()
+        for rule in tier.rules:
+            where = f"tier {name!r} rule {rule.name!r}"
+            if rule.name in seen or rule.name == AUTO_RULE:
+                raise ValueError(f"{where}: rule names must be unique in a tier and not {AUTO_RULE!r}")
+            seen.add(rule.name)
+            if rule.tier == name:
+                raise ValueError(f"{where} routes to its own tier")
+            _check_target(where, rule.tier, kinds[name], kinds, auto_tiers)
+    for name, auto in auto_tiers.items():
+        if name in tiers:
+            raise ValueError(f"auto tier {name!r} has the name of a tier; rename one of them")
+        if len(set(auto.tiers)) != len(auto.tiers):
+            raise ValueError(f"auto tier {name!r} lists a candidate twice")
+        for candidate in auto.tiers:
+            _check_target(f"auto tier {name!r}", candidate, kinds.get(auto.tiers[0]), kinds, auto_tiers)
+
+
+def _check_target(
+    where: str, target: str, kind: str | None, kinds: dict[str, str], auto_tiers: dict[str, AutoTierConfig]
+) -> None:
+    if target in auto_tiers:
+        raise ValueError(f"{where} names auto tier {target!r}; name one of the tiers it picks from")
+    if target not in kinds:
+        raise ValueError(f"{where} names unknown tier {target!r}; known tiers: {', '.join(kinds)}")
+    if kinds[target] != kind:
+        raise ValueError(f"{where} names tier {target!r} of kind {kinds[target]!r}, not {kind!r}")

@@ -119,7 +119,13 @@ class JobPublic(BaseModel):
     attempt_log: list[JobAttempt]
     error: JobError | None
     metadata: dict[str, Any]
+    routing: dict[str, Any] | None = Field(
+        None,
+        description="The routing rule that chose the tier (docs/spend.md): `rule`, `from` (the tier "
+        "asked for), `to`; an auto tier's choice also lists its `candidates` with their estimates.",
+    )
     callback_url: str | None
+    api_key_id: str | None = Field(None, description="The id of the API key that submitted it.")
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
@@ -151,7 +157,9 @@ class JobPublic(BaseModel):
             attempt_log=[JobAttempt(**entry) for entry in job.attempt_log or []],
             error=error,
             metadata=job.job_metadata or {},
+            routing=job.routing,
             callback_url=job.callback_url,
+            api_key_id=job.api_key_id,
             created_at=job.created_at,
             started_at=job.started_at,
             finished_at=job.finished_at,

@@ -19,7 +19,14 @@ from pydantic_settings import (
 )
 
 # The sections and the catalog live in modules of their own; importers keep using these names.
-from schemas.catalog import BATCH_DISCOUNT, ModelConfig, ProviderConfig, TierConfig
+from schemas.catalog import (
+    BATCH_DISCOUNT,
+    AutoTierConfig,
+    ModelConfig,
+    ProviderConfig,
+    TierConfig,
+    check_routing,
+)
 from schemas.sections import (
     CacheSettings,
     PrecomputeSettings,
@@ -34,6 +41,7 @@ __all__ = [
     "DEFAULT_CONFIG_FILE",
     "PRIORITIES",
     "PROJECT_ROOT",
+    "AutoTierConfig",
     "CacheSettings",
     "ModelConfig",
     "PrecomputeSettings",
@@ -131,6 +139,9 @@ class Settings(BaseSettings):
     providers: dict[str, ProviderConfig] = Field(default_factory=dict)
     models: dict[str, ModelConfig] = Field(default_factory=dict)
     tiers: dict[str, TierConfig] = Field(default_factory=dict)
+    auto_tiers: dict[str, AutoTierConfig] = Field(
+        default_factory=dict, description="Names that route each job to the cheapest accepting tier."
+    )
 
     @classmethod
     def settings_customise_sources(
@@ -156,6 +167,7 @@ class Settings(BaseSettings):
                     raise ValueError(f"tier {name!r} names unknown model {alias!r}")
             if len({self.models[alias].kind for alias in tier.models}) > 1:
                 raise ValueError(f"tier {name!r} mixes chat and embedding models")
+        check_routing(self.tiers, self.auto_tiers, {name: self.tier_kind(name) for name in self.tiers})
         if not self.task_soft_time_limit_s < self.task_time_limit_s < self.visibility_timeout_s:
             raise ValueError("need task_soft_time_limit_s < task_time_limit_s < visibility_timeout_s")
         if self.lease_s < 2 * self.lease_heartbeat_s:
