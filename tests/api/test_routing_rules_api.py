@@ -13,9 +13,11 @@ import pytest
 from api_harness import ApiHarness, assert_error
 from fastapi.testclient import TestClient
 from pydantic import ValidationError
+from sqlmodel import Session, col, select
 from tests_support import database_url_for, delete_tier_queues, make_test_settings, queued_job_ids
 
 from api.main import create_app
+from schemas.tables import Job
 from workers.migrate import upgrade
 
 SHORT = [{"role": "user", "content": "Is this message spam? 'You won a prize'"}]
@@ -232,12 +234,9 @@ def test_routing_that_cannot_work_stops_the_settings_from_loading(tmp_path: Any,
 
 def batch_jobs(api: Api, auth: dict[str, str], batch_id: str) -> dict[str, dict[str, Any]]:
     """The batch's jobs as the API shows them, by custom_id (line-<n> when none was given)."""
-    from sqlmodel import Session, col, select
-
-    from schemas.tables import Job
-
     with Session(api.engine) as session:
         found = session.exec(select(Job.id, Job.custom_id).where(col(Job.batch_id) == batch_id)).all()
     return {
-        custom_id: api.client.get(f"/v1/jobs/{job_id}", headers=auth).json() for job_id, custom_id in found
+        str(custom_id): api.client.get(f"/v1/jobs/{job_id}", headers=auth).json()
+        for job_id, custom_id in found
     }
