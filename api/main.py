@@ -12,6 +12,7 @@ from api.docs_pages import install_docs
 from api.errors import install_error_handlers
 from api.routes import (
     batches,
+    budgets,
     cache,
     events,
     files,
@@ -79,5 +80,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(webhook_endpoints.router)
     app.include_router(webhook_deliveries.router)
     app.include_router(webhook_secret.router)
+    app.include_router(budgets.router)
     install_docs(app)  # last: the API's own routes are matched first
     return app

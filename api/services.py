@@ -18,6 +18,7 @@ from api.job_waiter import JobWaiter
 from api.keys import Principal
 from api.publish_marks import PublishMarks
 from schemas.settings import Settings
+from workers.budgets.control import BudgetControl
 from workers.cache.results import ResultCache, build_result_cache
 from workers.celery_app import SwitchyardCelery, create_celery
 from workers.db import make_engine
@@ -91,6 +92,7 @@ class Services:
     results: ResultCache
     outcomes: Outcomes
     job_lane: ThreadLane
+    budgets: BudgetControl
 
     @classmethod
     def build(cls, settings: Settings) -> Services:
@@ -100,6 +102,7 @@ class Services:
         redis = Redis.from_url(settings.redis_url, socket_timeout=5)
         limiter = build_limiter(settings, redis, keys)
         dispatcher = Dispatcher(celery, redis, keys)
+        outcomes = Outcomes(settings, engine, redis, keys, celery)
         return cls(
             settings=settings,
             engine=engine,
@@ -115,8 +118,9 @@ class Services:
             admission=Admission(settings, limiter, dispatcher),
             tenant_limits=TenantLimits(engine, settings.rate_limits),
             results=build_result_cache(settings, redis, keys),
-            outcomes=Outcomes(settings, engine, redis, keys, celery),
+            outcomes=outcomes,
             job_lane=ThreadLane(settings.api_job_threads),
+            budgets=BudgetControl(redis, keys, engine, outcomes.emit),
         )
 
     def close(self) -> None:

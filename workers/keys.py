@@ -177,3 +177,20 @@ class RedisKeys:
             f"{base}:state",
             f"{base}:inflight",
         ]
+
+    def budget_counter(self, budget_id: str, period: str) -> str:
+        """HASH of a budget's period: spent and reserved nano-dollars and tokens, and each held
+        reservation's amounts (workers/budgets/counters.lua)."""
+        return f"{self.prefix}:budget:{budget_id}:{period}"
+
+    def budget_holds(self, budget_id: str, period: str) -> str:
+        """ZSET of a budget period's reservations, scored by when they expire (a dead worker's)."""
+        return f"{self.prefix}:budget:{budget_id}:{period}:holds"
+
+    def budget_rebuild_lock(self, budget_id: str, period: str) -> str:
+        """STRING held while one process rebuilds a lost budget counter from the database."""
+        return f"{self.prefix}:budget:{budget_id}:{period}:rebuilding"
+
+    def budget_threshold(self, budget_id: str, period: str, threshold: float) -> str:
+        """STRING set once when a budget's period crosses a soft threshold (workers/budgets/thresholds.py)."""
+        return f"{self.prefix}:budget:{budget_id}:{period}:threshold:{threshold:g}"

@@ -10,6 +10,7 @@ from celery import Celery
 from redis import Redis
 from sqlalchemy.engine import Engine
 
+from workers.budgets.control import BudgetControl
 from schemas.settings import Settings
 from workers.cache.results import ResultCache, build_result_cache
 from workers.chain import PolicyChain
@@ -68,6 +69,10 @@ class Runtime:
         return build_result_cache(self.settings, self.redis, self.keys)
 
     @cached_property
+    def budgets(self) -> BudgetControl:
+        return BudgetControl(self.redis, self.keys, self.engine, self.outcomes.emit)
+
+    @cached_property
     def chain(self) -> PolicyChain:
         return default_chain(self)
 
@@ -97,7 +102,16 @@ def runtime_for(app: Celery) -> Runtime:
             runtime = Runtime(settings=app.settings, celery=app)  # type: ignore[attr-defined]
             # cached_property has no lock: build the shared parts (no I/O yet) before threads
             # race on them, so every task of a threads-pool worker shares one of each.
-            parts = ("engine", "redis", "dispatcher", "outcomes", "tenant_limits", "chain", "lease_heartbeat")
+            parts = (
+                "engine",
+                "redis",
+                "dispatcher",
+                "outcomes",
+                "tenant_limits",
+                "budgets",
+                "chain",
+                "lease_heartbeat",
+            )
             for part in parts:
                 getattr(runtime, part)
             _runtimes[key] = runtime

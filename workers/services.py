@@ -13,6 +13,7 @@ from typing import Protocol
 from redis import Redis
 from sqlalchemy.engine import Engine
 
+from workers.budgets.control import BudgetControl
 from schemas.settings import Settings
 from workers.cache.results import ResultCache
 from workers.chain import PolicyChain
@@ -60,3 +61,5 @@ class ChainServices(Protocol):
     def dispatcher(self) -> Dispatcher: ...
     @property
     def tenant_limits(self) -> TenantLimits: ...
+    @property
+    def budgets(self) -> BudgetControl: ...

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from workers.chain import PolicyChain
 from workers.middleware.backlog import TenantBacklog
+from workers.middleware.budget import BudgetReservation
 from workers.middleware.cache_verification import ShadowVerification
 from workers.middleware.call_log import CallLog
 from workers.middleware.max_attempts import MaxAttemptsGate
@@ -40,6 +41,7 @@ def default_chain(services: ChainServices) -> PolicyChain:
             ResultCaching(services.results),
             Routing(),
             RateLimiting(services.limiter, services.providers),
+            BudgetReservation(services.budgets, services.providers, services.engine, services.dispatcher),
             TokenStreaming(services.redis, services.keys),
             SoftTimeLimit(),
         ]

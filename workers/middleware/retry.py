@@ -6,6 +6,8 @@ import random
 
 from workers.chain import CallContext, Middleware
 
+MAX_SPREAD_S = 60.0  # the most a hand-back's return is spread by
+
 
 def backoff_seconds(attempt: int, base_s: float, max_s: float, rng: random.Random) -> float:
     """Equal-jitter exponential backoff: half fixed, half random, capped at ``max_s``."""
@@ -26,8 +28,9 @@ class RetryWithBackoff(Middleware):
         if error is not None and not error.counts_as_attempt:
             # No call was made (no capacity): come back when capacity is due, spread by up to
             # 10 % so the waiting jobs do not all return at the same instant.
+            # A long wait (a budget's next period) is spread by a minute at most, not hours.
             wait = getattr(error, "retry_after", None) or ctx.settings.backoff_base_s
-            ctx.retry_in = wait * (1 + self._rng.uniform(0, 0.1))
+            ctx.retry_in = wait + min(wait * 0.1, MAX_SPREAD_S) * self._rng.uniform(0, 1)
             return
         if error is None or not error.retryable or ctx.attempt >= ctx.settings.max_attempts:
             return
