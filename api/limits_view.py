@@ -3,7 +3,8 @@
 Every key sees its own tenant: the limits that apply to it (submissions per window, running
 jobs) and its backlog (its jobs not yet ended, per tier). The global figures (each model's
 use and headroom, each tier's queue depth and drain time, which sum every tenant's work) are
-for admin keys only: a tenant learns nothing there about other tenants' traffic.
+for admin keys only: a tenant learns nothing there about other tenants' traffic. The active
+kill switches shown are those that can stop the caller's calls (every one for the platform admin).
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ from sqlalchemy.engine import Engine
 
 from api.keys import Principal
 from api.services import Services
+from schemas.kill_switches import KillSwitchPublic
 from schemas.settings import PRIORITIES
+from workers import kill_switches
 from workers.ratelimit.policy import tenant_rpm_bucket, tenant_rpm_limits, tenant_running_bucket
 from workers.ratelimit.report import limits_report
 from workers.store import JOBS
@@ -34,6 +37,9 @@ def caller_report(services: Services, principal: Principal) -> dict[str, Any]:
         report.update(limits_report(services.settings, services.limiter, services.dispatcher))
     report["tenant"] = tenant_limits(services, principal)
     report["backlog"] = tenant_backlog(services.engine, principal.tenant_id)
+    whose = None if principal.is_platform_admin else principal.tenant_id
+    applying = kill_switches.applying_to(services.engine, whose)
+    report["kill_switches"] = [KillSwitchPublic.from_row(row) for row in applying]
     return report
 
 

@@ -18,6 +18,7 @@ from api.routes import (
     files,
     health,
     jobs,
+    kill_switches,
     known_queries,
     limits,
     webhook_deliveries,
@@ -80,6 +81,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(webhook_endpoints.router)
     app.include_router(webhook_deliveries.router)
     app.include_router(webhook_secret.router)
+    app.include_router(kill_switches.admin_router)
+    app.include_router(kill_switches.tenant_router)
     app.include_router(budgets.router)
     install_docs(app)  # last: the API's own routes are matched first
     return app

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
+from schemas.kill_switches import KillSwitchPublic
+
 
 class ModelLimitsOut(BaseModel):
     """One (provider, model) bucket, shared by every alias that points at it."""
@@ -71,4 +73,8 @@ class LimitsReport(BaseModel):
     )
     tiers: list[TierLimitsOut] | None = Field(
         description="Admin keys only (null otherwise): every tier's queue depth and drain time."
+    )
+    kill_switches: list[KillSwitchPublic] = Field(
+        default_factory=list,
+        description="The active kill switches that can stop the caller's calls (all for the platform admin).",
     )

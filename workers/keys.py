@@ -159,6 +159,17 @@ class RedisKeys:
         """HASH of a tenant's cache counters: ``<tier>:<kind>:hits|misses``, ``<tier>:saved_usd``."""
         return f"{self.prefix}:cache:stats:{tenant_id}"
 
+    @property
+    def kill_switches(self) -> str:
+        """HASH of the active kill switches, ``s:<id>`` -> JSON, plus ``built``: the version it
+        was built from; short TTL, rebuilt from the database when missing (workers/kill_switch_board.py)."""
+        return f"{self.prefix}:killswitch:active"
+
+    @property
+    def kill_switch_version(self) -> str:
+        """STRING: a fresh token written after every change of the kill switches, no expiry."""
+        return f"{self.prefix}:killswitch:version"
+
     def fault(self, name: str) -> str:
         """A fault-injection flag, read only when the test setting enables faults."""
         return f"{self.prefix}:fault:{name}"

@@ -9,10 +9,12 @@ rest are the policies around it.
 from __future__ import annotations
 
 from workers.chain import PolicyChain
+from workers.kill_switch_board import KillSwitchBoard
 from workers.middleware.backlog import TenantBacklog
 from workers.middleware.budget import BudgetReservation
 from workers.middleware.cache_verification import ShadowVerification
 from workers.middleware.call_log import CallLog
+from workers.middleware.kill_switch import KillSwitchGate
 from workers.middleware.max_attempts import MaxAttemptsGate
 from workers.middleware.provider_batch import ProviderBatchParking
 from workers.middleware.rate_limit import RateLimiting
@@ -40,6 +42,7 @@ def default_chain(services: ChainServices) -> PolicyChain:
             ShadowVerification(services.engine, services.dispatcher, services.results),
             ResultCaching(services.results),
             Routing(),
+            KillSwitchGate(KillSwitchBoard(services.redis, services.keys, services.engine)),
             RateLimiting(services.limiter, services.providers),
             BudgetReservation(services.budgets, services.providers, services.engine, services.dispatcher),
             TokenStreaming(services.redis, services.keys),
