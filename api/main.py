@@ -11,6 +11,8 @@ from api.body_limit import BodySizeLimit
 from api.docs_pages import install_docs
 from api.errors import install_error_handlers
 from api.routes import (
+    admin_tenants,
+    audit,
     batches,
     budgets,
     cache,
@@ -18,6 +20,7 @@ from api.routes import (
     files,
     health,
     jobs,
+    keys,
     kill_switches,
     known_queries,
     limits,
@@ -81,6 +84,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(webhook_endpoints.router)
     app.include_router(webhook_deliveries.router)
     app.include_router(webhook_secret.router)
+    app.include_router(keys.router)
+    app.include_router(admin_tenants.router)
+    app.include_router(audit.router)
     app.include_router(kill_switches.admin_router)
     app.include_router(kill_switches.tenant_router)
     app.include_router(budgets.router)

@@ -28,7 +28,11 @@ from workers.outcomes import Outcomes
 from workers.ratelimit.limiter import Limiter
 from workers.ratelimit.policy import TenantLimits, build_limiter
 
-PRINCIPAL_CACHE_S = 30.0
+# A revoked or expired key, or a disabled tenant, is refused by every API process within this
+# time: each process looks a key up again at most this often (docs/spend.md, "Admin API").
+PRINCIPAL_CACHE_S = 0.5
+# A key's ``last_used_at`` is written at most this often per key and process, not per request.
+LAST_USED_EVERY_S = 60.0
 T = TypeVar("T")
 
 
@@ -36,10 +40,12 @@ T = TypeVar("T")
 class PrincipalCache:
     """Recently seen keys, so a hot client is not one extra query per request.
 
-    A revoked key keeps working for at most ``PRINCIPAL_CACHE_S`` seconds.
+    A revoked key keeps working for at most ``PRINCIPAL_CACHE_S`` seconds. ``touched`` holds
+    when each key's ``last_used_at`` was last written by this process.
     """
 
     entries: dict[str, tuple[float, Principal]] = field(default_factory=dict)
+    touched: dict[str, float] = field(default_factory=dict)
 
     def get(self, key_hash: str) -> Principal | None:
         entry = self.entries.get(key_hash)
@@ -51,6 +57,17 @@ class PrincipalCache:
         if len(self.entries) > 10_000:
             self.entries.clear()
         self.entries[key_hash] = (time.monotonic() + PRINCIPAL_CACHE_S, principal)
+
+    def due_for_touch(self, key_id: str) -> bool:
+        """Whether to write the key's ``last_used_at`` now (then not again for a while)."""
+        now = time.monotonic()
+        last = self.touched.get(key_id)
+        if last is not None and now - last < LAST_USED_EVERY_S:
+            return False
+        if len(self.touched) > 10_000:
+            self.touched.clear()
+        self.touched[key_id] = now
+        return True
 
 
 @dataclass

@@ -24,6 +24,8 @@ from schemas.errors import (
 )
 from schemas.tables import TenantWebhookSecret, WebhookDelivery, WebhookEndpoint, utcnow
 from schemas.webhooks import EVENT_TYPES, BulkRedeliver, EndpointCreate, EndpointUpdate
+from workers import audit
+from workers.audit import Actor
 from workers.db import session_scope
 from workers.ids import new_id
 from workers.paging import cursor_row, newest_first
@@ -43,7 +45,19 @@ def check_webhook_url(services: Services, url: str) -> None:
     check_registered_url(url, services.settings.webhooks)
 
 
-def create_endpoint(services: Services, principal: Principal, body: EndpointCreate) -> WebhookEndpoint:
+def endpoint_values(row: WebhookEndpoint) -> dict[str, Any]:
+    """What the audit log keeps of an endpoint: never its secrets."""
+    return {
+        "url": row.url,
+        "event_types": row.event_types,
+        "description": row.description,
+        "enabled": row.enabled,
+    }
+
+
+def create_endpoint(
+    services: Services, principal: Principal, actor: Actor, body: EndpointCreate
+) -> WebhookEndpoint:
     """Register an endpoint with a fresh secret."""
     check_webhook_url(services, body.url)
     now = utcnow()
@@ -70,6 +84,7 @@ def create_endpoint(services: Services, principal: Principal, body: EndpointCrea
                 f"A tenant may have at most {limit} webhook endpoints; delete one first."
             )
         session.add(row)
+        _record(session, actor, "webhook_endpoint.created", row, after=endpoint_values(row))
     forget_subscriptions(services.redis, services.keys, principal.tenant_id)
     return row
 
@@ -85,13 +100,14 @@ def get_endpoint(session: Session, tenant_id: str, endpoint_id: str) -> WebhookE
 
 
 def update_endpoint(
-    services: Services, principal: Principal, endpoint_id: str, body: EndpointUpdate
+    services: Services, principal: Principal, actor: Actor, endpoint_id: str, body: EndpointUpdate
 ) -> WebhookEndpoint:
     """Change the given fields; ``enabled: true`` re-enables and clears the failing streak."""
     if body.url is not None:
         check_webhook_url(services, body.url)
     with session_scope(services.engine) as session:
         row = get_endpoint(session, principal.tenant_id, endpoint_id)
+        before = endpoint_values(row)
         if body.url is not None:
             row.url = body.url
         if body.event_types is not None:
@@ -102,19 +118,22 @@ def update_endpoint(
             _set_enabled(row, body.enabled)
         row.updated_at = utcnow()
         session.add(row)
+        _record(session, actor, "webhook_endpoint.updated", row, before, endpoint_values(row))
     forget_subscriptions(services.redis, services.keys, principal.tenant_id)
     return row
 
 
-def delete_endpoint(services: Services, principal: Principal, endpoint_id: str) -> None:
+def delete_endpoint(services: Services, principal: Principal, actor: Actor, endpoint_id: str) -> None:
     """Drop the endpoint; its pending deliveries fail at their next attempt."""
     with session_scope(services.engine) as session:
-        session.delete(get_endpoint(session, principal.tenant_id, endpoint_id))
+        row = get_endpoint(session, principal.tenant_id, endpoint_id)
+        _record(session, actor, "webhook_endpoint.deleted", row, before=endpoint_values(row))
+        session.delete(row)
     forget_subscriptions(services.redis, services.keys, principal.tenant_id)
 
 
 def rotate_endpoint_secret(
-    services: Services, principal: Principal, endpoint_id: str, grace_s: int | None
+    services: Services, principal: Principal, actor: Actor, endpoint_id: str, grace_s: int | None
 ) -> WebhookEndpoint:
     """A new secret; the old one keeps signing (both signatures sent) for the grace period."""
     with session_scope(services.engine) as session:
@@ -123,6 +142,8 @@ def rotate_endpoint_secret(
         row.secret = new_secret()
         row.updated_at = utcnow()
         session.add(row)
+        grace_end = {"previous_secret_expires_at": row.previous_secret_expires_at}
+        _record(session, actor, "webhook_endpoint.secret_rotated", row, after=grace_end)
     return row
 
 
@@ -132,7 +153,7 @@ def read_tenant_secret(services: Services, principal: Principal) -> TenantWebhoo
 
 
 def rotate_tenant_secret(
-    services: Services, principal: Principal, grace_s: int | None
+    services: Services, principal: Principal, actor: Actor, grace_s: int | None
 ) -> TenantWebhookSecret:
     tenant_secret(services.engine, principal.tenant_id)  # make sure it exists
     with session_scope(services.engine) as session:
@@ -142,6 +163,11 @@ def rotate_tenant_secret(
         row.secret = new_secret()
         row.updated_at = utcnow()
         session.add(row)
+        after = {"previous_secret_expires_at": row.previous_secret_expires_at}
+        tenant_id = principal.tenant_id
+        audit.record(
+            session, actor, "webhook_secret.rotated", "webhook_secret", tenant_id, tenant_id, after=after
+        )
     return row
 
 
@@ -166,7 +192,7 @@ def get_delivery(session: Session, tenant_id: str, delivery_id: str) -> WebhookD
     return get_owned(session, WebhookDelivery, tenant_id, delivery_id, "webhook delivery", "delivery_id")
 
 
-def redeliver(services: Services, principal: Principal, delivery_id: str) -> WebhookDelivery:
+def redeliver(services: Services, principal: Principal, actor: Actor, delivery_id: str) -> WebhookDelivery:
     """Send an ended delivery again, same ``webhook-id``, with a fresh schedule."""
     with Session(services.engine) as session:
         row = get_delivery(session, principal.tenant_id, delivery_id)
@@ -178,11 +204,23 @@ def redeliver(services: Services, principal: Principal, delivery_id: str) -> Web
     if not ids:
         raise DeliveryPending(f"Delivery {delivery_id!r} is being tried again already.")
     publish_attempt(services.celery, services.keys, delivery_id, 0)
-    with Session(services.engine) as session:
-        return get_delivery(session, principal.tenant_id, delivery_id)
+    with session_scope(services.engine) as session:
+        # After the reopen, which commits on its own: the entry records a redelivery that happened.
+        row = get_delivery(session, principal.tenant_id, delivery_id)
+        after = {"endpoint_id": row.endpoint_id, "event_type": row.event_type}
+        audit.record(
+            session,
+            actor,
+            "delivery.redelivered",
+            "webhook_delivery",
+            delivery_id,
+            principal.tenant_id,
+            after=after,
+        )
+        return row
 
 
-def redeliver_range(services: Services, principal: Principal, body: BulkRedeliver) -> list[str]:
+def redeliver_range(services: Services, principal: Principal, actor: Actor, body: BulkRedeliver) -> list[str]:
     """Send again the endpoint's ended deliveries created in ``[since, until)``."""
     with Session(services.engine) as session:
         _require_enabled(session, principal.tenant_id, body.endpoint_id)
@@ -197,6 +235,17 @@ def redeliver_range(services: Services, principal: Principal, body: BulkRedelive
     ids = deliveries.reopen(services.engine, conditions, _hold(services), MAX_BULK_REDELIVERIES)
     for delivery_id in ids:
         publish_attempt(services.celery, services.keys, delivery_id, 0)
+    with session_scope(services.engine) as session:
+        after = {**body.model_dump(mode="json"), "redelivered": len(ids)}
+        audit.record(
+            session,
+            actor,
+            "delivery.redelivered",
+            "webhook_endpoint",
+            body.endpoint_id,
+            principal.tenant_id,
+            after=after,
+        )
     return ids
 
 
@@ -208,6 +257,17 @@ def _require_enabled(session: Session, tenant_id: str, endpoint_id: str) -> None
             'enable it with PATCH {"enabled": true} first.',
             endpoint_id=endpoint_id,
         )
+
+
+def _record(
+    session: Session,
+    actor: Actor,
+    action: str,
+    row: WebhookEndpoint,
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+) -> None:
+    audit.record(session, actor, action, "webhook_endpoint", row.id, row.tenant_id, before, after)
 
 
 def _set_enabled(row: WebhookEndpoint, enabled: bool) -> None:

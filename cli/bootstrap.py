@@ -1,4 +1,5 @@
-"""First-run set-up for ``switchyard up``: Redis, schema, and the demo tenant and key."""
+"""First-run set-up for ``switchyard up``: Redis, schema, the demo tenant and key, and a
+platform admin key (``var/admin-key``, for the admin API's examples in docs/spend.md)."""
 
 from __future__ import annotations
 
@@ -11,9 +12,11 @@ from redis import Redis
 from redis.exceptions import RedisError
 from sqlmodel import select
 
-from api.keys import create_key, create_tenant
+from api.keys import create_key, create_tenant, find_principal
+from api.tenancy import add_platform_key
 from schemas.settings import Settings
-from schemas.tables import Tenant
+from schemas.tables import Tenant, utcnow
+from workers.audit import CLI
 from workers.db import make_engine, session_scope
 from workers.migrate import upgrade
 from workers.providers.local_weights import cache_dir, ensure_cached
@@ -80,6 +83,23 @@ def ensure_demo_key(settings: Settings) -> tuple[str, bool]:
     return secret, True
 
 
+def ensure_admin_key(settings: Settings) -> str:
+    """The platform admin key in ``var/admin-key``, made anew if missing, revoked or expired."""
+    path: Path = settings.var_dir / "admin-key"
+    engine = make_engine(settings)
+    with session_scope(engine) as session:
+        if path.exists():
+            principal = find_principal(session, path.read_text().strip())
+            if principal is not None and principal.is_platform_admin and not principal.expired(utcnow()):
+                engine.dispose()
+                return path.read_text().strip()
+        _, secret = add_platform_key(session, CLI, "switchyard up")
+    path.write_text(secret + "\n")
+    path.chmod(0o600)
+    engine.dispose()
+    return secret
+
+
 def serves_local_model(settings: Settings) -> bool:
     """Whether any configured provider runs a model in the worker process."""
     return any(adapter_traits(provider.kind).runs_in_worker for provider in settings.providers.values())
@@ -95,6 +115,7 @@ def prepare(settings: Settings) -> tuple[subprocess.Popen[bytes] | None, str, bo
     redis_process = ensure_redis(settings)
     upgrade(settings)
     key, created = ensure_demo_key(settings)
+    ensure_admin_key(settings)
     if serves_local_model(settings):
         ensure_local_weights(settings)
     return redis_process, key, created

@@ -54,6 +54,8 @@ Every error carries an HTTP status, a stable ``code`` and whether retrying may h
         ├── ProviderBadRequest (400 provider_bad_request)
         ├── ProviderAuthenticationFailed (502 provider_authentication_failed)
         └── ContextTooLong (400 context_length_exceeded)
+
+Spend control's errors (budgets, the kill switch, disabled tenants) are in schemas/spend_errors.py.
 """
 
 from __future__ import annotations

@@ -5,46 +5,16 @@ The database row is the truth for a job; Celery messages carry only its id.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, Index, LargeBinary, Text, UniqueConstraint
-from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.engine import Dialect
-from sqlalchemy.types import TypeDecorator
+from sqlalchemy import Column, Index, LargeBinary, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-JSONType = JSON().with_variant(JSONB(), "postgresql")
-
-
-class UTCDateTime(TypeDecorator[datetime]):
-    """A timezone-aware UTC timestamp on every backend (SQLite forgets the zone)."""
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is not None and value.tzinfo is None:
-            raise ValueError("naive datetime given to a UTC column")
-        return value.astimezone(UTC) if value is not None else None
-
-    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-def utcnow() -> datetime:
-    """The current time, timezone-aware UTC."""
-    return datetime.now(UTC)
-
-
-def _timestamp(nullable: bool = True, index: bool = False) -> Any:
-    return Field(default=None, sa_column=Column(UTCDateTime(), nullable=nullable, index=index))
-
-
-def _json(nullable: bool = True) -> Any:
-    return Field(default=None, sa_column=Column(JSONType, nullable=nullable))
+# utcnow, UTCDateTime and JSONType are imported from here by much of the code base.
+from schemas.columns import JSONType, json_field, timestamp_field
+from schemas.columns import UTCDateTime as UTCDateTime  # re-exported: migrations name it here
+from schemas.columns import utcnow as utcnow  # re-exported: much of the code imports it from here
 
 
 class Tenant(SQLModel, table=True):
@@ -52,9 +22,13 @@ class Tenant(SQLModel, table=True):
 
     id: str = Field(primary_key=True, max_length=40)
     name: str = Field(max_length=200, unique=True)
-    created_at: datetime = _timestamp(nullable=False)
+    created_at: datetime = timestamp_field(nullable=False)
     rpm_limit: int | None = Field(default=None, description="Submissions per minute; none = config default.")
     max_running_jobs: int | None = Field(default=None, description="Running jobs at once; none = default.")
+    timezone: str = Field(
+        default="UTC", max_length=64, description="IANA zone of its budgets' days and months."
+    )
+    disabled_at: datetime | None = timestamp_field()
 
 
 class ApiKey(SQLModel, table=True):
@@ -68,8 +42,11 @@ class ApiKey(SQLModel, table=True):
     display_prefix: str = Field(max_length=16)
     scopes: str = Field(max_length=100, description="Comma-separated: submit,read,admin")
     name: str = Field(default="", max_length=200)
-    created_at: datetime = _timestamp(nullable=False)
-    revoked_at: datetime | None = _timestamp()
+    created_at: datetime = timestamp_field(nullable=False)
+    revoked_at: datetime | None = timestamp_field()
+    expires_at: datetime | None = timestamp_field()
+    last_used_at: datetime | None = timestamp_field()
+    allowed_tiers: list[str] | None = json_field()
 
 
 class Job(SQLModel, table=True):
@@ -93,21 +70,23 @@ class Job(SQLModel, table=True):
     priority: str = Field(default="live", max_length=16)
     cache_mode: str = Field(default="exact", max_length=16)
     status: str = Field(default="queued", max_length=16)
-    request: dict[str, Any] = _json(nullable=False)
-    result: dict[str, Any] | None = _json()
+    request: dict[str, Any] = json_field(nullable=False)
+    result: dict[str, Any] | None = json_field()
     model: str | None = Field(default=None, max_length=128)
     provider: str | None = Field(default=None, max_length=64)
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cost_usd: float = 0.0
     latency_ms: float | None = None
-    cache: dict[str, Any] | None = _json()
+    cache: dict[str, Any] | None = json_field()
     attempts: int = 0
-    attempt_log: list[dict[str, Any]] = _json(nullable=False)
+    attempt_log: list[dict[str, Any]] = json_field(nullable=False)
     error_code: str | None = Field(default=None, max_length=64)
     error_message: str | None = Field(default=None, max_length=2000)
     job_metadata: dict[str, Any] = Field(default=None, sa_column=Column("metadata", JSONType, nullable=False))
     callback_url: str | None = Field(default=None, max_length=2048)
+    api_key_id: str | None = Field(default=None, max_length=40, description="The key that submitted it.")
+    routing: dict[str, Any] | None = json_field()  # the routing rule that chose its tier, if any
     batch_id: str | None = Field(default=None, max_length=40, description="The batch it belongs to.")
     batch_line: int | None = Field(default=None, description="Its 0-based line in the batch's input.")
     custom_id: str | None = Field(default=None, max_length=512, description="The batch line's custom_id.")
@@ -116,13 +95,13 @@ class Job(SQLModel, table=True):
         default=None, max_length=40, index=True, description="The provider batch it went through, if any."
     )
     lease_token: str | None = Field(default=None, max_length=40)
-    lease_expires_at: datetime | None = _timestamp()
-    not_before: datetime | None = _timestamp()
-    published_at: datetime | None = _timestamp()
-    created_at: datetime = _timestamp(nullable=False)
-    started_at: datetime | None = _timestamp()
-    finished_at: datetime | None = _timestamp()
-    updated_at: datetime = _timestamp(nullable=False)
+    lease_expires_at: datetime | None = timestamp_field()
+    not_before: datetime | None = timestamp_field()
+    published_at: datetime | None = timestamp_field()
+    created_at: datetime = timestamp_field(nullable=False)
+    started_at: datetime | None = timestamp_field()
+    finished_at: datetime | None = timestamp_field()
+    updated_at: datetime = timestamp_field(nullable=False)
 
 
 class Usage(SQLModel, table=True):
@@ -143,7 +122,7 @@ class Usage(SQLModel, table=True):
     cost_usd: float = 0.0
     latency_ms: float = 0.0
     outcome: str = Field(max_length=64, description="ok or an error code")
-    created_at: datetime = _timestamp(nullable=False)
+    created_at: datetime = timestamp_field(nullable=False)
 
 
 class IdempotencyRecord(SQLModel, table=True):
@@ -157,8 +136,8 @@ class IdempotencyRecord(SQLModel, table=True):
     key: str = Field(max_length=255)
     request_hash: str = Field(max_length=64)
     job_id: str = Field(foreign_key="jobs.id", max_length=40)
-    created_at: datetime = _timestamp(nullable=False)
-    expires_at: datetime = _timestamp(nullable=False, index=True)
+    created_at: datetime = timestamp_field(nullable=False)
+    expires_at: datetime = timestamp_field(nullable=False, index=True)
 
 
 class KnownQuery(SQLModel, table=True):
@@ -174,7 +153,7 @@ class KnownQuery(SQLModel, table=True):
     id: str = Field(primary_key=True, max_length=40)
     tenant_id: str = Field(foreign_key="tenants.id", max_length=40)
     tier: str = Field(max_length=64)
-    request: dict[str, Any] = _json(nullable=False)
+    request: dict[str, Any] = json_field(nullable=False)
     cache_key: str = Field(max_length=64, description="The request's exact-cache key.")
     every_s: int | None = Field(default=None, description="Refresh period; or `cron`.")
     cron: str | None = Field(default=None, max_length=120, description="Refresh times, in `timezone`.")
@@ -183,11 +162,11 @@ class KnownQuery(SQLModel, table=True):
     window_end: str = Field(max_length=5, description="Off-peak window end, HH:MM local (exclusive).")
     timezone: str = Field(max_length=64, description="IANA name of the window's and cron's time zone.")
     enabled: bool = True
-    next_run_at: datetime = _timestamp(nullable=False)
-    last_run_at: datetime | None = _timestamp()
+    next_run_at: datetime = timestamp_field(nullable=False)
+    last_run_at: datetime | None = timestamp_field()
     last_job_id: str | None = Field(default=None, max_length=40)
-    created_at: datetime = _timestamp(nullable=False)
-    updated_at: datetime = _timestamp(nullable=False)
+    created_at: datetime = timestamp_field(nullable=False)
+    updated_at: datetime = timestamp_field(nullable=False)
 
 
 class File(SQLModel, table=True):
@@ -206,7 +185,7 @@ class File(SQLModel, table=True):
     filename: str = Field(max_length=512)
     bytes: int = 0
     batch_id: str | None = Field(default=None, max_length=40, description="The batch that generated it.")
-    created_at: datetime = _timestamp(nullable=False)
+    created_at: datetime = timestamp_field(nullable=False)
 
 
 class FileContent(SQLModel, table=True):
@@ -241,16 +220,16 @@ class Batch(SQLModel, table=True):
         default=None, sa_column=Column("metadata", JSONType, nullable=False)
     )
     total: int = Field(default=0, description="Input lines, skipped invalid ones included.")
-    invalid_lines: list[dict[str, Any]] = _json(nullable=False)
-    created_at: datetime = _timestamp(nullable=False)
-    in_progress_at: datetime | None = _timestamp()
-    finalizing_at: datetime | None = _timestamp()
-    completed_at: datetime | None = _timestamp()
-    failed_at: datetime | None = _timestamp()
-    cancelling_at: datetime | None = _timestamp()
-    cancelled_at: datetime | None = _timestamp()
-    expires_at: datetime | None = _timestamp()
-    expired_at: datetime | None = _timestamp()
+    invalid_lines: list[dict[str, Any]] = json_field(nullable=False)
+    created_at: datetime = timestamp_field(nullable=False)
+    in_progress_at: datetime | None = timestamp_field()
+    finalizing_at: datetime | None = timestamp_field()
+    completed_at: datetime | None = timestamp_field()
+    failed_at: datetime | None = timestamp_field()
+    cancelling_at: datetime | None = timestamp_field()
+    cancelled_at: datetime | None = timestamp_field()
+    expires_at: datetime | None = timestamp_field()
+    expired_at: datetime | None = timestamp_field()
 
 
 class WebhookEndpoint(SQLModel, table=True):
@@ -262,17 +241,17 @@ class WebhookEndpoint(SQLModel, table=True):
     id: str = Field(primary_key=True, max_length=40)
     tenant_id: str = Field(foreign_key="tenants.id", max_length=40)
     url: str = Field(max_length=2048)
-    event_types: list[str] = _json(nullable=False)
+    event_types: list[str] = json_field(nullable=False)
     description: str = Field(default="", max_length=500)
     secret: str = Field(max_length=100, description="whsec_..., needed in the clear to sign.")
     previous_secret: str | None = Field(default=None, max_length=100)
-    previous_secret_expires_at: datetime | None = _timestamp()
+    previous_secret_expires_at: datetime | None = timestamp_field()
     enabled: bool = True
     disabled_reason: str | None = Field(default=None, max_length=200)
-    disabled_at: datetime | None = _timestamp()
-    failing_since: datetime | None = _timestamp()
-    created_at: datetime = _timestamp(nullable=False)
-    updated_at: datetime = _timestamp(nullable=False)
+    disabled_at: datetime | None = timestamp_field()
+    failing_since: datetime | None = timestamp_field()
+    created_at: datetime = timestamp_field(nullable=False)
+    updated_at: datetime = timestamp_field(nullable=False)
 
 
 class TenantWebhookSecret(SQLModel, table=True):
@@ -283,9 +262,9 @@ class TenantWebhookSecret(SQLModel, table=True):
     tenant_id: str = Field(primary_key=True, foreign_key="tenants.id", max_length=40)
     secret: str = Field(max_length=100)
     previous_secret: str | None = Field(default=None, max_length=100)
-    previous_secret_expires_at: datetime | None = _timestamp()
-    created_at: datetime = _timestamp(nullable=False)
-    updated_at: datetime = _timestamp(nullable=False)
+    previous_secret_expires_at: datetime | None = timestamp_field()
+    created_at: datetime = timestamp_field(nullable=False)
+    updated_at: datetime = timestamp_field(nullable=False)
 
 
 class WebhookDelivery(SQLModel, table=True):
@@ -315,13 +294,13 @@ class WebhookDelivery(SQLModel, table=True):
     body: str = Field(sa_column=Column(Text, nullable=False))
     status: str = Field(default="pending", max_length=16)
     attempts: int = 0
-    next_attempt_at: datetime | None = _timestamp()
-    last_attempt_at: datetime | None = _timestamp()
+    next_attempt_at: datetime | None = timestamp_field()
+    last_attempt_at: datetime | None = timestamp_field()
     last_status_code: int | None = None
     last_error: str | None = Field(default=None, max_length=500)
     last_response_ms: float | None = None
-    created_at: datetime = _timestamp(nullable=False)
-    updated_at: datetime = _timestamp(nullable=False)
+    created_at: datetime = timestamp_field(nullable=False)
+    updated_at: datetime = timestamp_field(nullable=False)
 
 
 class ProviderBatch(SQLModel, table=True):
@@ -345,7 +324,7 @@ class ProviderBatch(SQLModel, table=True):
     remote_id: str | None = Field(default=None, max_length=128, description="The provider's batch id.")
     remote_status: str | None = Field(default=None, max_length=32)
     error_message: str | None = Field(default=None, max_length=2000)
-    created_at: datetime = _timestamp(nullable=False)
-    submitted_at: datetime | None = _timestamp()
-    finished_at: datetime | None = _timestamp()
-    updated_at: datetime = _timestamp(nullable=False)
+    created_at: datetime = timestamp_field(nullable=False)
+    submitted_at: datetime | None = timestamp_field()
+    finished_at: datetime | None = timestamp_field()
+    updated_at: datetime = timestamp_field(nullable=False)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Request
 
 from api import webhooks
-from api.deps import Admin, Cursor, Reader, ServicesDep, SessionDep
+from api.deps import Admin, Cursor, Reader, ServicesDep, SessionDep, actor_of
 from schemas.webhooks import BulkRedeliver, DeliveryList, DeliveryPublic, RedeliverResult
 from workers.paging import split_page
 
@@ -46,10 +46,12 @@ def list_deliveries(
 
 
 @router.post("/redeliver", response_model=RedeliverResult, responses=ERRORS, summary="Redeliver a range")
-def redeliver_range(body: BulkRedeliver, services: ServicesDep, principal: Admin) -> RedeliverResult:
+def redeliver_range(
+    body: BulkRedeliver, request: Request, services: ServicesDep, principal: Admin
+) -> RedeliverResult:
     """Send again an endpoint's ended deliveries (`failed` by default) created in
     `[since, until)`, each with its original `webhook-id` and a fresh retry schedule."""
-    ids = webhooks.redeliver_range(services, principal, body)
+    ids = webhooks.redeliver_range(services, principal, actor_of(request, principal), body)
     return RedeliverResult(redelivered=len(ids), delivery_ids=ids)
 
 
@@ -61,6 +63,10 @@ def get_delivery(delivery_id: DeliveryId, session: SessionDep, principal: Reader
 @router.post(
     "/{delivery_id}/redeliver", response_model=DeliveryPublic, responses=ERRORS, summary="Redeliver one"
 )
-def redeliver(delivery_id: DeliveryId, services: ServicesDep, principal: Admin) -> DeliveryPublic:
+def redeliver(
+    delivery_id: DeliveryId, request: Request, services: ServicesDep, principal: Admin
+) -> DeliveryPublic:
     """Send an ended delivery again at once, same `webhook-id`, with a fresh retry schedule."""
-    return DeliveryPublic.from_row(webhooks.redeliver(services, principal, delivery_id))
+    return DeliveryPublic.from_row(
+        webhooks.redeliver(services, principal, actor_of(request, principal), delivery_id)
+    )

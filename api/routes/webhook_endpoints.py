@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 
 from api import webhooks
-from api.deps import Admin, Cursor, Reader, ServicesDep, SessionDep
+from api.deps import Admin, Cursor, Reader, ServicesDep, SessionDep, actor_of
 from schemas.webhooks import EndpointCreate, EndpointList, EndpointPublic, EndpointUpdate, RotateSecret
 from workers.paging import split_page
 
@@ -27,10 +27,13 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 
 
 @router.post("", status_code=201, response_model=EndpointPublic, responses=ERRORS, summary="Register")
-def create_endpoint(body: EndpointCreate, services: ServicesDep, principal: Admin) -> EndpointPublic:
+def create_endpoint(
+    body: EndpointCreate, request: Request, services: ServicesDep, principal: Admin
+) -> EndpointPublic:
     """Register a URL for the event types it wants (none: all). The answer shows the endpoint's
     signing secret `whsec_...` this once; keep it to verify deliveries."""
-    return EndpointPublic.from_row(webhooks.create_endpoint(services, principal, body), show_secret=True)
+    row = webhooks.create_endpoint(services, principal, actor_of(request, principal), body)
+    return EndpointPublic.from_row(row, show_secret=True)
 
 
 @router.get("", response_model=EndpointList, responses=ERRORS, summary="List endpoints")
@@ -55,16 +58,19 @@ def get_endpoint(endpoint_id: EndpointId, session: SessionDep, principal: Reader
 
 @router.patch("/{endpoint_id}", response_model=EndpointPublic, responses=ERRORS, summary="Change an endpoint")
 def update_endpoint(
-    endpoint_id: EndpointId, body: EndpointUpdate, services: ServicesDep, principal: Admin
+    endpoint_id: EndpointId, body: EndpointUpdate, request: Request, services: ServicesDep, principal: Admin
 ) -> EndpointPublic:
     """Change the fields given; `enabled: true` re-enables a disabled endpoint."""
-    return EndpointPublic.from_row(webhooks.update_endpoint(services, principal, endpoint_id, body))
+    actor = actor_of(request, principal)
+    return EndpointPublic.from_row(webhooks.update_endpoint(services, principal, actor, endpoint_id, body))
 
 
 @router.delete("/{endpoint_id}", status_code=204, responses=ERRORS, summary="Delete an endpoint")
-def delete_endpoint(endpoint_id: EndpointId, services: ServicesDep, principal: Admin) -> Response:
+def delete_endpoint(
+    endpoint_id: EndpointId, request: Request, services: ServicesDep, principal: Admin
+) -> Response:
     """Stop sending to it; its pending deliveries fail at their next attempt."""
-    webhooks.delete_endpoint(services, principal, endpoint_id)
+    webhooks.delete_endpoint(services, principal, actor_of(request, principal), endpoint_id)
     return Response(status_code=204)
 
 
@@ -75,10 +81,16 @@ def delete_endpoint(endpoint_id: EndpointId, services: ServicesDep, principal: A
     summary="Rotate the secret",
 )
 def rotate_secret(
-    endpoint_id: EndpointId, services: ServicesDep, principal: Admin, body: RotateSecret | None = None
+    endpoint_id: EndpointId,
+    request: Request,
+    services: ServicesDep,
+    principal: Admin,
+    body: RotateSecret | None = None,
 ) -> EndpointPublic:
     """A new secret, shown this once. The old one keeps signing for `grace_s` (default 24 h):
     meanwhile every delivery carries both signatures, so receivers can switch at leisure."""
     grace = body.grace_s if body else None
-    row = webhooks.rotate_endpoint_secret(services, principal, endpoint_id, grace)
+    row = webhooks.rotate_endpoint_secret(
+        services, principal, actor_of(request, principal), endpoint_id, grace
+    )
     return EndpointPublic.from_row(row, show_secret=True)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
 from api import webhooks
-from api.deps import Admin, ServicesDep
+from api.deps import Admin, ServicesDep, actor_of
 from schemas.webhooks import RotateSecret, TenantSecretPublic
 
 router = APIRouter(prefix="/v1/webhook-secret", tags=["webhooks"])
@@ -27,8 +27,9 @@ def read_secret(services: ServicesDep, principal: Admin) -> TenantSecretPublic:
 
 @router.post("/rotate", response_model=TenantSecretPublic, responses=ERRORS, summary="Rotate it")
 def rotate_secret(
-    services: ServicesDep, principal: Admin, body: RotateSecret | None = None
+    request: Request, services: ServicesDep, principal: Admin, body: RotateSecret | None = None
 ) -> TenantSecretPublic:
     """A new default secret; the old one keeps signing, both signatures sent, for `grace_s`."""
-    row = webhooks.rotate_tenant_secret(services, principal, body.grace_s if body else None)
+    actor = actor_of(request, principal)
+    row = webhooks.rotate_tenant_secret(services, principal, actor, body.grace_s if body else None)
     return TenantSecretPublic.model_validate(row, from_attributes=True)

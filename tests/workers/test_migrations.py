@@ -7,6 +7,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy.engine import Engine
 from sqlmodel import SQLModel
 
+import schemas.spend_tables
 import schemas.tables  # noqa: F401  (registers every table on SQLModel.metadata)
 
 
