@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install lock run demo test lint typecheck pytest bench-overhead bench-api-lane bench-ratelimit bench-cache bench-batch bench-provider-batches bench-webhooks clean
+.PHONY: install lock run demo test lint typecheck pytest bench-overhead bench-api-lane bench-ratelimit bench-cache bench-batch bench-provider-batches bench-webhooks bench-cost clean
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -67,6 +67,9 @@ bench-batch: install  ## batches: 10,000-line submission against single jobs; wo
 
 bench-provider-batches: install  ## the provider Batch API lane against live calls: time, provider requests, cost
 	$(BIN)/python bench/provider_batches.py
+
+bench-cost: install  ## a 2,000-request workload's cost: naive against Switchyard (caches, routing, Batch API lane)
+	$(BIN)/python bench/cost.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
