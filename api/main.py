@@ -24,6 +24,7 @@ from api.routes import (
     kill_switches,
     known_queries,
     limits,
+    usage,
     webhook_deliveries,
     webhook_endpoints,
     webhook_secret,
@@ -84,11 +85,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(webhook_endpoints.router)
     app.include_router(webhook_deliveries.router)
     app.include_router(webhook_secret.router)
+    app.include_router(budgets.router)
     app.include_router(keys.router)
     app.include_router(admin_tenants.router)
     app.include_router(audit.router)
+    app.include_router(usage.router)
     app.include_router(kill_switches.admin_router)
     app.include_router(kill_switches.tenant_router)
-    app.include_router(budgets.router)
     install_docs(app)  # last: the API's own routes are matched first
     return app

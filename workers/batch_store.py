@@ -19,7 +19,7 @@ from sqlmodel import select as sm_select
 
 from schemas.batches import BatchJobCounts
 from schemas.tables import Batch, File, FileContent, utcnow
-from workers import store
+from workers import store, usage_rollups
 from workers.paging import newest_first
 from workers.tenant_rows import get_owned
 
@@ -68,6 +68,8 @@ def insert_jobs(connection: Connection, rows: Sequence[dict[str, Any]]) -> None:
     for group in by_columns.values():
         for start in range(0, len(group), INSERT_CHUNK):
             connection.execute(insert(JOBS), group[start : start + INSERT_CHUNK])
+    # Lines the exact cache answered are inserted finished: they count in the rollups now.
+    usage_rollups.add(connection, (usage_rollups.ended_figures(row) for row in rows))
 
 
 def get_batch(session: Session, tenant_id: str, batch_id: str) -> Batch:

@@ -12,11 +12,12 @@ from typing import Any
 from sqlalchemy import Table, bindparam, insert, or_, update
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy import select as select_columns
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session, col, select
 
 from schemas.errors import JobNotCancelable
 from schemas.tables import Job, Usage, utcnow
+from workers import usage_rollups
 from workers.db import session_scope
 from workers.ids import new_id
 from workers.paging import newest_first
@@ -64,6 +65,19 @@ _RENEW = (
 _READ = select_columns(JOBS).where(JOBS.c.id == bindparam("job_id"))
 _INSERT_JOB = insert(JOBS)
 _INSERT_USAGE = insert(USAGE)
+# The job columns its hourly usage rollups are keyed and counted by (workers/usage_rollups.py).
+ROLLUP_COLUMNS = (
+    "tenant_id",
+    "tier",
+    "priority",
+    "api_key_id",
+    "model",
+    "provider",
+    "status",
+    "cache",
+    "finished_at",
+    "updated_at",
+)
 # finish_job's UPDATE, one prebuilt statement per set of columns it writes: a statement built
 # per call costs SQLAlchemy a fresh cache key each time (about a third of the update's CPU).
 _FINISH: dict[tuple[frozenset[str], bool], Any] = {}
@@ -84,7 +98,10 @@ def insert_job(session: Session, job_id: str | None = None, **fields: Any) -> Jo
     now = utcnow()
     values = {"status": "queued", "attempt_log": [], "created_at": now, "updated_at": now, **fields}
     job = Job.model_construct(id=job_id or new_id("job"), **values)
-    session.execute(_INSERT_JOB, _columns(job.model_dump()))
+    row = _columns(job.model_dump())
+    session.execute(_INSERT_JOB, row)
+    # A job inserted finished (the API's exact-cache fast path) counts in the rollups at once.
+    usage_rollups.add(session.connection(), [usage_rollups.ended_figures(row)])
     return job
 
 
@@ -184,9 +201,18 @@ def finish_job(engine: Engine, job: Job, usage: Usage | None = None, **fields: A
     with engine.begin() as connection:
         statement = _finish_statement(frozenset(values), held_by_token=job.lease_token is not None)
         changed = connection.execute(statement, params).rowcount == 1
-        if changed and usage is not None:
-            connection.execute(_INSERT_USAGE, usage.model_dump(exclude={"id"}))
+        if changed:
+            view = {name: getattr(job, name) for name in ROLLUP_COLUMNS}
+            _settle_usage(connection, {**view, **values}, usage)
     return job.model_copy(update=fields) if changed else None
+
+
+def _settle_usage(connection: Connection, job: dict[str, Any], usage: Usage | None) -> None:
+    """Write the call's usage row and add it, and the job's end if it ended, to the rollups."""
+    if usage is not None:
+        connection.execute(_INSERT_USAGE, usage.model_dump(exclude={"id"}))
+    call = usage_rollups.call_figures(usage, job) if usage is not None else None
+    usage_rollups.add(connection, [call, usage_rollups.ended_figures(job)])
 
 
 def _finish_statement(columns: frozenset[str], held_by_token: bool) -> Any:
@@ -279,18 +305,27 @@ def _end_expired(
             token == held_token if held_token is not None else token.is_(None),
         )
         .values(_columns({"lease_token": None, "lease_expires_at": None, "updated_at": now, **fields}))
+        .returning(*(JOBS.c[name] for name in ROLLUP_COLUMNS))
     )
     with engine.begin() as connection:
-        changed = connection.execute(statement).rowcount == 1
-        if changed and usage is not None:
-            connection.execute(_INSERT_USAGE, usage.model_dump(exclude={"id"}))
-    return bool(changed)
+        row = connection.execute(statement).mappings().first()
+        if row is not None:
+            _settle_usage(connection, dict(row), usage)
+    return row is not None
 
 
 def record_usage(engine: Engine, usage: Usage) -> None:
-    """Write one provider call's usage row."""
-    with session_scope(engine) as session:
-        session.add(usage)
+    """Write one provider call's usage row, and add it to the rollups."""
+    with engine.begin() as connection:
+        job = (
+            connection.execute(
+                select_columns(JOBS.c.priority, JOBS.c.api_key_id).where(JOBS.c.id == usage.job_id)
+            )
+            .mappings()
+            .first()
+        )
+        connection.execute(_INSERT_USAGE, usage.model_dump(exclude={"id"}))
+        usage_rollups.add(connection, [usage_rollups.call_figures(usage, dict(job or {}))])
 
 
 def _transition(session: Session, job_id: str, condition: Any, **values: Any) -> bool:

@@ -74,8 +74,15 @@ class CachedResult:
         return replace(cls.from_entry(hit.entry, "semantic", hit.similarity), entry=entry)
 
     def cache_info(self, cache: dict[str, Any]) -> dict[str, Any]:
-        """The job's ``cache`` object with this hit filled in."""
-        info = {**cache, "hit": self.hit, "source_job": self.source_job, "similarity": self.similarity}
+        """The job's ``cache`` object with this hit filled in; ``saved_usd`` is what the call that
+        made the answer cost, the cost this hit avoided (the usage rollups count it)."""
+        info = {
+            **cache,
+            "hit": self.hit,
+            "source_job": self.source_job,
+            "similarity": self.similarity,
+            "saved_usd": self.cost_usd,
+        }
         return info if self.entry is None else {**info, "entry": self.entry}
 
     def as_job_fields(self, cache: dict[str, Any]) -> dict[str, Any]:
