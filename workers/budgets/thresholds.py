@@ -11,6 +11,7 @@ the event id, which is the same for the same budget, period and threshold.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from datetime import datetime
 
@@ -41,7 +42,8 @@ def threshold_event(figures: Figures, threshold: float, exhausted: bool) -> Even
         "spent_tokens": figures.spent.tokens,
         "exhausted": exhausted,
     }
-    event_id = f"evt_budget_{budget.id}_{period.label}_{threshold:g}"
+    mark = f"{budget.id}:{period.label}:{threshold:g}".encode()
+    event_id = f"evt_{hashlib.sha256(mark).hexdigest()[:32]}"  # fits the deliveries' event_id
     return Event(budget.tenant_id, EVENT_TYPE, data, id=event_id)
 
 

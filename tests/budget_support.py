@@ -12,11 +12,16 @@ from sqlalchemy import delete
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col
 
+from schemas.budgets import BudgetCreate
 from schemas.settings import Settings
+from schemas.spend_tables import Budget
 from schemas.tables import Job, Usage, utcnow
+from workers.audit import CLI
+from workers.budgets import manage
 from workers.budgets.control import BudgetControl
 from workers.budgets.estimate import to_nano
 from workers.budgets.terms import BudgetTerms
+from workers.db import session_scope
 from workers.event import Event
 from workers.ids import new_id
 from workers.keys import RedisKeys
@@ -102,3 +107,12 @@ def usage_rows(engine: Engine, tenant: str) -> Iterator[str]:
     with Session(engine) as session:
         session.execute(delete(Usage).where(col(Usage.tenant_id) == tenant))
         session.commit()
+
+
+def add_budget(engine: Engine, settings: Settings, tenant_id: str, **fields: Any) -> Budget:
+    """A budget row made as the API makes it (validated, audited as the CLI)."""
+    with session_scope(engine) as session:
+        row = manage.create_budget(session, settings, tenant_id, BudgetCreate.model_validate(fields), CLI)
+        session.flush()
+        session.expunge(row)
+    return row
