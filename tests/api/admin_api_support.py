@@ -79,7 +79,9 @@ def status_within(call: Callable[[], Any], status: int, limit_s: float) -> float
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def api(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterator[Api]:
+def api(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, redis_url: str
+) -> Iterator[Api]:
     """One admin API per database for the module; every test makes its own tenants."""
     tmp = tmp_path_factory.mktemp("admin")
     with open_api(Api, tmp, redis_url, database_url_for(request, tmp), TIERS) as opened:

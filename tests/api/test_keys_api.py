@@ -7,11 +7,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from admin_api_support import Api, api, bearer, status_within  # noqa: F401  (the fixture)
+import admin_api_support
+from admin_api_support import Api, bearer, status_within
 from api_harness import assert_error
 from sqlmodel import Session
 
 from schemas.tables import ApiKey
+
+api = admin_api_support.api  # the shared fixture, by name
 
 
 def create(api: Api, headers: dict[str, str], **body: Any) -> Any:
@@ -44,7 +47,9 @@ def test_key_bodies_are_checked(api: Api) -> None:
     assert_error(create(api, admin, scopes=["platform"]), 422, "validation_error")
     assert_error(create(api, admin, scopes=[]), 422, "validation_error")
     assert_error(create(api, admin, colour="blue"), 422, "validation_error")
-    assert_error(create(api, admin, expires_in_s=60, expires_at="2099-01-01T00:00:00Z"), 422, "validation_error")
+    assert_error(
+        create(api, admin, expires_in_s=60, expires_at="2099-01-01T00:00:00Z"), 422, "validation_error"
+    )
     assert_error(create(api, admin, expires_at="2001-01-01T00:00:00Z"), 400, "invalid_request")
     assert_error(create(api, admin, allowed_tiers=["no-such-tier"]), 400, "unknown_tier")
 
