@@ -44,8 +44,9 @@ _UPSERTS: dict[str, Any] = {}
 
 
 def hour_of(at: datetime) -> datetime:
-    """The UTC hour ``at`` falls in."""
-    return at.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    """The UTC hour ``at`` falls in (a time without a zone is read as UTC)."""
+    at = at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+    return at.replace(minute=0, second=0, microsecond=0)
 
 
 def call_figures(usage: Usage, job: Mapping[str, Any]) -> dict[str, Any]:

@@ -7,8 +7,7 @@ import csv
 import io
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,40 +15,12 @@ import pytest
 from api_harness import ApiHarness, assert_error, open_api
 from sqlmodel import Session
 from tests_support import new_tenant_key
+from usage_support import NOVEMBER, SEED, Call, seed
 
 from api.keys import create_platform_key
 from workers import store
 from workers.cache.results import CachedResult
-from workers.middleware.usage import usage_row
 from workers.usage_report import make_query, run_report
-
-NOVEMBER = {"from": "2026-11-01T00:00:00Z", "to": "2026-12-01T00:00:00Z"}
-DAY = datetime(2026, 11, 3, 9, 30, tzinfo=UTC)
-
-
-@dataclass(frozen=True)
-class Call:
-    """One job of the seed: ended at ``at`` after one call of ``model`` costing ``cost``."""
-
-    at: datetime
-    tier: str = "small"
-    model: str = "emu-a"
-    cost: float = 0.01
-    api_key: str | None = "key_one"
-    priority: str = "live"
-    batch: str | None = None
-    metadata: dict[str, Any] | None = None
-    status: str = "succeeded"
-
-
-SEED = [
-    Call(DAY, metadata={"team": "search"}),
-    Call(DAY + timedelta(minutes=10), model="emu-b", cost=0.02, metadata={"team": "search"}),
-    Call(DAY + timedelta(days=1), tier="retry", cost=0.04, api_key="key_two", metadata={"team": "ads"}),
-    Call(DAY + timedelta(days=1, hours=2), priority="batch", batch="batch_1", cost=0.08, api_key=None),
-    Call(DAY + timedelta(days=2), status="failed", cost=0.16, batch="batch_1", metadata={"team": 7}),
-    Call(datetime(2026, 10, 31, 23, 59, tzinfo=UTC), cost=1.0),  # outside November
-]
 
 
 @pytest.fixture
@@ -60,37 +31,9 @@ def api(tmp_path: Path, redis_url: str, database_url: str) -> Iterator[ApiHarnes
         yield api
 
 
-def seed(api: ApiHarness, tenant_id: str, calls: list[Call]) -> None:
-    """Jobs that ran and ended as a worker ends them, at the calls' times."""
-    for call in calls:
-        with store.session_scope(api.engine) as session:
-            fields = {"api_key_id": call.api_key, "priority": call.priority, "batch_id": call.batch}
-            job = store.insert_job(
-                session,
-                tenant_id=tenant_id,
-                tier=call.tier,
-                request={"messages": []},
-                job_metadata=call.metadata or {},
-                **fields,
-            )
-        running = store.claim_job(api.engine, job.id, 60)
-        assert running is not None
-        entry = {
-            "attempt": 1,
-            "model": call.model,
-            "provider": "emulator",
-            "outcome": "ok",
-            "latency_ms": 1.0,
-        }
-        entry |= {"prompt_tokens": 10, "completion_tokens": 5, "cost_usd": call.cost}
-        usage = usage_row(job.id, tenant_id, call.tier, entry).model_copy(update={"created_at": call.at})
-        ended = {"status": call.status, "finished_at": call.at, "model": call.model, "provider": "emulator"}
-        assert store.finish_job(api.engine, running, usage, **ended) is not None
-
-
 def tenant_with_seed(api: ApiHarness) -> tuple[str, dict[str, str]]:
     tenant_id, secret = new_tenant_key(api.engine, {"read"})
-    seed(api, tenant_id, SEED)
+    seed(api.engine, tenant_id, SEED)
     return tenant_id, {"Authorization": f"Bearer {secret}"}
 
 
@@ -261,7 +204,7 @@ def test_a_platform_admin_reads_any_tenant(api: ApiHarness) -> None:
 def test_the_default_range_is_this_month_and_counts_exact_cache_hits(api: ApiHarness) -> None:
     tenant_id, secret = new_tenant_key(api.engine, {"submit", "read"})
     headers = {"Authorization": f"Bearer {secret}"}
-    seed(api, tenant_id, [Call(datetime.now(UTC), tier=api.tier, cost=0.03)])
+    seed(api.engine, tenant_id, [Call(datetime.now(UTC), tier=api.tier, cost=0.03)])
     body = {"tier": api.tier, "request": {"messages": [{"role": "user", "content": "Capital of France?"}]}}
     first = api.client.post("/v1/jobs", json=body, headers=headers).json()
     answer = {"id": "c", "object": "chat.completion", "created": 0, "model": "emu-a", "choices": []}
