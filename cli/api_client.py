@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import httpx
@@ -27,8 +28,16 @@ def api_key_or_demo(api_key: str | None, settings: Settings) -> str:
     )
 
 
-def send(settings: Settings, api_key: str, method: str, path: str, **kwargs: Any) -> httpx.Response:
-    """Call the API; on no answer or an error answer, say what went wrong and exit 1."""
+def send(
+    settings: Settings,
+    api_key: str,
+    method: str,
+    path: str,
+    hints: Mapping[int, str] | None = None,
+    **kwargs: Any,
+) -> httpx.Response:
+    """Call the API; on no answer or an error answer, say what went wrong (and the ``hints`` for
+    its status, if any) and exit 1."""
     try:
         response = httpx.request(
             method,
@@ -47,13 +56,22 @@ def send(settings: Settings, api_key: str, method: str, path: str, **kwargs: Any
         raise typer.Exit(1) from exc
     if response.status_code >= 400:
         _print_error(response)
+        if hints and response.status_code in hints:
+            typer.secho(hints[response.status_code], err=True)
         raise typer.Exit(1)
     return response
 
 
-def call(settings: Settings, api_key: str, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+def call(
+    settings: Settings,
+    api_key: str,
+    method: str,
+    path: str,
+    hints: Mapping[int, str] | None = None,
+    **kwargs: Any,
+) -> dict[str, Any]:
     """Call the API and return its JSON answer; on an error, print its code and message and exit 1."""
-    response = send(settings, api_key, method, path, **kwargs)
+    response = send(settings, api_key, method, path, hints, **kwargs)
     try:
         body = response.json()
     except ValueError:

@@ -12,6 +12,7 @@ from cli.admin import keys_app, tenants_app
 from cli.batches import batch_app
 from cli.demo import demo
 from cli.jobs import jobs_app, submit
+from cli.kill import kill_app
 from cli.usage import usage_app
 from schemas.settings import load_settings
 
@@ -27,6 +28,7 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(batch_app, name="batch")
 app.add_typer(usage_app, name="usage")
+app.add_typer(kill_app, name="kill")
 app.command("submit")(submit)
 app.command("demo")(demo)
 

@@ -166,6 +166,11 @@ class RedisKeys:
         return f"{self.prefix}:killswitch:active"
 
     @property
+    def kill_switch_built(self) -> str:
+        """STRING: the version the HASH of active kill switches was built from, same TTL as the HASH."""
+        return f"{self.prefix}:killswitch:built"
+
+    @property
     def kill_switch_version(self) -> str:
         """STRING: a fresh token written after every change of the kill switches, no expiry."""
         return f"{self.prefix}:killswitch:version"

@@ -5,8 +5,9 @@ The ``kill_switches`` table is the truth; Redis holds a copy for the hot path, o
 was built from) beside a version STRING (``RedisKeys.kill_switch_version``) that every change
 replaces with a fresh random token *after* its transaction commits.
 
-A check is one round trip: ``GET version`` and ``HGET built``. Equal and already parsed by
-this process: the switches in memory are current. Otherwise the process rebuilds the HASH
+A check is one command: ``MGET`` of the version and of ``RedisKeys.kill_switch_built`` (the
+HASH's stamp, kept beside it so the check reads two short strings). Equal and already parsed
+by this process: the switches in memory are current. Otherwise the process rebuilds the HASH
 from the database, stamped with the version it read *before* the query, so a copy stamped
 with the current version always holds every change whose token came before it. A flushed
 Redis (both keys gone) gets a new version and a rebuild: a flush never lifts a switch. The
@@ -62,14 +63,19 @@ class CallTarget:
 
     def named(self, scope: str) -> str | None:
         """What this call is in ``scope``'s terms ('' for ``all``)."""
-        return {
-            "all": "",
-            "tenant": self.tenant_id,
-            "api_key": self.api_key_id,
-            "tier": self.tier,
-            "model": self.model,
-            "provider": self.provider,
-        }.get(scope)
+        if scope == "all":
+            return ""
+        attribute = TARGET_FIELDS.get(scope)
+        return getattr(self, attribute) if attribute is not None else None
+
+
+TARGET_FIELDS = {
+    "tenant": "tenant_id",
+    "api_key": "api_key_id",
+    "tier": "tier",
+    "model": "model",
+    "provider": "provider",
+}
 
 
 def applies(switch: ActiveSwitch, target: CallTarget) -> bool:
@@ -102,14 +108,11 @@ class KillSwitchBoard:
         self.keys = keys
         self.engine = engine
         # (version, switches) replaced as a whole: the threads of a threads-pool worker share it.
-        self._seen: tuple[bytes, tuple[ActiveSwitch, ...]] = (b"", ())
+        self._seen: tuple[bytes | str, tuple[ActiveSwitch, ...]] = (b"", ())
 
     def active(self) -> tuple[ActiveSwitch, ...]:
         """The active switches, current as of this call's round trip."""
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.get(self.keys.kill_switch_version)
-        pipe.hget(self.keys.kill_switches, BUILT)
-        version, built = pipe.execute()
+        version, built = self.redis.mget(self.keys.kill_switch_version, self.keys.kill_switch_built)
         if version is None:  # Redis lost it (flush, restart): start a new version
             self.redis.set(self.keys.kill_switch_version, new_version(), nx=True)
             version = self.redis.get(self.keys.kill_switch_version) or b""
@@ -122,7 +125,7 @@ class KillSwitchBoard:
         self._seen = (version, switches)
         return switches
 
-    def rebuild(self, version: bytes) -> tuple[ActiveSwitch, ...]:
+    def rebuild(self, version: bytes | str) -> tuple[ActiveSwitch, ...]:
         """Read the active switches from the database and write Redis's copy, stamped ``version``."""
         with Session(self.engine) as session:
             rows = session.exec(select(KillSwitch).where(col(KillSwitch.lifted_at).is_(None))).all()
@@ -133,10 +136,11 @@ class KillSwitchBoard:
         pipe.delete(self.keys.kill_switches)
         pipe.hset(self.keys.kill_switches, mapping=mapping)
         pipe.expire(self.keys.kill_switches, COPY_TTL_S)
+        pipe.set(self.keys.kill_switch_built, version, ex=COPY_TTL_S)
         pipe.execute()
         return switches
 
-    def _read_copy(self, version: bytes) -> tuple[ActiveSwitch, ...] | None:
+    def _read_copy(self, version: bytes | str) -> tuple[ActiveSwitch, ...] | None:
         copy = self.redis.hgetall(self.keys.kill_switches)
         if copy.get(BUILT) != version:  # rebuilt or expired in between
             return None

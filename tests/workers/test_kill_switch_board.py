@@ -92,11 +92,12 @@ def test_a_flushed_redis_is_rebuilt_from_the_database_and_the_switch_still_holds
     assert ids(board) == {stop}
 
     # What FLUSHDB does to these keys (the test Redis db is shared with the session's stack).
-    runtime.redis.delete(runtime.keys.kill_switches, runtime.keys.kill_switch_version)
+    keys = runtime.keys
+    runtime.redis.delete(keys.kill_switches, keys.kill_switch_built, keys.kill_switch_version)
 
     fresh = KillSwitchBoard(runtime.redis, runtime.keys, runtime.engine)
     assert ids(board) == {stop} and ids(fresh) == {stop}
-    assert runtime.redis.exists(runtime.keys.kill_switches, runtime.keys.kill_switch_version) == 2
+    assert runtime.redis.exists(keys.kill_switches, keys.kill_switch_built, keys.kill_switch_version) == 3
     lift_switch(runtime, stop)
     assert ids(board) == set() and ids(fresh) == set()
 
@@ -107,8 +108,10 @@ def test_an_expired_copy_or_one_built_from_an_older_version_is_rebuilt(runtime: 
     assert ids(board) == {stop}
     assert 0 < runtime.redis.ttl(runtime.keys.kill_switches) <= 30
 
-    runtime.redis.delete(runtime.keys.kill_switches)  # expired (or evicted): the version stays
-    assert ids(board) == {stop}
+    # Expired (or evicted): the version stays, the copy and its stamp are gone.
+    runtime.redis.delete(runtime.keys.kill_switches, runtime.keys.kill_switch_built)
+    assert ids(board) == {stop} and runtime.redis.exists(runtime.keys.kill_switches)
+    assert ids(KillSwitchBoard(runtime.redis, runtime.keys, runtime.engine)) == {stop}
 
     # A copy built from a read that came before the newest change (stamped with the old
     # version) is not trusted: the reader rebuilds from the database.

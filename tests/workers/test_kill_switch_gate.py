@@ -77,7 +77,8 @@ def reload(rt: Runtime, job_id: str) -> Job:
 
 
 def deferred_ids(rt: Runtime) -> list[str]:
-    return [json.loads(entry)[0] for entry in rt.redis.zrange(rt.keys.deferred, 0, -1)]  # type: ignore[union-attr]
+    entries: list[bytes] = rt.redis.zrange(rt.keys.deferred, 0, -1)  # type: ignore[assignment]
+    return [json.loads(entry)[0] for entry in entries]
 
 
 @pytest.mark.parametrize("scope", ["all", "tenant", "api_key", "tier", "model", "provider"])
