@@ -4,6 +4,7 @@ batches route each line. No worker runs, so jobs stay queued where routing put t
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -201,6 +202,26 @@ def test_a_batch_routes_by_its_metadata_and_through_an_auto_tier(api: Api, auth:
     rows = batch_jobs(api, auth, response.json()["id"])
     assert (rows["short"]["tier"], rows["huge"]["tier"]) == (api.small, api.large)
     assert rows["huge"]["routing"]["rule"] == "auto"
+
+
+def test_jsonl_lines_may_name_an_auto_tier_as_their_model(api: Api, auth: dict[str, str]) -> None:
+    lines = [
+        {
+            "custom_id": name,
+            "method": "POST",
+            "url": "/v1/chat/completions",
+            "body": {"model": api.auto, "messages": m},
+        }
+        for name, m in (("short", SHORT), ("huge", HUGE))
+    ]
+    text = "\n".join(json.dumps(line) for line in lines)
+    headers = {**auth, "Content-Type": "application/jsonl"}
+    response = api.client.post("/v1/batches", content=text, headers=headers)
+    assert response.status_code == 200, response.text
+    assert response.json()["tier"] == api.auto
+    rows = batch_jobs(api, auth, response.json()["id"])
+    assert (rows["short"]["tier"], rows["huge"]["tier"]) == (api.small, api.large)
+    assert "model" not in rows["short"]["request"]
 
 
 def test_a_batch_line_no_auto_candidate_accepts_is_reported_by_number(api: Api, auth: dict[str, str]) -> None:
