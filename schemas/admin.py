@@ -33,15 +33,17 @@ class TenantFields(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    rpm_limit: int | None = Field(None, ge=1, description="Job submissions per minute.")
-    max_running_jobs: int | None = Field(None, ge=1, description="Jobs running at once.")
+    rpm_limit: int | None = Field(default=None, ge=1, description="Job submissions per minute.")
+    max_running_jobs: int | None = Field(default=None, ge=1, description="Jobs running at once.")
 
 
 class TenantCreate(TenantFields):
     """The body of ``POST /v1/admin/tenants``."""
 
     name: str = Field(min_length=1, max_length=200, pattern=NAME, examples=["acme"])
-    timezone: str = Field("UTC", max_length=64, description="IANA zone of its budgets' days and months.")
+    timezone: str = Field(
+        default="UTC", max_length=64, description="IANA zone of its budgets' days and months."
+    )
 
     @field_validator("timezone")
     @classmethod
@@ -53,8 +55,8 @@ class TenantUpdate(TenantFields):
     """The body of ``PATCH /v1/admin/tenants/{id}``: only the fields given change; a limit
     given as null goes back to the config's default."""
 
-    name: str | None = Field(None, min_length=1, max_length=200, pattern=NAME)
-    timezone: str | None = Field(None, max_length=64)
+    name: str | None = Field(default=None, min_length=1, max_length=200, pattern=NAME)
+    timezone: str | None = Field(default=None, max_length=64)
 
     @field_validator("timezone")
     @classmethod
@@ -90,14 +92,14 @@ class KeyCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field("", max_length=200, pattern=r"^[^\x00-\x1f\x7f]*$")
-    scopes: list[TenantScope] = Field(["submit", "read"], min_length=1, max_length=3)
+    name: str = Field(default="", max_length=200, pattern=r"^[^\x00-\x1f\x7f]*$")
+    scopes: list[TenantScope] = Field(default=["submit", "read"], min_length=1, max_length=3)
     expires_at: AwareDatetime | None = Field(
-        None, description="When the key stops working (UTC offset required)."
+        default=None, description="When the key stops working (UTC offset required)."
     )
-    expires_in_s: int | None = Field(None, ge=1, le=MAX_KEY_LIFETIME_S)
+    expires_in_s: int | None = Field(default=None, ge=1, le=MAX_KEY_LIFETIME_S)
     allowed_tiers: list[str] | None = Field(
-        None, min_length=1, max_length=100, description="Tiers it may submit to; absent: every tier."
+        default=None, min_length=1, max_length=100, description="Tiers it may submit to; absent: every tier."
     )
 
     @model_validator(mode="after")
