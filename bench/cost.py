@@ -36,7 +36,6 @@ import cost_sides
 import cost_stack
 import cost_workload
 import structlog
-from redis import Redis
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -53,7 +52,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--quick", action="store_true", help=f"{QUICK_REQUESTS} requests, {QUICK_PAIRS} pairs of each label"
     )
     parser.add_argument("--workers", type=int, default=4, help="single-process Celery workers")
-    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/10", help="flushed at start and end")
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/10", help="its bench keys are deleted")
     parser.add_argument("--database-url", default="", help="PostgreSQL URL; empty: SQLite in a temp dir")
     args = parser.parse_args(argv)
     if args.quick:
@@ -77,6 +76,7 @@ def run(args: argparse.Namespace, var_dir: Path) -> cost_report.Figures:
     """Both replays and both checks, on one stack."""
     requests = cost_workload.generate(args.requests, seed=args.seed)
     wave = cost_workload.default_lag(args.requests)  # a repeat's source is at least a wave back
+    embedder, _ = cost_checks.loading_embedder()
     stack = cost_stack.start(var_dir, args.redis_url, args.database_url, args.workers)
     try:
         with progress_bars() as progress:
@@ -85,29 +85,26 @@ def run(args: argparse.Namespace, var_dir: Path) -> cost_report.Figures:
             replayed = cost_sides.replay(stack, requests, wave, progress)
             pairs = cost_checks.test_half_pairs(QUICK_PAIRS if args.quick else None)
             threshold = stack.settings.cache.semantic_threshold
-            lookups = cost_checks.cache_lookups(pairs, args.redis_url, threshold, progress)
+            lookups = cost_checks.cache_lookups(pairs, args.redis_url, threshold, progress, embedder)
             budget_task = progress.add_task("budget: 50 concurrent jobs, a budget worth 10", total=1)
             budget = cost_checks.budget_overspend(stack)
             progress.advance(budget_task)
         jobs = cost_sides.JobCosts.read(stack, stack.tenant_id())
     finally:
         stack.stop()
+        cost_stack.forget_keys(args.redis_url, stack.settings.key_prefix)
     return cost_report.Figures(requests, naive, replayed, jobs, lookups, budget, threshold)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
-    redis = Redis.from_url(args.redis_url)
-    redis.flushdb()
     var_dir = Path(tempfile.mkdtemp(prefix="switchyard-bench-cost-"))
     try:
         figures = run(args, var_dir)
     except BaseException:
         console.print(f"[red]failed; process logs kept in {var_dir}")
         raise
-    finally:
-        redis.flushdb()
     shutil.rmtree(var_dir, ignore_errors=True)
     cost_report.report(figures, console)
     return 0

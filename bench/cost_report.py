@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from cost_checks import BudgetOutcome
 from cost_sides import JobCosts, Replay, costs_by_kind
-from cost_workload import CostRequest, shares
+from cost_workload import CostRequest, exact_repeat_share, shares
 from rich.console import Console
 from rich.table import Table
 
@@ -41,7 +41,9 @@ class Figures:
 
 def kind_table(figures: Figures) -> Table:
     """Naive and Switchyard cost of each kind of request."""
-    table = Table(title=f"Cost by kind of request ({len(figures.requests)} requests)")
+    repeats = exact_repeat_share(figures.requests)
+    title = f"Cost by kind of request ({len(figures.requests)} requests, {repeats:.1%} repeat an earlier one)"
+    table = Table(title=title)
     for column in ("kind", "share", "naive USD", "Switchyard USD", "Switchyard/naive"):
         table.add_column(column, justify="right")
     naive_of = dict(zip((r.index for r in figures.requests), figures.naive, strict=True))

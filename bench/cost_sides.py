@@ -164,7 +164,8 @@ def path_of(row: dict[str, Any], submitted: bool) -> str:
     if row["status"] != "succeeded":
         return f"{row['status']} ({row['error_code']})"
     lane = "Batch API lane" if row["provider_batch_id"] else "live"
-    return f"{row['model']}, {lane}"
+    rule = (row["routing"] or {}).get("rule")
+    return f"{row['model']}, {lane}" + (f", rule {rule}" if rule else "")
 
 
 def costs_by_kind(

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import bench_paths
 import httpx
+from redis import Redis
 from sqlmodel import Session, select
 from switchyard_side import prepare
 
@@ -86,6 +87,13 @@ class CostStack:
 
     def stop(self) -> None:
         self.processes.stop_all()
+
+
+def forget_keys(redis_url: str, prefix: str) -> None:
+    """Delete the run's Redis keys (queues, caches, limits: each name carries the prefix)."""
+    redis = Redis.from_url(redis_url)
+    for name in redis.scan_iter(f"*{prefix}*", count=10_000):
+        redis.unlink(name)
 
 
 def start(var_dir: Path, redis_url: str, database_url: str, workers: int) -> CostStack:

@@ -54,6 +54,7 @@ OPINIONS = (
     ("arrived damaged and the replacement took three weeks", "negative"),
     ("is fine, although the manual could be clearer", "neutral"),
 )
+CITIES = ("Leeds", "Lyon", "Porto", "Graz", "Turku", "Cork", "Ghent", "Bergen", "Brno", "Malmo")
 MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September")
 SHORT_QUESTIONS = (
     "Is {product} covered by the two-year warranty? Answer yes or no.",
@@ -98,9 +99,11 @@ def easy_body(rng: random.Random) -> dict[str, Any]:
     product = rng.choice(PRODUCTS)
     if task == "classify":
         opinion, _ = rng.choice(OPINIONS)
+        weeks, city = rng.randrange(1, 13), rng.choice(CITIES)
         text = (
             "Classify the sentiment of this product review as positive, negative or neutral. "
-            f'Reply with the label only.\nReview: "My new {product} {opinion}."'
+            f'Reply with the label only.\nReview: "After {weeks} weeks in {city}, '
+            f'my new {product} {opinion}."'
         )
         limit = 5
     elif task == "extract":
@@ -113,7 +116,8 @@ def easy_body(rng: random.Random) -> dict[str, Any]:
         )
         limit = 40
     else:
-        text = rng.choice(SHORT_QUESTIONS).format(product=product)
+        model = f"{product} {rng.choice('ABCDEFGHJKLMNPRSTUVWXYZ')}{rng.randrange(10, 100)}"
+        text = rng.choice(SHORT_QUESTIONS).format(product=model)
         limit = 10
     return {
         "request": {"messages": [{"role": "user", "content": text}], "max_tokens": limit},
@@ -223,6 +227,17 @@ def ordinary(index: int, rng: random.Random, pool: QuestionPool) -> CostRequest:
     if asked is None:
         return CostRequest(index, "easy", easy_body(rng))
     return CostRequest(index, "ordinary", question_body(*asked))
+
+
+def exact_repeat_share(requests: list[CostRequest]) -> float:
+    """The share of requests whose body was sent before, whatever their kind."""
+    seen: set[str] = set()
+    repeats = 0
+    for request in requests:
+        canonical = json.dumps(request.body, sort_keys=True)
+        repeats += canonical in seen
+        seen.add(canonical)
+    return repeats / len(requests) if requests else 0.0
 
 
 def shares(requests: list[CostRequest]) -> dict[str, float]:
