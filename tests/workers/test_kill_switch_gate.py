@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from chain_support import make_ctx, make_job
@@ -57,8 +58,9 @@ def calls(runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return made
 
 
-def add_job(rt: Runtime) -> Job:
-    tier = next(name for name in rt.settings.tiers if name.startswith("gate"))
+def add_job(rt: Runtime, prefix: str = "gate", **fields: Any) -> Job:
+    """A queued job of a new tenant, submitted with a key of it, on the tier named ``prefix...``."""
+    tier = next(name for name in rt.settings.tiers if name.startswith(prefix))
     with session_scope(rt.engine) as session:
         tenant = create_tenant(session, f"t-{uuid.uuid4().hex[:8]}")
         session.flush()
@@ -66,7 +68,13 @@ def add_job(rt: Runtime) -> Job:
         session.flush()
         key = session.query(ApiKey).filter_by(tenant_id=tenant.id).one()
         return store.insert_job(
-            session, tenant_id=tenant.id, api_key_id=key.id, tier=tier, request=REQUEST, job_metadata={}
+            session,
+            tenant_id=tenant.id,
+            api_key_id=key.id,
+            tier=tier,
+            request=REQUEST,
+            job_metadata={},
+            **fields,
         )
 
 
@@ -157,3 +165,24 @@ def test_a_call_moved_to_a_stopped_model_after_the_gate_is_stopped_too(runtime: 
     ctx.route = Route("emu-b", runtime.settings.models["emu-b"])
     with pytest.raises(KillSwitchEngaged):
         gate.wrap_call(ctx, call)
+
+
+def test_a_stopped_job_is_not_parked_for_the_provider_batch_api_but_waits(
+    tmp_path: Path, redis_url: str, database_url: str
+) -> None:
+    # A provider batch spends later, out of the gate's reach: a stopped job stays off the lane.
+    with tier_runtime(tmp_path, redis_url, database_url, f"kslane{uuid.uuid4().hex[:8]}", ["emu-lane"]) as rt:
+        remove_switches(rt)
+        lane_job = {"priority": "batch", "completion_window": "24h"}
+        parked, held = add_job(rt, "kslane", **lane_job), add_job(rt, "kslane", **lane_job)
+        set_switch(rt, scope="provider", value="emulator_batch", tenant_id=held.tenant_id)
+        try:
+            run_job(rt, parked.id)
+            run_job(rt, held.id)
+        finally:
+            remove_switches(rt)
+
+        assert reload(rt, parked.id).provider_batch_id is not None
+        after = reload(rt, held.id)
+        assert (after.provider_batch_id, after.status, after.attempts) == (None, "queued", 0)
+        assert deferred_ids(rt) == [held.id]

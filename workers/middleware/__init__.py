@@ -30,11 +30,12 @@ from workers.services import ChainServices
 
 def default_chain(services: ChainServices) -> PolicyChain:
     """The chain every job attempt runs through."""
+    kill_switches = KillSwitchBoard(services.redis, services.keys, services.engine)
     return PolicyChain(
         [
             TenantBacklog(services.dispatcher),
             MaxAttemptsGate(),
-            ProviderBatchParking(services.engine),
+            ProviderBatchParking(services.engine, kill_switches),
             TenantRunningSlot(services.limiter, services.tenant_limits),
             CallLog(),
             RetryWithBackoff(),
@@ -42,7 +43,7 @@ def default_chain(services: ChainServices) -> PolicyChain:
             ShadowVerification(services.engine, services.dispatcher, services.results),
             ResultCaching(services.results),
             Routing(),
-            KillSwitchGate(KillSwitchBoard(services.redis, services.keys, services.engine)),
+            KillSwitchGate(kill_switches),
             RateLimiting(services.limiter, services.providers),
             BudgetReservation(services.budgets, services.providers, services.engine, services.dispatcher),
             TokenStreaming(services.redis, services.keys),
