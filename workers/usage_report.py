@@ -101,7 +101,8 @@ def source_for(query: UsageQuery) -> str:
 def run_report(engine: Engine, query: UsageQuery, source: str | None = None) -> UsageReport:
     """The report; ``source`` forces ``raw`` (tests and the benchmark compare both)."""
     source = source or source_for(query)
-    groups: dict[tuple[Any, ...], dict[str, Any]] = {}
+    # No grouping: one row, the totals, even over a range with no usage.
+    groups: dict[tuple[Any, ...], dict[str, Any]] = {} if query.group_by else {(): dict.fromkeys(FIGURES, 0)}
     with engine.connect() as connection:
         for rows in _results(connection, query, source):
             _merge(groups, rows, len(query.group_by))

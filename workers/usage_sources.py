@@ -7,8 +7,8 @@
   calls, tokens and cost; and the jobs that ended in the range (``ix_jobs_finished``) for jobs
   and cache hits. Answers every dimension, ``batch`` and ``metadata.<key>`` too.
 
-Each select yields ``g0..gN`` (the group values, in ``group_by`` order) and figure columns;
-for ``tenant_id`` None (the rollups' rebuild) every tenant's, grouped by ``g_tenant`` too.
+Each select yields ``g0..gN`` (the group values, in ``group_by`` order), every figure (0 where
+its source has none) and ``g_tenant``; ``tenant_id`` None (the rollups' rebuild): every tenant's.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from schemas.tables import Usage
 from schemas.usage_reports import METADATA_PREFIX
 from workers.store import JOBS
 from workers.usage_buckets import truncate
-from workers.usage_rollups import FINAL_STATES, ROLLUPS
+from workers.usage_rollups import FIGURES, FINAL_STATES, ROLLUPS
 
 USAGE: Table = Usage.__table__  # type: ignore[attr-defined]
 ROLLUP_DIMENSIONS = frozenset(("day", "hour", "tier", "model", "provider", "api_key", "priority"))
@@ -48,7 +48,7 @@ def rollup_select(
         **{name: ROLLUPS.c[name] for name in ("tier", "model", "provider", "priority")},
     }
     groups = [columns[name] for name in group_by]
-    figures = [func.sum(ROLLUPS.c[name]).label(name) for name in _ROLLUP_FIGURES]
+    figures = [func.sum(ROLLUPS.c[name]).label(name) for name in FIGURES]
     query = select(*_labelled(groups), *figures).where(ROLLUPS.c.hour >= start, ROLLUPS.c.hour < end)
     return _scoped(query, ROLLUPS.c.tenant_id, tenant_id, len(groups))
 
@@ -64,10 +64,12 @@ def calls_select(
     query = (
         select(
             *_labelled(groups),
-            func.count(USAGE.c.id).label("calls"),
-            func.sum(USAGE.c.prompt_tokens).label("prompt_tokens"),
-            func.sum(USAGE.c.completion_tokens).label("completion_tokens"),
-            func.sum(USAGE.c.cost_usd).label("cost_usd"),
+            *_figures(
+                calls=func.count(USAGE.c.id),
+                prompt_tokens=func.sum(USAGE.c.prompt_tokens),
+                completion_tokens=func.sum(USAGE.c.completion_tokens),
+                cost_usd=func.sum(USAGE.c.cost_usd),
+            ),
         )
         .select_from(USAGE.join(JOBS, JOBS.c.id == USAGE.c.job_id))
         .where(USAGE.c.created_at >= start, USAGE.c.created_at < end)
@@ -84,22 +86,13 @@ def ended_select(
     saved = func.coalesce(JOBS.c.cache["saved_usd"].as_float(), 0.0)
     query = select(
         *_labelled(groups),
-        func.count().label("jobs"),
-        func.sum(case((hit, 1), else_=0)).label("cache_hits"),
-        func.sum(case((hit, saved), else_=0.0)).label("cache_savings_usd"),
+        *_figures(
+            jobs=func.count(),
+            cache_hits=func.sum(case((hit, 1), else_=0)),
+            cache_savings_usd=func.sum(case((hit, saved), else_=0.0)),
+        ),
     ).where(and_(JOBS.c.status.in_(FINAL_STATES), JOBS.c.finished_at >= start, JOBS.c.finished_at < end))
     return _scoped(query, JOBS.c.tenant_id, tenant_id, len(groups))
-
-
-_ROLLUP_FIGURES = (
-    "jobs",
-    "calls",
-    "prompt_tokens",
-    "completion_tokens",
-    "cost_usd",
-    "cache_hits",
-    "cache_savings_usd",
-)
 
 
 def _job_dimension(name: str, at: Any, dialect: str) -> ColumnElement[Any]:
@@ -110,16 +103,21 @@ def _job_dimension(name: str, at: Any, dialect: str) -> ColumnElement[Any]:
     return _JOB_DIMENSIONS[name]
 
 
+def _figures(**sums: Any) -> list[Any]:
+    """Every figure in FIGURES order, 0 where this source has none: the sources stack (UNION ALL)."""
+    return [sums.get(name, literal_column("0")).label(name) for name in FIGURES]
+
+
 def _labelled(groups: list[Any]) -> list[Any]:
     return [group.label(f"g{index}") for index, group in enumerate(groups)]
 
 
 def _scoped(query: Select[Any], tenant: Any, tenant_id: str | None, width: int) -> Select[Any]:
-    """``query`` for one tenant, or (``tenant_id`` None, the rebuild) for all, by ``g_tenant``."""
+    """``query`` for one tenant, or (``tenant_id`` None, the rebuild) for all; grouped by tenant
+    (``g_tenant``, last) either way, so the rebuild stacks one shape."""
     if tenant_id is not None:
         query = query.where(tenant == tenant_id)
-    else:
-        query = query.add_columns(tenant.label("g_tenant")).group_by(literal_column("g_tenant"))
+    query = query.add_columns(tenant.label("g_tenant")).group_by(literal_column("g_tenant"))
     # By the output names: an expression with parameters (a metadata key, a bucket) would be
     # different SQL text in SELECT and GROUP BY, which PostgreSQL refuses.
     return query.group_by(*(literal_column(f"g{index}") for index in range(width)))
