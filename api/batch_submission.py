@@ -76,9 +76,9 @@ def submit_batch(services: Services, principal: Principal, order: BatchOrder, pa
     """Insert the batch and its jobs, publish the queued ones; the new batch row."""
     if not order.skip_invalid_lines:
         reject_invalid(parsed)
-    check_tiers(principal, {order.tier} if order.tier else {line.job.tier for line in parsed.jobs})
+    tier = parsed.tier or order.tier  # the tier asked for; its lines may be routed elsewhere
+    check_tiers(principal, {tier} if tier else set())  # as for one job: before any routing
     services.admission.check_tenant_rate(principal)
-    tier = parsed.tier or order.tier
     for routed in sorted({line.job.tier for line in parsed.jobs}):  # routing may split a batch
         services.admission.check_tier(routed, "batch")
     batch = _new_batch(principal, order, parsed, tier)

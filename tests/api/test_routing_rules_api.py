@@ -231,6 +231,22 @@ def test_a_batch_line_no_auto_candidate_accepts_is_reported_by_number(api: Api, 
     assert [(line["line"], line["code"]) for line in error["errors"]] == [(2, "no_tier_accepts")]
 
 
+def test_a_keys_allowed_tiers_are_checked_against_the_tier_asked_for(api: Api) -> None:
+    admin = api.tenant({"admin"})
+    created = api.client.post(
+        "/v1/keys", json={"scopes": ["submit"], "allowed_tiers": [api.large]}, headers=admin
+    )
+    assert created.status_code == 201, created.text
+    user = {"Authorization": f"Bearer {created.json()['secret']}"}
+    assert api.submit(user, api.large, SHORT).json()["tier"] == api.small
+    line = {"custom_id": "a", "method": "POST", "url": "/v1/chat/completions",
+            "body": {"model": api.large, "messages": SHORT}}  # fmt: skip
+    headers = {**user, "Content-Type": "application/jsonl"}
+    batch = api.client.post("/v1/batches", content=json.dumps(line), headers=headers)
+    assert batch.status_code == 200, batch.text
+    assert_error(api.submit(user, api.auto, SHORT), 403, "tier_not_allowed")
+
+
 def test_a_known_query_is_kept_on_the_tier_it_routes_to(api: Api, auth: dict[str, str]) -> None:
     admin = api.tenant({"admin"})
     body = {"tier": api.large, "request": {"messages": SHORT}, "every_s": 3600}
