@@ -89,7 +89,10 @@ def _utc(at: datetime | None) -> datetime | None:
     # A time given without a zone is read as UTC, the zone every bucket is in.
     if at is None:
         return None
-    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+    try:
+        return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+    except OverflowError as exc:  # e.g. 0001-01-01T00:00+05:00 is before year 1 in UTC
+        raise InvalidUsageRange(f"{at.isoformat()} is out of range.") from exc
 
 
 def source_for(query: UsageQuery) -> str:

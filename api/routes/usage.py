@@ -63,7 +63,12 @@ async def usage_report(
         datetime | None, Query(alias="to", description="End, exclusive; default: next month's.")
     ] = None,
     group_by: GroupBy = [],  # noqa: B006 - FastAPI copies query defaults
-    tenant_id: Annotated[str | None, Query(description="Platform admin keys only: whose usage.")] = None,
+    tenant_id: Annotated[
+        str | None,
+        Query(
+            max_length=40, pattern=r"^[A-Za-z0-9_-]+$", description="Platform admin keys only: whose usage."
+        ),
+    ] = None,
 ) -> Any:
     """Jobs that ended, provider calls, tokens, cost and cache savings of the caller's tenant over
     ``[from, to)``, one row per group. A time without a zone is UTC; a range spans at most 400

@@ -165,7 +165,10 @@ def test_csv_has_a_header_and_one_line_per_group(api: ApiHarness) -> None:
         ({"from": "2026-11-02T00:00:00Z", "to": "2026-11-01T00:00:00Z"}, 400, "invalid_usage_range"),
         ({"from": "2026-11-01T00:00:00Z", "to": "2026-11-01T00:00:00Z"}, 400, "invalid_usage_range"),
         ({"from": "2025-01-01T00:00:00Z", "to": "2026-11-01T00:00:00Z"}, 400, "usage_range_too_long"),
+        ({"from": "0001-01-01T00:00:00+05:00"}, 400, "invalid_usage_range"),
+        ({"to": "9999-12-31T23:59:59-05:00"}, 400, "invalid_usage_range"),
         ({"from": "yesterday"}, 422, "validation_error"),
+        ({"tenant_id": "ten_\x00"}, 422, "validation_error"),
     ],
 )
 def test_bad_parameters_get_stable_codes(
