@@ -85,7 +85,7 @@ def tenant_with_budget(
         tenant = create_tenant(session, f"budget-{uuid.uuid4().hex[:8]}")
         session.flush()
         secret = create_key(session, tenant.id, {"submit", "read"})
-        body = BudgetCreate(limit_usd=limit_usd, tier=tier, period="day")
+        body = BudgetCreate.model_validate({"limit_usd": limit_usd, "tier": tier, "period": "day"})
         budget = manage.create_budget(session, stack.settings, tenant.id, body, CLI)
         terms = BudgetTerms.of(budget, "UTC")
     return tenant.id, secret, terms

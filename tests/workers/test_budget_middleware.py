@@ -26,6 +26,7 @@ from workers.job_runner import run_job
 from workers.keys import tier_queue
 from workers.migrate import upgrade
 from workers.providers.base import ProviderResponse
+from workers.ratelimit.policy import model_limits
 from workers.runtime import Runtime
 
 REQUEST = {"messages": [{"role": "user", "content": "Hello"}], "max_tokens": 20}
@@ -37,7 +38,7 @@ ANSWER_COST = (10 * 0.5 + 5 * 1.5) / 1_000_000
 @pytest.fixture
 def runtime(tmp_path: Path, redis_url: str, database_url: str) -> Iterator[Runtime]:
     """A worker runtime with two tiers of its own: an expensive one (emu-b) and a cheap one (emu-a)."""
-    name = f"bud{uuid.uuid4().hex[:8]}"
+    name = f"bx{uuid.uuid4().hex[:8]}"
     tiers = {name: {"models": ["emu-b"]}, f"{name}-cheap": {"models": ["emu-a"]}}
     settings = make_test_settings(tmp_path, redis_url, database_url, tiers=tiers)
     upgrade(settings)
@@ -66,7 +67,7 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 def tiers(rt: Runtime) -> tuple[str, str]:
     expensive = next(
-        name for name in rt.settings.tiers if name.startswith("bud") and not name.endswith("cheap")
+        name for name in rt.settings.tiers if name.startswith("bx") and not name.endswith("cheap")
     )
     return expensive, f"{expensive}-cheap"
 
@@ -197,3 +198,29 @@ def test_crossing_a_threshold_announces_it_on_the_event_stream_once(
     events = [json.loads(fields[b"event"]) for _, fields in entries if fields[b"type"] == b"budget.threshold"]
     assert len(events) == 1
     assert events[0]["data"]["budget"]["id"] == budget.id and events[0]["data"]["threshold"] == 0.1
+
+
+@pytest.mark.usefixtures("usage_rows")
+def test_a_refused_call_gives_its_rate_limit_tokens_back(
+    runtime: Runtime, tenant: str, calls: list[str]
+) -> None:
+    settings = make_test_settings(
+        Path(runtime.settings.var_dir),
+        runtime.settings.redis_url,
+        runtime.settings.database_url,
+        key_prefix=runtime.settings.key_prefix,
+        tiers={"budget-rl": {"models": ["emu-rl"]}},
+    )
+    limited = Runtime(settings=settings, celery=runtime.celery)
+    add_budget(limited.engine, settings, tenant, limit_usd=0.01)
+    add_usage(limited.engine, tenant, 0.01, tier="budget-rl", model="emu-rl")
+    job = add_job(limited, tenant, "budget-rl")
+    try:
+        run_job(limited, job.id)
+        assert reload(limited, job.id).error_code == "budget_exceeded"
+        model = settings.models["emu-rl"]
+        state = limited.limiter.snapshot(model.bucket, model_limits(model, settings.rate_limits))
+        assert (state.requests_used, state.tokens_used, state.in_flight) == (1, 0, 0)
+    finally:
+        delete_tier_queues(limited.redis, ["budget-rl"], settings.key_prefix)
+        limited.engine.dispose()

@@ -94,7 +94,9 @@ class RateLimiting(Middleware):
         grant, held.grant = held.grant, None
         if grant is None or ctx.route is None:
             return
-        self.limiter.settle(grant, None)  # the provider may have counted the call: keep the estimate
+        # The provider may have counted a call that failed: keep its estimate. No call made (a
+        # later policy, such as a budget, stopped it): give the tokens back.
+        self.limiter.settle(grant, None if ctx.called else 0)
         error = ctx.error
         if not isinstance(error, ProviderRateLimited):
             return
