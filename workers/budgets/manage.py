@@ -12,7 +12,14 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from schemas.budgets import BudgetCreate, BudgetPublic, BudgetStatus, BudgetUpdate, check_complete
+from schemas.budgets import (
+    DEFAULT_THRESHOLDS,
+    BudgetCreate,
+    BudgetPublic,
+    BudgetStatus,
+    BudgetUpdate,
+    check_complete,
+)
 from schemas.errors import InvalidRequest, NotFound
 from schemas.settings import Settings
 from schemas.spend_tables import Budget
@@ -72,7 +79,7 @@ def create_budget(
         id=new_id("bud"),
         tenant_id=tenant_id,
         name=body.name or "",
-        thresholds=body.thresholds or [],
+        thresholds=list(DEFAULT_THRESHOLDS) if body.thresholds is None else body.thresholds,
         created_at=now,
         updated_at=now,
         **fields,
@@ -105,8 +112,8 @@ def update_budget(
     for name in body.model_fields_set:
         value = getattr(body, name)
         setattr(row, name, "" if name == "name" and value is None else value)
-    if row.thresholds is None:
-        row.thresholds = []
+    if row.thresholds is None:  # null: back to the defaults ([] turns the events off)
+        row.thresholds = list(DEFAULT_THRESHOLDS)
     _check(settings, row)
     row.updated_at = utcnow()
     session.add(row)

@@ -47,7 +47,7 @@ class BudgetTerms:
             model=row.model,
             on_exhausted=row.on_exhausted,
             downgrade_tier=row.downgrade_tier,
-            thresholds=tuple(row.thresholds or DEFAULT_THRESHOLDS),
+            thresholds=DEFAULT_THRESHOLDS if row.thresholds is None else tuple(row.thresholds),
         )
 
     def period_at(self, now: datetime) -> Period:
