@@ -59,11 +59,15 @@ class ApiKeyAuth(HTTPBearer):
         if credentials is None:
             raise AuthenticationFailed("Send your API key as `Authorization: Bearer sy_...`.")
         services: Services = request.app.state.services
+        principals = services.principals
+        if principals.check_due():  # a Redis read, 4 a second per process (api/principal_cache.py)
+            await run_in_threadpool(principals.check_epoch)
         key_hash = hash_key(credentials.credentials)
-        principal = services.principals.get(key_hash)
+        principal = principals.get(key_hash)
         if principal is None:
+            epoch = principals.epoch  # before the lookup: a change after it makes the entry stale
             principal = await run_in_threadpool(_lookup, services, credentials.credentials)
-            services.principals.put(key_hash, principal)
+            principals.put(key_hash, principal, epoch)
         _check_usable(principal)
         if not any(principal.allows(scope) for scope in self.scopes):
             scope = " or ".join(repr(scope) for scope in self.scopes)

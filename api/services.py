@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TypeVar
 
 import anyio
@@ -15,7 +14,7 @@ from sqlalchemy.engine import Engine
 from api.admission import Admission
 from api.event_hub import EventHub
 from api.job_waiter import JobWaiter
-from api.keys import Principal
+from api.principal_cache import PrincipalCache
 from api.publish_marks import PublishMarks
 from schemas.settings import Settings
 from workers.budgets.control import BudgetControl
@@ -28,46 +27,7 @@ from workers.outcomes import Outcomes
 from workers.ratelimit.limiter import Limiter
 from workers.ratelimit.policy import TenantLimits, build_limiter
 
-# A revoked or expired key, or a disabled tenant, is refused by every API process within this
-# time: each process looks a key up again at most this often (docs/spend.md, "Admin API").
-PRINCIPAL_CACHE_S = 0.5
-# A key's ``last_used_at`` is written at most this often per key and process, not per request.
-LAST_USED_EVERY_S = 60.0
 T = TypeVar("T")
-
-
-@dataclass
-class PrincipalCache:
-    """Recently seen keys, so a hot client is not one extra query per request.
-
-    A revoked key keeps working for at most ``PRINCIPAL_CACHE_S`` seconds. ``touched`` holds
-    when each key's ``last_used_at`` was last written by this process.
-    """
-
-    entries: dict[str, tuple[float, Principal]] = field(default_factory=dict)
-    touched: dict[str, float] = field(default_factory=dict)
-
-    def get(self, key_hash: str) -> Principal | None:
-        entry = self.entries.get(key_hash)
-        if entry is None or entry[0] < time.monotonic():
-            return None
-        return entry[1]
-
-    def put(self, key_hash: str, principal: Principal) -> None:
-        if len(self.entries) > 10_000:
-            self.entries.clear()
-        self.entries[key_hash] = (time.monotonic() + PRINCIPAL_CACHE_S, principal)
-
-    def due_for_touch(self, key_id: str) -> bool:
-        """Whether to write the key's ``last_used_at`` now (then not again for a while)."""
-        now = time.monotonic()
-        last = self.touched.get(key_id)
-        if last is not None and now - last < LAST_USED_EVERY_S:
-            return False
-        if len(self.touched) > 10_000:
-            self.touched.clear()
-        self.touched[key_id] = now
-        return True
 
 
 @dataclass
@@ -128,7 +88,7 @@ class Services:
             keys=keys,
             waiter=JobWaiter(settings.redis_url, keys.job_events),
             event_hub=EventHub(settings.redis_url, keys.tenant_event_notices),
-            principals=PrincipalCache(),
+            principals=PrincipalCache(redis, keys.auth_epoch),
             publish_marks=PublishMarks(engine),
             limiter=limiter,
             dispatcher=dispatcher,

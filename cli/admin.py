@@ -12,10 +12,12 @@ from typing import Annotated, TypeVar
 
 import typer
 from pydantic import ValidationError
+from redis import Redis
 from sqlmodel import Session, col, select
 
 from api import tenancy
 from api.keys import SCOPES
+from api.principal_cache import auth_change
 from schemas.admin import (
     DEFAULT_ROTATION_GRACE_S,
     MAX_ROTATION_GRACE_S,
@@ -28,6 +30,7 @@ from schemas.settings import load_settings
 from schemas.tables import ApiKey, Tenant
 from workers.audit import CLI
 from workers.db import make_engine, session_scope
+from workers.keys import RedisKeys
 
 DEFAULT_SCOPES = ("submit", "read")
 SCOPE_HELP = f"Repeat for each scope: {', '.join(sorted(SCOPES))}. Default: submit and read."
@@ -40,12 +43,19 @@ TenantArg = Annotated[str, typer.Argument(help="Tenant id (ten_...) or name.")]
 
 
 @contextmanager
-def admin_session() -> Iterator[Session]:
+def admin_session(refuses_keys: bool = False) -> Iterator[Session]:
     """A session on the configured database, committed at the end; a refused change (bad
-    input, unknown tenant...) becomes a usage error with the API's message."""
+    input, unknown tenant...) becomes a usage error with the API's message. ``refuses_keys``:
+    the change may refuse keys, so the API processes are told after the commit."""
+    settings = load_settings()
     try:
-        with session_scope(make_engine(load_settings())) as session:
-            yield session
+        if refuses_keys:
+            redis = Redis.from_url(settings.redis_url, socket_timeout=2)
+            with auth_change(make_engine(settings), redis, RedisKeys(settings.key_prefix)) as session:
+                yield session
+        else:
+            with session_scope(make_engine(settings)) as session:
+                yield session
     except SwitchyardError as exc:
         raise typer.BadParameter(exc.message) from exc
     except (ValidationError, ValueError) as exc:
@@ -124,7 +134,7 @@ def tenants_enable(tenant: TenantArg) -> None:
 
 
 def _set_disabled(tenant: str, disabled: bool) -> None:
-    with admin_session() as session:
+    with admin_session(refuses_keys=True) as session:
         found = tenancy.set_tenant_disabled(session, CLI, tenancy.find_tenant(session, tenant).id, disabled)
     typer.echo(f"{found.id}\t{'disabled' if found.disabled_at else 'enabled'}")
 
@@ -173,7 +183,7 @@ def keys_list(tenant: TenantArg) -> None:
 @keys_app.command("revoke")
 def keys_revoke(key_id: Annotated[str, typer.Argument(help="The key's id, key_...")]) -> None:
     """Revoke a key: every API process refuses it (401) within a second."""
-    with admin_session() as session:
+    with admin_session(refuses_keys=True) as session:
         key = tenancy.revoke_key(session, CLI, _key_tenant(session, key_id), key_id)
     typer.echo(f"{key.id}\trevoked")
 
@@ -186,7 +196,7 @@ def keys_rotate(
     ] = DEFAULT_ROTATION_GRACE_S,
 ) -> None:
     """Print a new secret for the key's name, scopes and tiers; the old one ends after --grace."""
-    with admin_session() as session:
+    with admin_session(refuses_keys=True) as session:
         _, secret = tenancy.rotate_key(session, CLI, _key_tenant(session, key_id), key_id, grace)
     typer.echo(secret)
 

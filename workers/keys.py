@@ -22,6 +22,12 @@ class RedisKeys:
         self.prefix = prefix
 
     @property
+    def auth_epoch(self) -> str:
+        """Counter bumped after every change that may refuse a key (revoked, rotated, a tenant
+        disabled or enabled): API processes drop the keys they cached when it moves."""
+        return f"{self.prefix}:auth:epoch"
+
+    @property
     def job_events(self) -> str:
         """Pub/sub channel: one message per job reaching a final state."""
         return f"{self.prefix}:events:jobs"

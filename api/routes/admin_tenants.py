@@ -14,6 +14,7 @@ from fastapi import APIRouter, Path, Query, Request
 
 from api import tenancy
 from api.deps import Cursor, PlatformAdmin, ServicesDep, SessionDep, actor_of
+from api.principal_cache import auth_change
 from api.routes.keys import KeyId, created, key_page
 from schemas.admin import (
     KeyCreate,
@@ -102,7 +103,7 @@ def enable_tenant(
 def _set_disabled(
     tenant_id: str, request: Request, services: ServicesDep, principal: PlatformAdmin, disabled: bool
 ) -> TenantPublic:
-    with session_scope(services.engine) as session:
+    with auth_change(services.engine, services.redis, services.keys) as session:
         tenant = tenancy.set_tenant_disabled(session, actor_of(request, principal), tenant_id, disabled)
     return TenantPublic.from_row(tenant)
 
@@ -136,7 +137,7 @@ def list_keys(
 def revoke_key(
     tenant_id: TenantId, key_id: KeyId, request: Request, services: ServicesDep, principal: PlatformAdmin
 ) -> KeyPublic:
-    with session_scope(services.engine) as session:
+    with auth_change(services.engine, services.redis, services.keys) as session:
         row = tenancy.revoke_key(session, actor_of(request, principal), tenant_id, key_id)
     return KeyPublic.from_row(row)
 
@@ -153,7 +154,7 @@ def rotate_key(
     body: KeyRotate | None = None,
 ) -> KeyCreated:
     grace_s = (body or KeyRotate()).grace_s
-    with session_scope(services.engine) as session:
+    with auth_change(services.engine, services.redis, services.keys) as session:
         actor = actor_of(request, principal)
         row, secret = tenancy.rotate_key(session, actor, tenant_id, key_id, grace_s)
     return created(row, secret)

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Path, Query, Request
 
 from api import tenancy
 from api.deps import Admin, Cursor, ServicesDep, SessionDep, actor_of
+from api.principal_cache import auth_change
 from schemas.admin import KeyCreate, KeyCreated, KeyList, KeyPublic, KeyRotate
 from workers.db import session_scope
 from workers.paging import split_page
@@ -71,7 +72,7 @@ def get_key(key_id: KeyId, session: SessionDep, principal: Admin) -> KeyPublic:
 @router.delete("/{key_id}", response_model=KeyPublic, responses=ERRORS, summary="Revoke a key")
 def revoke_key(key_id: KeyId, request: Request, services: ServicesDep, principal: Admin) -> KeyPublic:
     """Revoke the key: every API process refuses it (401) within a second."""
-    with session_scope(services.engine) as session:
+    with auth_change(services.engine, services.redis, services.keys) as session:
         row = tenancy.revoke_key(session, actor_of(request, principal), principal.tenant_id, key_id)
     return KeyPublic.from_row(row)
 
@@ -83,7 +84,7 @@ def rotate_key(
     """A new key (secret shown once) with the same name, scopes and tiers; the old one keeps
     working for `grace_s` (default 24 h, at most 7 days), then gets 401."""
     grace_s = (body or KeyRotate()).grace_s
-    with session_scope(services.engine) as session:
+    with auth_change(services.engine, services.redis, services.keys) as session:
         actor = actor_of(request, principal)
         row, secret = tenancy.rotate_key(session, actor, principal.tenant_id, key_id, grace_s)
     return created(row, secret)

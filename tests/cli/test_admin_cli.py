@@ -25,8 +25,10 @@ NEW_COMMANDS = [["tenants", "disable"], ["tenants", "enable"], ["keys", "list"],
 
 
 @pytest.fixture
-def cli_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def cli_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, redis_url: str) -> Path:
     monkeypatch.setenv("SWITCHYARD_CONFIG_FILE", str(TEST_CONFIG))
+    monkeypatch.setenv("SWITCHYARD_REDIS_URL", redis_url)
+    monkeypatch.setenv("SWITCHYARD_KEY_PREFIX", f"sytest{tmp_path.name[-8:]}")
     monkeypatch.setenv("SWITCHYARD_VAR_DIR", str(tmp_path))
     monkeypatch.setenv("SWITCHYARD_DATABASE_URL", "")
     upgrade(load_settings())
