@@ -34,9 +34,15 @@ def rebuild_rollups(
         if tenant_id is not None:
             condition.append(ROLLUPS.c.tenant_id == tenant_id)
         connection.execute(delete(ROLLUPS).where(*condition))
-        sums = _sums(connection.dialect.name, start, end, tenant_id)
-        written = connection.execute(insert(ROLLUPS).from_select([*KEY, *FIGURES], sums)).rowcount
-    return int(written)
+        connection.execute(
+            insert(ROLLUPS).from_select(
+                [*KEY, *FIGURES], _sums(connection.dialect.name, start, end, tenant_id)
+            )
+        )
+        # Counted, not the INSERT's rowcount: drivers need not report one for INSERT ... SELECT.
+        return int(
+            connection.execute(select(func.count()).select_from(ROLLUPS).where(*condition)).scalar_one()
+        )
 
 
 def _hour_up(at: datetime) -> datetime:

@@ -296,6 +296,9 @@ def test_the_rebuild_gives_the_rollups_back_and_is_idempotent(engine: Engine, te
     with engine.begin() as connection:  # rows written before the rollups existed
         connection.execute(delete(ROLLUPS).where(ROLLUPS.c.tenant_id == tenant_id))
 
+    # Three rows: the successes; the failed call (small-b); the failed job (no model).
+    assert rebuild_rollups(engine, tenant_id=tenant_id) == len(written) == 3
+    assert_same(rollups(engine, tenant_id), written)
     rebuild_rollups(engine)
     assert_same(rollups(engine, tenant_id), written)
     rebuild_rollups(engine, tenant_id=tenant_id)
