@@ -94,6 +94,33 @@ def safety_lines(figures: Figures) -> list[str]:
     return lines
 
 
+def workload_semantic_hits(figures: Figures) -> list[str]:
+    """The workload's semantic hits by kind of request, and the ones not from their first wording.
+
+    A paraphrase's hit is expected from the job of the question it rewords; any other hit
+    served an answer written for another text, which may or may not be right (printed so a
+    reader can judge).
+    """
+    index_of = {job_id: index for index, job_id in figures.replay.job_ids.items()}
+    by_index = {request.index: request for request in figures.requests}
+    kinds: dict[str, int] = {}
+    others: list[str] = []
+    for job_id, row in figures.jobs.rows.items():
+        cache = row["cache"] or {}
+        if cache.get("hit") != "semantic" or job_id not in index_of:
+            continue
+        request = by_index[index_of[job_id]]
+        kinds[request.kind] = kinds.get(request.kind, 0) + 1
+        origin = figures.replay.job_ids.get(request.source) if request.source is not None else None
+        if request.kind != "paraphrase" or cache.get("source_job") != origin:
+            source = by_index.get(index_of.get(str(cache.get("source_job")), -1))
+            asked = request.request["messages"][-1]["content"]
+            was = source.request["messages"][-1]["content"] if source else "?"
+            others.append(f"  {asked[-90:]!r} <- {was[-90:]!r}")
+    lines = [f"workload semantic hits by kind: {kinds}; not from the reworded question: {len(others)}"]
+    return lines + others[:8]
+
+
 def end_line(figures: Figures) -> str:
     naive, ours, count = figures.naive_usd, figures.switchyard_usd, len(figures.requests)
     overspend = "unmeasured" if figures.budget.missing else str(figures.budget.overspend_calls)
@@ -115,7 +142,7 @@ def report(figures: Figures, console: Console) -> None:
     )
     for refusal in replay.refusals[:5]:
         console.print(f"  refused {refusal}")
-    for line in safety_lines(figures):
+    for line in [*workload_semantic_hits(figures), *safety_lines(figures)]:
         console.print(line)
     measured = {
         "cost_reduction": 1 - figures.switchyard_usd / figures.naive_usd,
