@@ -23,6 +23,7 @@ from sqlalchemy.engine import RowMapping
 
 from schemas.tables import Usage, utcnow
 from workers import store
+from workers.budgets.estimate import actual_charge
 from workers.lost_attempts import lost_attempt
 from workers.runtime import Runtime
 
@@ -42,6 +43,7 @@ _COLUMNS = (
     _JOBS.lease_token,
     _JOBS.lease_expires_at,
     _JOBS.provider_batch_id,
+    _JOBS.api_key_id,
 )
 
 
@@ -83,6 +85,7 @@ def _requeue(rt: Runtime, row: RowMapping, usage: Usage | None, fields: dict[str
     # that publish_unsent repairs on a later pass.
     if not store.requeue_expired(rt.engine, row["id"], row["lease_token"], usage, **fields):
         return 0
+    _count_in_budgets(rt, row, usage)
     rt.dispatcher.publish(row["id"], row["tier"], row["priority"], row["tenant_id"])
     store.mark_published(rt.engine, [row["id"]])
     return 1
@@ -93,7 +96,19 @@ def _dead_letter(rt: Runtime, row: RowMapping, usage: Usage | None, fields: dict
     changed = store.fail_expired(
         rt.engine, row["id"], row["lease_token"], usage, "max_attempts", message, **fields
     )
+    if changed:
+        _count_in_budgets(rt, row, usage)
     final = store.load_job(rt.engine, row["id"]) if changed else None
     if final is not None:
         rt.outcomes.announce_job(final)
     return int(changed)
+
+
+def _count_in_budgets(rt: Runtime, row: RowMapping, usage: Usage | None) -> None:
+    """Count the lost call, as its committed usage row prices it, in the job's budgets; this
+    also drops the dead worker's reservation (the same member), if it has not expired yet."""
+    if usage is None:
+        return
+    budgets = rt.budgets.applicable(row["tenant_id"], row["api_key_id"], row["tier"], [usage.model])
+    charge = actual_charge(usage.cost_usd, usage.prompt_tokens, usage.completion_tokens)
+    rt.budgets.count(budgets, charge, f"{row['id']}:{row['attempts']}")

@@ -56,7 +56,8 @@ class BudgetControl:
         self.thresholds.check(self.ledger.settle(hold, actual))
 
     def count(self, budgets: list[BudgetTerms], actual: Charge, member: str) -> None:
-        """Add a call made with no reservation (a provider batch's line) to ``budgets``."""
+        """Add a call settled elsewhere (a provider batch's line, a dead worker's lost attempt)
+        to ``budgets``, dropping ``member``'s reservation if one is still held."""
         if budgets:
             now = self.ledger.clock()
             self.settle(Hold(member, tuple((b, b.period_at(now)) for b in budgets)), actual)
