@@ -158,8 +158,10 @@ def keys_create(
     """Create an API key and print it once; only its SHA-256 is stored."""
     with admin_session() as session:
         found = tenancy.find_tenant(session, tenant)
-        body = parsed(KeyCreate, name=name, scopes=scope or list(DEFAULT_SCOPES), expires_in_s=expires_in)
-        body.allowed_tiers = tier or None
+        scopes = scope or list(DEFAULT_SCOPES)
+        body = parsed(
+            KeyCreate, name=name, scopes=scopes, expires_in_s=expires_in, allowed_tiers=tier or None
+        )
         _, secret = tenancy.add_key(session, CLI, load_settings(), found.id, body)
     typer.echo(secret)
 
