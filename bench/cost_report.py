@@ -97,7 +97,8 @@ def safety_lines(figures: Figures) -> list[str]:
 def workload_semantic_hits(figures: Figures) -> list[str]:
     """The workload's semantic hits by kind of request, and the ones not from their first wording.
 
-    A paraphrase's hit is expected from the job of the question it rewords; any other hit
+    A paraphrase's hit (or a repeat's of one) is expected from the job of the question it
+    rewords; any other hit
     served an answer written for another text, which may or may not be right (printed so a
     reader can judge).
     """
@@ -111,14 +112,20 @@ def workload_semantic_hits(figures: Figures) -> list[str]:
             continue
         request = by_index[index_of[job_id]]
         kinds[request.kind] = kinds.get(request.kind, 0) + 1
-        origin = figures.replay.job_ids.get(request.source) if request.source is not None else None
-        if request.kind != "paraphrase" or cache.get("source_job") != origin:
+        if cache.get("source_job") != figures.replay.job_ids.get(reworded(request, by_index), ""):
             source = by_index.get(index_of.get(str(cache.get("source_job")), -1))
             asked = request.request["messages"][-1]["content"]
             was = source.request["messages"][-1]["content"] if source else "?"
             others.append(f"  {asked[-90:]!r} <- {was[-90:]!r}")
     lines = [f"workload semantic hits by kind: {kinds}; not from the reworded question: {len(others)}"]
     return lines + others[:8]
+
+
+def reworded(request: CostRequest, by_index: dict[int, CostRequest]) -> int:
+    """The index of the question a paraphrase (or a repeat of one) rewords; -1 for none."""
+    while request.kind == "repeat" and request.source is not None:
+        request = by_index[request.source]
+    return request.source if request.kind == "paraphrase" and request.source is not None else -1
 
 
 def end_line(figures: Figures) -> str:
