@@ -87,15 +87,21 @@ def _check_usable(principal: Principal) -> None:
         raise TenantDisabled("This tenant is disabled; ask the platform admin to enable it.")
 
 
+def _refused(principal: Principal) -> bool:
+    return principal.expired(utcnow()) or principal.tenant_disabled
+
+
 def _lookup(services: Services, secret: str) -> Principal:
     with Session(services.engine) as session:
         principal = find_principal(session, secret)
+        if principal is None:
+            raise AuthenticationFailed(
+                "Unknown or revoked API key; create one with `switchyard keys create`."
+            )
         # At most once a minute per key and process: a write per request would cost more than
-        # the request (docs/spend.md).
-        if principal is not None and services.principals.due_for_touch(principal.key_id):
+        # the request (docs/spend.md). A refused key's attempts are not uses.
+        if not _refused(principal) and services.principals.due_for_touch(principal.key_id):
             touch_key(session, principal.key_id)
-    if principal is None:
-        raise AuthenticationFailed("Unknown or revoked API key; create one with `switchyard keys create`.")
     return principal
 
 
