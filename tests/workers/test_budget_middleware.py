@@ -224,3 +224,25 @@ def test_a_refused_call_gives_its_rate_limit_tokens_back(
     finally:
         delete_tier_queues(limited.redis, ["budget-rl"], settings.key_prefix)
         limited.engine.dispose()
+
+
+@pytest.mark.usefixtures("usage_rows")
+def test_a_downgrade_to_a_tier_of_another_kind_fails_instead(
+    runtime: Runtime, tenant: str, calls: list[str]
+) -> None:
+    _, cheap = tiers(runtime)
+    # A tenant-wide budget names one downgrade tier for every tier: here an embedding tier.
+    add_budget(
+        runtime.engine,
+        runtime.settings,
+        tenant,
+        limit_usd=0.01,
+        on_exhausted="downgrade",
+        downgrade_tier="embed-emu",
+    )
+    add_usage(runtime.engine, tenant, 0.0099999, tier=cheap)  # not spent, but no room for a call
+    job = add_job(runtime, tenant, cheap)
+    run_job(runtime, job.id)
+    after = reload(runtime, job.id)
+    assert (after.status, after.error_code, after.tier) == ("failed", "budget_exceeded", cheap)
+    assert calls == []

@@ -122,6 +122,8 @@ class BudgetReservation(Middleware):
         job, target = ctx.job, figures.budget.downgrade_tier
         if target is None or target == job.tier or target not in ctx.settings.tiers:
             return
+        if ctx.settings.tier_kind(target) != job.kind:  # a tenant-wide budget names one tier for all
+            return
         if (job.routing or {}).get("rule") == DOWNGRADE_RULE:
             return  # once per job: a chain of downgrades could loop
         models = ctx.settings.tiers[target].models
