@@ -18,6 +18,14 @@ from workers.event import Event
 CENTS_30 = Charge(to_nano(0.30), 300)
 
 
+def flush(settings: Settings) -> None:
+    """Every key of this test gone, as FLUSHALL leaves them (the test Redis's other keys, such as
+    a running e2e stack's, are left alone)."""
+    redis = Redis.from_url(settings.redis_url)
+    lost = list(redis.scan_iter(f"{settings.key_prefix}:*"))
+    assert lost and redis.delete(*lost) == len(lost)
+
+
 def test_reserve_then_settle_moves_the_reservation_to_spent(
     settings: Settings, engine: Engine, tenant: str
 ) -> None:
@@ -104,7 +112,7 @@ def test_counters_lost_with_redis_are_rebuilt_from_the_database(
     hold = budgets.reserve([tenant_wide], "x", CENTS_30, 60)
     assert isinstance(hold, Hold)
     budgets.settle(hold, Charge(to_nano(0.05), 5))  # not in the database: lost with Redis below
-    Redis.from_url(settings.redis_url).flushdb()
+    flush(settings)
     add_usage(engine, tenant, 0.20, tokens=10)  # settled in the database after the flush
     assert budgets.figures([tenant_wide])[0].spent == Charge(to_nano(0.55), 150)
 
@@ -117,7 +125,7 @@ def test_a_settle_against_a_lost_counter_adds_nothing_then_the_rebuild_counts_it
     budget = terms(tenant)
     hold = budgets.reserve([budget], "in-flight", CENTS_30, 60)
     assert isinstance(hold, Hold)
-    Redis.from_url(settings.redis_url).flushdb()
+    flush(settings)
     add_usage(engine, tenant, 0.07)  # the in-flight call's usage row commits...
     budgets.settle(hold, Charge(to_nano(0.07), 10))  # ...then it settles: the counter is gone
     [figures] = budgets.figures([budget])
