@@ -14,6 +14,7 @@ from datetime import timedelta
 from typing import Any
 
 from api.batch_lines import LineJob, LineReader, ParsedLines, reject_invalid
+from api.budget_gate import refuse_if_exhausted
 from api.job_limits import check_callback_url, known_tier
 from api.keys import Principal, check_tiers
 from api.services import Services
@@ -81,6 +82,7 @@ def submit_batch(services: Services, principal: Principal, order: BatchOrder, pa
     services.admission.check_tenant_rate(principal)
     for routed in sorted({line.job.tier for line in parsed.jobs}):  # routing may split a batch
         services.admission.check_tier(routed, "batch")
+        refuse_if_exhausted(services, principal, routed)  # 402 budget_exceeded, as for one job
     batch = _new_batch(principal, order, parsed, tier)
     hits = _look_up_cache(services, principal, parsed.jobs)
     rows = [_job_row(principal, batch, line, hit) for line, hit in zip(parsed.jobs, hits, strict=True)]

@@ -10,8 +10,8 @@ from celery import Celery
 from redis import Redis
 from sqlalchemy.engine import Engine
 
-from workers.budgets.control import BudgetControl
 from schemas.settings import Settings
+from workers.budgets.control import BudgetControl
 from workers.cache.results import ResultCache, build_result_cache
 from workers.chain import PolicyChain
 from workers.db import make_engine

@@ -13,8 +13,8 @@ from typing import Protocol
 from redis import Redis
 from sqlalchemy.engine import Engine
 
-from workers.budgets.control import BudgetControl
 from schemas.settings import Settings
+from workers.budgets.control import BudgetControl
 from workers.cache.results import ResultCache
 from workers.chain import PolicyChain
 from workers.dispatch import Dispatcher

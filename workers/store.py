@@ -130,6 +130,7 @@ def list_jobs(
     limit: int,
     status: str | None = None,
     tier: str | None = None,
+    api_key_id: str | None = None,
     cursor: Job | None = None,
 ) -> list[Job]:
     """The tenant's jobs, newest first, after ``cursor``; one extra to tell ``has_more``."""
@@ -138,6 +139,8 @@ def list_jobs(
         query = query.where(col(Job.status) == status)
     if tier:
         query = query.where(col(Job.tier) == tier)
+    if api_key_id:
+        query = query.where(col(Job.api_key_id) == api_key_id)
     return list(session.exec(newest_first(query, Job, cursor, limit)))
 
 

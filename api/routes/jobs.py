@@ -88,12 +88,23 @@ def list_jobs(
     principal: Reader,
     status: Literal["queued", "running", "succeeded", "failed", "canceled"] | None = None,
     tier: Annotated[str | None, Query(max_length=64, pattern=r"^[^\x00]*$")] = None,
+    api_key_id: Annotated[
+        str | None, Query(max_length=40, pattern=r"^[^\x00]*$", description="Jobs this key submitted.")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     cursor: Cursor = None,
 ) -> JobList:
     """The caller's jobs, newest first."""
     after = cursor_row(session, Job, principal.tenant_id, cursor)
-    rows = store.list_jobs(session, principal.tenant_id, limit=limit, status=status, tier=tier, cursor=after)
+    rows = store.list_jobs(
+        session,
+        principal.tenant_id,
+        limit=limit,
+        status=status,
+        tier=tier,
+        api_key_id=api_key_id,
+        cursor=after,
+    )
     page, has_more, next_cursor = split_page(rows, limit)
     return JobList(data=[JobPublic.from_row(job) for job in page], has_more=has_more, next_cursor=next_cursor)
 

@@ -50,6 +50,9 @@ def test_a_tenant_over_its_hard_budget_gets_402_with_the_budget_and_its_reset(ap
             "limit_tokens": None,
         }
         assert datetime.fromisoformat(error["resets_at"]).day == 1
+        batch = {"tier": api.tier, "jobs": [{"messages": [{"role": "user", "content": "hi"}]}]}
+        refused = api.client.post("/v1/batches", json=batch, headers=headers)
+        assert assert_error(refused, 402, "budget_exceeded")["budget"]["id"] == budget["id"]
     finally:
         with Session(api.engine) as session:
             session.execute(delete(Usage).where(col(Usage.tenant_id) == tenant_id))

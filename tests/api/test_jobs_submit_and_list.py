@@ -9,6 +9,10 @@ import jobs_api_support
 import pytest
 from api_harness import assert_error
 from jobs_api_support import MESSAGES, Api
+from tests_support import new_tenant_key
+
+from api.keys import create_key
+from workers.db import session_scope
 
 api, auth = jobs_api_support.api, jobs_api_support.auth  # the shared fixtures, by name
 
@@ -90,6 +94,19 @@ def test_list_filters_by_status_and_tier(api: Api, auth: dict[str, str]) -> None
     assert ids(status="queued") == {queued, other}
     assert ids(tier=api.other_tier) == {other}
     assert ids(tier=api.tier, status="queued") == {queued}
+
+
+def test_list_filters_by_the_key_that_submitted(api: Api) -> None:
+    tenant_id, first_secret = new_tenant_key(api.engine)
+    with session_scope(api.engine) as session:
+        second_secret = create_key(session, tenant_id, {"submit", "read"}, "second")
+    first, second = ({"Authorization": f"Bearer {secret}"} for secret in (first_secret, second_secret))
+    by_first, by_second = api.submit(first).json(), api.submit(second).json()
+    assert by_first["api_key_id"] != by_second["api_key_id"]
+
+    listed = api.client.get("/v1/jobs", params={"api_key_id": by_second["api_key_id"]}, headers=first)
+
+    assert [job["id"] for job in listed.json()["data"]] == [by_second["id"]]  # either key sees the tenant's
 
 
 @pytest.mark.parametrize("params", [{"limit": 0}, {"limit": 101}, {"status": "sleeping"}])
