@@ -34,8 +34,13 @@ class Principal:
     tenant_disabled: bool = False
 
     def allows(self, scope: str) -> bool:
-        """A tenant's admin keys may do everything in their tenant, but not the platform's work."""
-        return scope in self.scopes or (scope != PLATFORM_SCOPE and "admin" in self.scopes)
+        """A tenant's admin keys may do everything in their tenant, but not the platform's work;
+        a platform key may also read (``GET /v1/limits`` shows it every tenant's switches)."""
+        if scope in self.scopes:
+            return True
+        if scope == PLATFORM_SCOPE:
+            return False
+        return "admin" in self.scopes or (scope == "read" and self.is_platform_admin)
 
     @property
     def is_platform_admin(self) -> bool:

@@ -3,7 +3,7 @@
 Every key sees its own tenant: the limits that apply to it (submissions per window, running
 jobs) and its backlog (its jobs not yet ended, per tier). The global figures (each model's
 use and headroom, each tier's queue depth and drain time, which sum every tenant's work) are
-for admin keys only: a tenant learns nothing there about other tenants' traffic. The active
+for admin and platform keys only: a tenant learns nothing there about other tenants' traffic. The active
 kill switches shown are those that can stop the caller's calls (every one for the platform admin).
 """
 
@@ -33,7 +33,7 @@ def caller_report(services: Services, principal: Principal) -> dict[str, Any]:
         "models": None,
         "tiers": None,
     }
-    if principal.allows("admin"):
+    if principal.allows("admin") or principal.is_platform_admin:
         report.update(limits_report(services.settings, services.limiter, services.dispatcher))
     report["tenant"] = tenant_limits(services, principal)
     report["backlog"] = tenant_backlog(services.engine, principal.tenant_id)

@@ -157,6 +157,8 @@ def test_limits_show_the_active_switches_that_apply_to_the_caller(api: Api) -> N
         assert {everyone["id"], mine["id"]} <= seen and theirs["id"] not in seen
         seen_by_other = limits_ids(api, other_admin)
         assert {everyone["id"], theirs["id"]} <= seen_by_other and mine["id"] not in seen_by_other
+        assert {everyone["id"], mine["id"], theirs["id"]} <= limits_ids(api, platform)  # every switch
+        assert api.client.get("/v1/limits", headers=platform).json()["models"] is not None  # global
         api.client.delete(f"{ADMIN}/{mine['id']}", headers=platform)
         assert mine["id"] not in limits_ids(api, admin)
     finally:
