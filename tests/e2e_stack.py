@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -109,6 +110,18 @@ class Stack:
         for worker in names:
             self.processes.start(worker, worker_argv(queues, 1, worker))
         return names
+
+    @contextmanager
+    def warm_workers(self, name: str, count: int, tiers: list[str], warm_tier: str) -> Iterator[list[str]]:
+        """:meth:`start_workers`, each warmed up by jobs on ``warm_tier`` first; stopped after."""
+        names = self.start_workers(name, count, tiers)
+        try:
+            warm = [self.submit(warm_tier, f"warm-up {i}") for i in range(2 * count)]
+            assert all(self.wait_final(job["id"])["status"] == "succeeded" for job in warm)
+            yield names
+        finally:
+            for worker in names:
+                self.processes.stop(worker)
 
     def post(self, path: str, key: str, **kwargs: Any) -> httpx.Response:
         return httpx.post(

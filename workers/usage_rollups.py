@@ -27,18 +27,10 @@ from sqlalchemy.engine import Connection
 from schemas.columns import UTCDateTime
 from schemas.spend_tables import UsageHourly
 from schemas.tables import Usage
+from schemas.usage_reports import FIGURES
 
 ROLLUPS: Table = UsageHourly.__table__  # type: ignore[attr-defined]
 KEY = ("tenant_id", "hour", "tier", "model", "provider", "api_key_id", "priority")
-FIGURES = (
-    "jobs",
-    "calls",
-    "prompt_tokens",
-    "completion_tokens",
-    "cost_usd",
-    "cache_hits",
-    "cache_savings_usd",
-)
 FINAL_STATES = ("succeeded", "failed")
 
 

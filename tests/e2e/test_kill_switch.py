@@ -29,19 +29,13 @@ SWITCHES = "/v1/admin/kill-switches"
 @pytest.fixture(scope="module")
 def workers(stack: Stack) -> Iterator[Stack]:
     """Four single-process workers for the killable tier, warmed up, and a platform admin key."""
-    names = stack.start_workers("worker-kill", 4, [KILLABLE])
     engine = make_engine(stack.settings)
     with Session(engine) as session:
         stack.keys["platform"] = create_platform_key(session, "kill switch e2e")
         session.commit()
     engine.dispose()
-    try:
-        warm = [stack.submit(KILLABLE, f"warm-up {i}") for i in range(8)]
-        assert all(stack.wait_final(job["id"])["status"] == "succeeded" for job in warm)
+    with stack.warm_workers("worker-kill", 4, [KILLABLE], warm_tier=KILLABLE):
         yield stack
-    finally:
-        for name in names:
-            stack.processes.stop(name)
 
 
 @pytest.fixture

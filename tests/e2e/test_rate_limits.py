@@ -28,14 +28,8 @@ CLEARED = {"rpm": None, "tpm": None, "window_s": None, "latency_ms": None}
 @pytest.fixture(scope="module")
 def workers(stack: Stack) -> Iterator[Stack]:
     """Four single-process workers for the limited and lanes tiers, warmed up."""
-    names = stack.start_workers("worker-rl", 4, [LIMITED, LANES])
-    try:
-        warm = [stack.submit(LANES, f"warm-up {i}") for i in range(8)]
-        assert all(stack.wait_final(job["id"])["status"] == "succeeded" for job in warm)
+    with stack.warm_workers("worker-rl", 4, [LIMITED, LANES], warm_tier=LANES):
         yield stack
-    finally:
-        for name in names:
-            stack.processes.stop(name)
 
 
 @pytest.fixture
