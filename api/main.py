@@ -16,6 +16,7 @@ from api.routes import (
     batches,
     budgets,
     cache,
+    calls,
     events,
     files,
     health,
@@ -24,6 +25,7 @@ from api.routes import (
     kill_switches,
     known_queries,
     limits,
+    slo,
     usage,
     webhook_deliveries,
     webhook_endpoints,
@@ -90,6 +92,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(admin_tenants.router)
     app.include_router(audit.router)
     app.include_router(usage.router)
+    app.include_router(calls.router)
+    app.include_router(slo.router)
     app.include_router(kill_switches.admin_router)
     app.include_router(kill_switches.tenant_router)
     install_docs(app)  # last: the API's own routes are matched first

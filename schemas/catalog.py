@@ -11,6 +11,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
+from schemas.slo import SloObjectives
+
 # OpenAI's Batch API costs half its live price; a model without batch prices assumes the same.
 BATCH_DISCOUNT = 0.5
 
@@ -142,6 +144,9 @@ class TierConfig(BaseModel):
     )
     accepts: RouteConditions | None = Field(
         None, description="What this tier can take when an auto tier considers it; none: everything."
+    )
+    slo: SloObjectives | None = Field(
+        None, description="Latency and error-rate objectives GET /v1/slo reports (docs/observability.md)."
     )
 
 
