@@ -17,6 +17,7 @@ from api.routes import (
     budgets,
     cache,
     calls,
+    dashboard,
     events,
     files,
     health,
@@ -96,5 +97,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(slo.router)
     app.include_router(kill_switches.admin_router)
     app.include_router(kill_switches.tenant_router)
+    app.include_router(dashboard.router)
     install_docs(app)  # last: the API's own routes are matched first
     return app

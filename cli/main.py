@@ -13,6 +13,7 @@ from cli.batches import batch_app
 from cli.demo import demo
 from cli.jobs import jobs_app, submit
 from cli.kill import kill_app
+from cli.top import top
 from cli.usage import usage_app
 from schemas.settings import load_settings
 
@@ -31,6 +32,7 @@ app.add_typer(usage_app, name="usage")
 app.add_typer(kill_app, name="kill")
 app.command("submit")(submit)
 app.command("demo")(demo)
+app.command("top")(top)
 
 
 @app.command()
