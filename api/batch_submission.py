@@ -25,6 +25,7 @@ from workers.broker import PUBLISH_FAILURES
 from workers.cache import policy as cache_policy
 from workers.cache.exact import request_key
 from workers.ids import new_id
+from workers.metrics.recording import record_invalid_lines, record_rows_ended, submission
 from workers.store import COLUMNS
 from workers.webhooks.ssrf import check_registered_url
 
@@ -74,7 +75,15 @@ def reader_for(services: Services, order: BatchOrder) -> LineReader:
 
 
 def submit_batch(services: Services, principal: Principal, order: BatchOrder, parsed: ParsedLines) -> Batch:
-    """Insert the batch and its jobs, publish the queued ones; the new batch row."""
+    """Insert the batch and its jobs, publish the queued ones; the new batch row. Its lines are
+    counted as submissions (switchyard_jobs_*_total), the invalid ones refused with their code."""
+    tier = parsed.tier or order.tier
+    record_invalid_lines(services.settings, tier, (error.code for error in parsed.invalid))
+    with submission(services.settings, tier, "batch", len(parsed.jobs)):
+        return _submit(services, principal, order, parsed)
+
+
+def _submit(services: Services, principal: Principal, order: BatchOrder, parsed: ParsedLines) -> Batch:
     if not order.skip_invalid_lines:
         reject_invalid(parsed)
     tier = parsed.tier or order.tier  # the tier asked for; its lines may be routed elsewhere
@@ -89,6 +98,7 @@ def submit_batch(services: Services, principal: Principal, order: BatchOrder, pa
     with services.engine.begin() as connection:
         batch_store.insert_batch(connection, batch)
         batch_store.insert_jobs(connection, rows)
+    record_rows_ended(row for row in rows if row["status"] != "queued")  # answered by the cache
     queued: dict[str, list[str]] = {}  # routed tier -> its queued jobs
     for row in rows:
         if row["status"] == "queued":

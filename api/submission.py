@@ -23,6 +23,7 @@ from workers.cache import policy as cache_policy
 from workers.cache.exact import request_key
 from workers.cache.results import CachedResult
 from workers.db import session_scope
+from workers.metrics.recording import submission
 from workers.routing_rules import route_request
 
 log = structlog.get_logger("switchyard.api")
@@ -49,7 +50,15 @@ def submit_job(
     job_id: str | None = None,
 ) -> Accepted:
     """Accept the job durably: the row is committed before its id is published. A new job
-    gets ``job_id`` when given; a replay answers with the earlier job, whatever its id."""
+    gets ``job_id`` when given; a replay answers with the earlier job, whatever its id.
+    Counted as submitted, then accepted or refused (switchyard_jobs_*_total)."""
+    with submission(services.settings, body.tier, body.priority):
+        return _submit(services, principal, body, key_header, job_id)
+
+
+def _submit(
+    services: Services, principal: Principal, body: JobCreate, key_header: str | None, job_id: str | None
+) -> Accepted:
     check_tiers(principal, {body.tier})  # the tier the client named, before any routing
     routed, routing = route_request(services.settings, body)  # the tier it runs on (docs/spend.md)
     check_job(routed, services.settings)

@@ -1,6 +1,7 @@
 """The processes ``switchyard up`` runs, derived from config: one worker per tier.
 
-The Procfile is written from the same table (cli/procfile.py).
+The Procfile is written from the same table (cli/procfile.py). With ``metrics.worker_port``
+set, each worker node's line carries its own ``--metrics-port``.
 """
 
 from __future__ import annotations
@@ -63,6 +64,18 @@ def process_table(settings: Settings) -> dict[str, list[str]]:
     for tier in settings.tiers:
         table[f"worker-{tier}"] = tier_worker_argv(settings, tier)
     table["worker-webhooks"] = webhook_worker_argv(RedisKeys(settings.key_prefix).webhook_queue)
+    with_metrics_ports(table, settings.metrics.worker_port)
     if settings.emulator_port:
         table["emulator"] = emulator_argv(settings.emulator_port)
     return table
+
+
+def with_metrics_ports(table: dict[str, list[str]], base_port: int) -> None:
+    """Give each worker node of ``table`` its own metrics port, ``base_port`` and up, in table
+    order (0: metrics off). One machine cannot serve two nodes on one port
+    (docs/observability.md)."""
+    if not base_port:
+        return
+    workers = [name for name in table if name.startswith("worker-")]
+    for index, name in enumerate(workers):
+        table[name] = [*table[name], "--metrics-port", str(base_port + index)]

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator
 
 
 class CacheSettings(BaseModel):
@@ -191,4 +191,21 @@ class StreamingSettings(BaseModel):
     token_ttl_s: int = Field(600, gt=0, description="How long a job's streamed tokens stay readable.")
     max_stream_s: float = Field(
         3_600.0, gt=0, description="An SSE connection ends after this long; clients reconnect and rebalance."
+    )
+
+
+class MetricsSettings(BaseModel):
+    """Prometheus metrics (docs/observability.md, "Metrics")."""
+
+    worker_port: int = Field(
+        0,
+        ge=0,
+        le=65_535,
+        description="A worker node's metrics port, 0: off; `switchyard up` numbers its nodes from it.",
+    )
+    worker_host: str = Field(
+        "127.0.0.1", description="Where worker nodes serve metrics; 0.0.0.0 to scrape from other machines."
+    )
+    token: SecretStr | None = Field(
+        None, description="When set, the API's /metrics wants `Authorization: Bearer <token>`."
     )

@@ -29,6 +29,7 @@ from schemas.catalog import (
 )
 from schemas.sections import (
     CacheSettings,
+    MetricsSettings,
     PrecomputeSettings,
     ProviderBatchSettings,
     RateLimitSettings,
@@ -43,6 +44,7 @@ __all__ = [
     "PROJECT_ROOT",
     "AutoTierConfig",
     "CacheSettings",
+    "MetricsSettings",
     "ModelConfig",
     "PrecomputeSettings",
     "ProviderBatchSettings",
@@ -136,6 +138,7 @@ class Settings(BaseSettings):
         default_factory=lambda: ProviderBatchSettings.model_validate({})
     )
     webhooks: WebhookSettings = Field(default_factory=lambda: WebhookSettings.model_validate({}))
+    metrics: MetricsSettings = Field(default_factory=lambda: MetricsSettings.model_validate({}))
     providers: dict[str, ProviderConfig] = Field(default_factory=dict)
     models: dict[str, ModelConfig] = Field(default_factory=dict)
     tiers: dict[str, TierConfig] = Field(default_factory=dict)

@@ -89,6 +89,7 @@ class Stack:
     emulator_url: str
     processes: ProcessGroup
     keys: dict[str, str] = field(default_factory=dict)
+    metrics_ports: dict[str, int] = field(default_factory=dict)  # worker process -> its metrics port
 
     @property
     def log_dir(self) -> Path:
@@ -101,7 +102,14 @@ class Stack:
     def start_emulator_worker(self) -> None:
         queues = [queue for tier in EMULATOR_TIERS for queue in tier_queues(tier)]
         queues.append(RedisKeys(self.settings.key_prefix).maintenance_queue)
-        self.processes.start("worker-emu", worker_argv(queues, 2, "emu"))
+        self.processes.start(
+            "worker-emu", self.with_metrics_port("worker-emu", worker_argv(queues, 2, "emu"))
+        )
+
+    def with_metrics_port(self, name: str, argv: list[str]) -> list[str]:
+        """``argv`` serving its node's metrics on a free port, noted in :attr:`metrics_ports`."""
+        self.metrics_ports[name] = free_port()
+        return [*argv, "--metrics-port", str(self.metrics_ports[name])]
 
     def start_workers(self, name: str, count: int, tiers: list[str]) -> list[str]:
         """Start ``count`` single-process workers for ``tiers``; their process names."""
@@ -207,8 +215,9 @@ def start_stack(stack: Stack, api_port: int, emulator_port: int) -> None:
     processes.start("api", api_argv(api_port, log_level="warning"))
     stack.start_emulator_worker()
     local_worker = local_worker_argv(LOCAL_QUEUES, settings.providers["local"].max_batch_size, "local")
-    processes.start("worker-local", local_worker, env=LOCAL_LIMITS)
-    processes.start("worker-webhooks", webhook_worker_argv(RedisKeys(settings.key_prefix).webhook_queue, 4))
+    processes.start("worker-local", stack.with_metrics_port("worker-local", local_worker), env=LOCAL_LIMITS)
+    webhooks = webhook_worker_argv(RedisKeys(settings.key_prefix).webhook_queue, 4)
+    processes.start("worker-webhooks", stack.with_metrics_port("worker-webhooks", webhooks))
     processes.start("beat", celery_argv("beat", "-s", str(processes.log_dir / "beat-schedule")))
     wait_http(f"{stack.emulator_url}/emulator/stats", alive=processes.check_alive)
     wait_http(f"{stack.api_url}/readyz", alive=processes.check_alive)

@@ -20,6 +20,7 @@ from sqlmodel import select as sm_select
 from schemas.batches import BatchJobCounts
 from schemas.tables import Batch, File, FileContent, utcnow
 from workers import store, usage_rollups
+from workers.metrics.recording import record_bulk_cancel
 from workers.paging import newest_first
 from workers.tenant_rows import get_owned
 
@@ -171,7 +172,7 @@ def cancel_queued(connection: Connection, batch_id: str, code: str = "batch_canc
     """Cancel every queued job of the batch in one statement; running ones finish."""
     now = utcnow()
     message = CANCEL_MESSAGES[code]
-    result = connection.execute(
+    rows = connection.execute(
         update(JOBS)
         .where(JOBS.c.batch_id == batch_id, JOBS.c.status == "queued")
         .values(
@@ -181,8 +182,10 @@ def cancel_queued(connection: Connection, batch_id: str, code: str = "batch_canc
             finished_at=now,
             updated_at=now,
         )
-    )
-    return int(result.rowcount)
+        .returning(JOBS.c.tier, JOBS.c.priority, JOBS.c.created_at)
+    ).all()
+    record_bulk_cancel(((row.tier, row.priority, row.created_at) for row in rows), code)
+    return len(rows)
 
 
 def mark_cancelling(connection: Connection, batch_id: str) -> bool:

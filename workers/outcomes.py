@@ -25,6 +25,7 @@ from workers.event import Event, job_event
 from workers.event_log import queue_event
 from workers.events import publish_job_event
 from workers.keys import RedisKeys
+from workers.metrics.recording import record_job_end
 from workers.webhooks.emitter import WebhookEmitter
 
 
@@ -51,6 +52,7 @@ class Outcomes:
         ``along`` may queue the caller's own commands (a worker gives back the tenant's
         running-jobs slot): they go first, in the same round trip.
         """
+        record_job_end(job)  # switchyard_jobs_ended_total: every job's end passes here once
         public = JobPublic.from_row(job).model_dump(mode="json")  # once, for every consumer
         # The wake-up carries the finished job, so a waiting API answers without reading the row.
         # It goes in the event log's round trip.

@@ -12,6 +12,7 @@ from redis import Redis
 from redis.client import Pipeline
 
 from workers.keys import RedisKeys
+from workers.metrics import definitions as metrics
 
 KINDS = ("exact", "semantic")
 
@@ -33,15 +34,13 @@ class CacheStats:
         self, pipe: Pipeline, tenant_id: str, tier: str, kind: str, hit: bool, saved_usd: float
     ) -> None:
         """Queue the counting of one lookup on ``pipe``, to share its round trip."""
-        key = self.keys.cache_stats(tenant_id)
-        pipe.hincrby(key, f"{tier}:{kind}:{'hits' if hit else 'misses'}", 1)
-        if hit and saved_usd:
-            pipe.hincrbyfloat(key, f"{tier}:saved_usd", saved_usd)
+        self.count_many(pipe, tenant_id, tier, kind, int(hit), int(not hit), saved_usd if hit else 0.0)
 
     def count_many(
         self, pipe: Pipeline, tenant_id: str, tier: str, kind: str, hits: int, misses: int, saved_usd: float
     ) -> None:
-        """Queue the counting of many lookups at once on ``pipe``."""
+        """Queue the counting of many lookups at once on ``pipe``; the process's metrics count them too."""
+        _count_metrics(tier, kind, hits, misses, saved_usd)
         key = self.keys.cache_stats(tenant_id)
         if hits:
             pipe.hincrby(key, f"{tier}:{kind}:hits", hits)
@@ -81,3 +80,12 @@ class CacheStats:
             "estimated_false_hit_rate": round(disagreed / verified, 4) if verified else 0.0,
         }
         return row
+
+
+def _count_metrics(tier: str, kind: str, hits: int, misses: int, saved_usd: float) -> None:
+    if hits:
+        metrics.cache_lookups.labels(tier, kind, "hit").inc(hits)
+    if misses:
+        metrics.cache_lookups.labels(tier, kind, "miss").inc(misses)
+    if saved_usd:
+        metrics.cache_savings_usd.labels(tier, kind).inc(saved_usd)

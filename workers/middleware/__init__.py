@@ -16,6 +16,7 @@ from workers.middleware.cache_verification import ShadowVerification
 from workers.middleware.call_log import CallLog
 from workers.middleware.kill_switch import KillSwitchGate
 from workers.middleware.max_attempts import MaxAttemptsGate
+from workers.middleware.metrics import AttemptMetrics
 from workers.middleware.provider_batch import ProviderBatchParking
 from workers.middleware.rate_limit import RateLimiting
 from workers.middleware.result_cache import ResultCaching
@@ -33,6 +34,7 @@ def default_chain(services: ChainServices) -> PolicyChain:
     kill_switches = KillSwitchBoard(services.redis, services.keys, services.engine)
     return PolicyChain(
         [
+            AttemptMetrics(),  # first: its after-call hooks run last and see every decision
             TenantBacklog(services.dispatcher),
             MaxAttemptsGate(),
             ProviderBatchParking(services.engine, kill_switches),
