@@ -34,6 +34,7 @@ from api.routes import (
 )
 from api.services import Services
 from schemas.settings import Settings, load_settings
+from workers import tracing
 from workers.logging import configure_logging
 
 DESCRIPTION = """
@@ -48,6 +49,7 @@ receive a webhook. Authenticate with `Authorization: Bearer sy_...`. Every error
 def create_app(settings: Settings | None = None) -> FastAPI:
     """A configured API app; settings come from the environment when not given."""
     configure_logging()
+    tracing.start("switchyard-api")  # off unless OTEL_* turn it on (docs/observability.md)
     services = Services.build(settings or load_settings())
 
     @asynccontextmanager

@@ -21,7 +21,8 @@ def run_job(self: Any, job_id: str) -> None:
         # The process's heartbeat renews the job's short lease while the attempt runs, so the
         # lease runs out soon after this process dies, however long the call (docs/operations.md).
         with rt.lease_heartbeat.holding(job_id):
-            run_job_attempt(rt, job_id)
+            # A traced message carries the job's trace context in a header (workers/dispatch.py).
+            run_job_attempt(rt, job_id, getattr(self.request, "traceparent", None))
     except Exception:
         # The task boundary: log and leave the row to its lease; the reconciler retries it.
         log.exception("run_job_crashed", job=job_id)

@@ -27,20 +27,22 @@ from redis import Redis
 
 PIPELINE_CHUNK = 2000
 # Placeholders of the per-job values in the template; job and task ids never contain "@".
-JOB_ID, TASK_ID, BODY, ARGSREPR, PRIORITY, TAG = (
-    f"@sy-{name}@" for name in ("job", "task", "body", "argsrepr", "priority", "tag")
+JOB_ID, TASK_ID, BODY, ARGSREPR, PRIORITY, TAG, TRACE = (
+    f"@sy-{name}@" for name in ("job", "task", "body", "argsrepr", "priority", "tag", "trace")
 )
-FIELDS = {BODY: "body", ARGSREPR: "argsrepr", PRIORITY: "priority", TAG: "tag"}
+FIELDS = {BODY: "body", ARGSREPR: "argsrepr", PRIORITY: "priority", TAG: "tag", TRACE: "trace"}
 # Stands for the priority in a message whose priority Redis decides (workers/dispatch.py).
 LEVEL_SLOT = "@sy-level@"
 ID_SAFE = re.compile(r"[A-Za-z0-9_-]+")
+TRACEPARENT_SAFE = re.compile(r"[0-9a-f-]{0,64}")  # W3C traceparent: JSON-safe as it is
 
 
 class MessageTemplate:
     """The run_job message of one queue, built once by Celery and kombu, as JSON text with
-    placeholders where each job's values go."""
+    placeholders where each job's values go. ``traced``: it has a ``traceparent`` header
+    (the task reads it as ``self.request.traceparent``; workers/tracing.py)."""
 
-    def __init__(self, celery: Celery, task_name: str, queue: str) -> None:
+    def __init__(self, celery: Celery, task_name: str, queue: str, traced: bool = False) -> None:
         message = celery.amqp.as_task_v2(TASK_ID, task_name, args=[JOB_ID], ignore_result=True)
         content_type, encoding, self._body = dumps(message.body, serializer="json")
         with celery.producer_or_acquire() as producer:
@@ -49,6 +51,8 @@ class MessageTemplate:
                 BODY, 0, content_type, encoding, message.headers, message.properties
             )
         envelope["headers"]["argsrepr"] = ARGSREPR
+        if traced:
+            envelope["headers"]["traceparent"] = TRACE
         envelope["properties"].update(
             delivery_mode=2,  # persistent, as kombu's producer sets it
             delivery_info={"exchange": "", "routing_key": queue},
@@ -63,16 +67,21 @@ class MessageTemplate:
             text = text.replace(f'"{placeholder}"', f'"{{{name}}}"' if name != "priority" else "{priority}")
         self._format = text.replace(TASK_ID, "{task}").format
 
-    def encode(self, job_id: str, priority: int | str) -> str:
+    def encode(self, job_id: str, priority: int | str, traceparent: str = "") -> str:
         """The message of ``job_id`` as the transport stores it; ``priority`` may be
-        :data:`LEVEL_SLOT`, for a script to fill in."""
+        :data:`LEVEL_SLOT`, for a script to fill in. ``traceparent`` goes in a traced template."""
         if not ID_SAFE.fullmatch(job_id):
             raise ValueError(f"job id {job_id!r} has characters the template cannot take as they are")
         body = self._body.replace(JOB_ID, job_id)
         body = base64.b64encode(body.encode()).decode() if self._base64 else json.dumps(body)[1:-1]
         return str(
             self._format(
-                body=body, task=uuid.uuid4(), argsrepr=repr([job_id]), priority=priority, tag=uuid.uuid4()
+                body=body,
+                task=uuid.uuid4(),
+                argsrepr=repr([job_id]),
+                priority=priority,
+                tag=uuid.uuid4(),
+                trace=traceparent if TRACEPARENT_SAFE.fullmatch(traceparent) else "",
             )
         )
 

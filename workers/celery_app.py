@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from celery import Celery
-from celery.signals import worker_ready
+from celery.signals import worker_init, worker_process_init, worker_process_shutdown, worker_ready
 from kombu import Queue
 
 from schemas.settings import Settings
+from workers import tracing
 from workers.broker import TRANSPORT
 from workers.deferred_release import DeferredRelease
 from workers.dispatch import PRIORITY_STEPS
@@ -96,6 +97,21 @@ def broker_visibility_timeout(app: Celery) -> float:
     """The visibility timeout the broker channel actually uses."""
     with app.connection_for_read() as connection:
         return float(connection.default_channel.visibility_timeout)
+
+
+@worker_init.connect
+@worker_process_init.connect
+def _start_tracing(**_: Any) -> None:
+    """Traces when OTEL_* ask for them (workers/tracing.py): in the worker's main process, which
+    runs the tasks of a threads or solo pool, and again in each prefork child (a no-op there
+    unless the fork lost it)."""
+    tracing.start("switchyard-worker")
+
+
+@worker_process_shutdown.connect
+def _stop_tracing(**_: Any) -> None:
+    """A prefork child leaves by ``os._exit``, past the exit hook: send its last spans now."""
+    tracing.stop()
 
 
 @worker_ready.connect

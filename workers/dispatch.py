@@ -28,7 +28,7 @@ from redis import Redis
 from redis.client import Pipeline
 
 from schemas.settings import PRIORITIES
-from workers import bulk_publish
+from workers import bulk_publish, tracing
 from workers.bulk_publish import MessageTemplate
 from workers.keys import RedisKeys, tier_queue
 
@@ -84,34 +84,47 @@ class Dispatcher:
         self._pop_due = redis.register_script(POP_DUE)
         self._publish_one = redis.register_script(PUBLISH_ONE)
         self._redis_broker = str(celery.conf.broker_url).startswith("redis")
-        self._templates: dict[str, MessageTemplate] = {}
+        self._templates: dict[tuple[str, bool], MessageTemplate] = {}
 
-    def publish(self, job_id: str, tier: str, priority: str, tenant_id: str) -> None:
+    def publish(
+        self, job_id: str, tier: str, priority: str, tenant_id: str, traceparent: str | None = None
+    ) -> None:
         """Put the job's id on ``tier.<tier>.<priority>`` at its tenant's fair level.
+
+        ``traceparent`` (tracing on; the current span's by default, the API's ``job.submit``):
+        the job's trace context goes in the message's headers, and under the job's id in Redis
+        for a day, where a republished message, a retry and the webhooks find it
+        (workers/job_spans.py).
 
         On a Redis broker the message is the queue's template with this job filled in, pushed
         as kombu would push it (workers/bulk_publish.py): the same message for a fraction of
         ``send_task``'s CPU, which was the largest single cost of a submission. A script
         counts the backlog and pushes the message in one round trip (:data:`PUBLISH_ONE`).
         """
+        if traceparent is None and tracing.enabled():
+            traceparent = tracing.current_traceparent()
         queue = tier_queue(tier, priority)
-        template = self._template(queue)
+        template = self._template(queue, traceparent is not None)
         backlog_key = self.keys.tenant_backlog(tier)
+        if traceparent is not None:
+            self.redis.set(self.keys.trace_context(job_id), traceparent, ex=tracing.CONTEXT_TTL_S)
         if template is None or not bulk_publish.ID_SAFE.fullmatch(job_id):
             level = message_priority(priority, int(self.redis.hincrby(backlog_key, tenant_id, 1)))
-            self.celery.send_task(RUN_JOB_TASK, args=[job_id], queue=queue, priority=level)
+            headers = {"traceparent": traceparent} if traceparent is not None else None
+            self.celery.send_task(RUN_JOB_TASK, args=[job_id], queue=queue, priority=level, headers=headers)
             return
         base, levels = CLASS_LANES[priority]
-        message = template.encode(job_id, bulk_publish.LEVEL_SLOT)
+        message = template.encode(job_id, bulk_publish.LEVEL_SLOT, traceparent or "")
         self._publish_one(keys=[backlog_key, *priority_keys(queue)], args=[tenant_id, base, levels, message])
 
-    def _template(self, queue: str) -> MessageTemplate | None:
+    def _template(self, queue: str, traced: bool = False) -> MessageTemplate | None:
         """The queue's message template, built on first use; None unless the broker is Redis."""
         if not self._redis_broker:
             return None
-        template = self._templates.get(queue)
+        template = self._templates.get((queue, traced))
         if template is None:  # two threads may both build it; either copy is the same
-            template = self._templates[queue] = MessageTemplate(self.celery, RUN_JOB_TASK, queue)
+            template = MessageTemplate(self.celery, RUN_JOB_TASK, queue, traced)
+            self._templates[queue, traced] = template
         return template
 
     def publish_many(self, job_ids: Sequence[str], tier: str, priority: str, tenant_id: str) -> None:

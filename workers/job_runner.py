@@ -15,7 +15,7 @@ import structlog
 from schemas.jobs import parse_request
 from schemas.openai import EmbeddingRequest
 from schemas.tables import Job, utcnow
-from workers import store
+from workers import chain_spans, job_spans, store, tracing
 from workers.chain import CallContext
 from workers.providers.base import AnyResponse, StreamingProvider
 from workers.services import JobServices
@@ -23,14 +23,22 @@ from workers.services import JobServices
 log = structlog.get_logger("switchyard.job")
 
 
-def run_job(rt: JobServices, job_id: str) -> None:
-    """Claim the job and run one attempt; a job someone else holds is left alone."""
+def run_job(rt: JobServices, job_id: str, traceparent: str | None = None) -> None:
+    """Claim the job and run one attempt; a job someone else holds is left alone.
+
+    ``traceparent``: the job's trace context from its message, when tracing is on.
+    """
     job = store.claim_job(rt.engine, job_id, rt.settings.lease_s)
     if job is None:
         log.debug("job_not_claimable", job=job_id)
         return
     ctx = CallContext(job=job, settings=rt.settings, request=parse_request(job.kind, job.request))
-    rt.chain.run(ctx, lambda c: _call_provider(rt, c), lambda c: settle(rt, c))
+    call, end = (lambda c: _call_provider(rt, c)), (lambda c: settle(rt, c))
+    if not tracing.enabled():
+        rt.chain.run(ctx, call, end)
+        return
+    with job_spans.attempt(rt.dispatcher.redis, rt.dispatcher.keys, ctx, traceparent):
+        chain_spans.run(rt.chain, ctx, call, end)
 
 
 def _call_provider(rt: JobServices, ctx: CallContext) -> AnyResponse:

@@ -45,6 +45,10 @@ class RedisKeys:
         """STREAM of a streaming job's text deltas, short-lived (workers/token_stream.py)."""
         return f"{self.prefix}:tokens:{job_id}"
 
+    def trace_context(self, job_id: str) -> str:
+        """STRING: the ``traceparent`` a job's spans continue, while tracing is on (workers/job_spans.py)."""
+        return f"{self.prefix}:trace:{job_id}"
+
     @property
     def maintenance_queue(self) -> str:
         """Celery queue of the reconciler and other housekeeping tasks."""

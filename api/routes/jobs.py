@@ -11,7 +11,7 @@ from fastapi import APIRouter, Header, Path, Query, Response
 from fastapi.responses import StreamingResponse
 from starlette.background import BackgroundTask
 
-from api import sse
+from api import sse, submission_span
 from api.deps import Cursor, Reader, ServicesDep, SessionDep, Submitter
 from api.keys import Principal
 from api.services import Services
@@ -58,6 +58,9 @@ async def create_job(
     services: ServicesDep,
     principal: Submitter,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+    # W3C trace context: the job's trace continues the caller's; a malformed one is ignored.
+    traceparent: Annotated[str | None, Header(description="W3C trace context of the caller.")] = None,
+    tracestate: Annotated[str | None, Header(description="W3C trace state, kept with it.")] = None,
 ) -> Response:
     """Queue an LLM call on a tier; answers 202 with the queued job, or 200 with a finished job
     when the exact cache already holds the answer (``cache.hit``: ``exact``) or when an
@@ -67,7 +70,8 @@ async def create_job(
     job_id = new_id("job")
     services.waiter.expect(job_id, principal.tenant_id)
     try:
-        accepted = await services.job_lane.run(submit_job, services, principal, body, idempotency_key, job_id)
+        submit = submission_span.traced(submit_job, traceparent, tracestate)  # submit_job while off
+        accepted = await services.job_lane.run(submit, services, principal, body, idempotency_key, job_id)
     except BaseException:
         services.waiter.forget(job_id)
         raise

@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from schemas import errors
 from schemas.openai import ChatCompletion, ChatRequest, EmbeddingList, EmbeddingRequest
 from schemas.settings import ModelConfig, ProviderConfig, Settings
+from workers import tracing
 from workers.providers.base import AdapterTraits, ProviderResponse
 from workers.providers.embedding_output import finish_embeddings
 from workers.providers.openai_stream import TextSink, relay, stream_params
@@ -187,7 +188,10 @@ class OpenAICompatibleProvider:
         """
         params = stream_params(to_openai_params(request, model))
         try:
-            raw = self._client.chat.completions.with_raw_response.create(**params, timeout=timeout_s)
+            # The call's traceparent, while tracing is on (None adds nothing).
+            raw = self._client.chat.completions.with_raw_response.create(
+                **params, timeout=timeout_s, extra_headers=tracing.outgoing_headers()
+            )
             with raw.parse() as chunks:
                 body = relay(chunks, on_text)
         except openai.OpenAIError as exc:
@@ -210,8 +214,10 @@ class OpenAICompatibleProvider:
         # key the SDK was given. The SDK's own request pipeline (option models, URL
         # parsing, a retry loop we switch off) cost 1.7 ms of CPU per call against 0.66 ms this
         # way (docs/performance.md); errors map as the SDK's typed errors did.
+        traced = tracing.outgoing_headers()  # the provider.call span's traceparent, while tracing is on
+        headers = self._headers if traced is None else {**self._headers, **traced}
         try:
-            raw = self._http.post(self._urls[path], json=body, headers=self._headers, timeout=timeout_s)
+            raw = self._http.post(self._urls[path], json=body, headers=headers, timeout=timeout_s)
         except (httpx.TimeoutException, httpx2.TimeoutException) as exc:
             raise errors.ProviderTimeout("The provider did not answer in time.") from exc
         except (httpx.HTTPError, httpx2.HTTPError) as exc:

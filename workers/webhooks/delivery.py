@@ -20,9 +20,10 @@ from sqlalchemy.engine import Engine
 from schemas.errors import UnsafeCallbackUrl
 from schemas.settings import Settings
 from schemas.tables import WebhookDelivery, WebhookEndpoint, utcnow
+from workers import tracing
 from workers.keys import RedisKeys
 from workers.metrics import definitions as metrics
-from workers.webhooks import deliveries, endpoints
+from workers.webhooks import deliveries, endpoints, spans
 from workers.webhooks.deliveries import FAILED, PENDING, SUCCEEDED, AttemptResult
 from workers.webhooks.schedule import next_delay, parse_retry_after
 from workers.webhooks.signing import live_secrets, signed_headers
@@ -56,7 +57,8 @@ class Deliverer:
             )
             return self._finish(delivery, attempt, AttemptResult(None, reason, None), FAILED)
         try:
-            result, retry_after = self._send(delivery, endpoint)
+            send = lambda: self._send(delivery, endpoint)  # noqa: E731
+            result, retry_after = spans.send_in_span(send, self.redis, self.keys, delivery, attempt)
         except httpx.InvalidURL as invalid:
             return self._finish(
                 delivery, attempt, AttemptResult(None, f"invalid URL: {invalid}", None), FAILED
@@ -79,6 +81,7 @@ class Deliverer:
                 default.secret, default.previous_secret, default.previous_secret_expires_at, now
             )
         headers = signed_headers(delivery.event_id, delivery.body, secrets, now)
+        headers.update(tracing.outgoing_headers() or {})  # traceparent, while tracing is on
         started = time.perf_counter()
         try:
             with self.client.stream(
