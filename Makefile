@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install lock run demo test lint typecheck pytest bench-overhead bench-api-lane bench-ratelimit bench-cache bench-batch bench-provider-batches bench-webhooks bench-cost bench-usage clean
+.PHONY: install lock run demo test lint typecheck pytest bench-overhead bench-api-lane bench-ratelimit bench-cache bench-batch bench-provider-batches bench-webhooks bench-cost bench-usage bench-observability clean
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -73,6 +73,9 @@ bench-cost: install  ## a 2,000-request workload's cost: naive against Switchyar
 
 bench-usage: install  ## usage reports on a year of data (1M usage rows, PostgreSQL): a month by day and model, rollups against raw rows
 	$(BIN)/python bench/usage_query.py
+
+bench-observability: install  ## metrics and tracing on against off (2,000 jobs, alternating rounds); the dashboard with 100,000 jobs
+	$(BIN)/python bench/observability.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

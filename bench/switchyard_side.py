@@ -196,6 +196,7 @@ class SwitchyardSide:
     """Switchyard's real processes: emulator, API and one worker (prefork, two processes)."""
 
     name = "Switchyard"
+    tier = TIER  # the tier its jobs go to (bench/observed_stack.py runs two sides on two tiers)
 
     def __init__(self, procs: ProcessGroup, var_dir: Path, redis_url: str, database_url: str) -> None:
         """Migrate, make a tenant key and start the processes; returns once the API is ready."""
@@ -229,15 +230,15 @@ class SwitchyardSide:
         """Wait for the worker, run a burst and ``count`` round trips; returns failures."""
         failures: list[str] = []
         with self.client() as client:
-            first = submit(client, -1)
+            first = submit(client, -1, self.tier)
             failure = check_job(wait_final(client, first["id"], timeout=90))  # the worker is up after this
             if failure:
                 failures.append(f"warm-up {failure}")
             # A burst first, so both pool processes have run a job (the first job of a pool process
             # pays its imports and connections), then sequential warm-up round trips.
-            burst = [submit(client, -2 - n)["id"] for n in range(WARMUP_BURST)]
+            burst = [submit(client, -2 - n, self.tier)["id"] for n in range(WARMUP_BURST)]
             for n in self.numbers(count):
-                wait_final(client, submit(client, n)["id"])
+                wait_final(client, submit(client, n, self.tier)["id"])
             for job_id in burst:
                 failure = check_job(wait_final(client, job_id))
                 if failure:
@@ -250,7 +251,7 @@ class SwitchyardSide:
         with self.client() as client:
             for n in self.numbers(count):
                 started = time.perf_counter()
-                job_id = submit(client, n)["id"]
+                job_id = submit(client, n, self.tier)["id"]
                 posted = time.perf_counter()
                 job = wait_final(client, job_id)
                 done = time.perf_counter()
@@ -290,7 +291,7 @@ class SwitchyardSide:
                 began = time.perf_counter()
                 for n in numbers[index::threads]:
                     try:
-                        ids.append(submit(client, n)["id"])
+                        ids.append(submit(client, n, self.tier)["id"])
                     except RuntimeError as exc:  # HTTPFailure included
                         local_failures.append(f"submit {n}: {exc!r}")
                 for job_id in ids:
