@@ -1,17 +1,21 @@
 """Metric names in PromQL, and the names Switchyard exports: what the rules and the dashboard
 may use (docs/observability.md, "Metrics").
 
-The names of counters and histograms come from the code (``workers/metrics/definitions.py``,
-every ``prometheus_client`` metric defined there) and must include the agreed list below; the
-cluster-wide gauges are computed by collectors at scrape time, so they are listed here.
+What the code exports is read from a real scrape of the API's ``GET /metrics`` (its process
+registry, with every counter and histogram of ``workers/metrics/definitions.py``, and the
+cluster-wide collectors); the agreed names below must all be among them.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Any
 
-# The agreed names (issue 19), by kind: the rules and dashboard were written against these.
+from prometheus_client import Histogram
+from prometheus_client.parser import text_string_to_metric_families
+
+from workers.metrics import definitions
+
+# The agreed names (issue 19) the rules and dashboard were written against, by family.
 COUNTERS = (
     "switchyard_jobs_submitted",
     "switchyard_jobs_accepted",
@@ -34,7 +38,7 @@ HISTOGRAMS = (
     "switchyard_job_duration_seconds",
 )
 # Exported only by the API's /metrics, read from Redis and the database at scrape time.
-CLUSTER_GAUGES = (
+CLUSTER_FAMILIES = (
     *(
         f"switchyard_ratelimit_{name}"
         for name in ("requests_headroom", "tokens_headroom", "in_flight", "paused_seconds", "factor")
@@ -51,8 +55,6 @@ CLUSTER_GAUGES = (
     "switchyard_budget_limit_usd",
     "switchyard_kill_switches_active",
 )
-# End-to-end buckets the latency objectives must fall on, when the code cannot be read.
-DURATION_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 14400, 86400)
 
 _KEYWORDS = frozenset(
     {"by", "without", "on", "ignoring", "group_left", "group_right", "and", "or", "unless", "bool", "offset"}
@@ -90,7 +92,7 @@ def variable_metric_names(query: str) -> set[str]:
 
 
 def sample_names(name: str, kind: str) -> set[str]:
-    """The series names a metric of ``kind`` exports."""
+    """The series names a metric family of ``kind`` exports."""
     if kind == "counter":
         return {f"{name}_total"}
     if kind == "histogram":
@@ -98,37 +100,13 @@ def sample_names(name: str, kind: str) -> set[str]:
     return {name}
 
 
-def agreed_sample_names() -> set[str]:
-    """Every series name of the agreed list."""
-    names = {sample for name in COUNTERS for sample in sample_names(name, "counter")}
-    names |= {sample for name in HISTOGRAMS for sample in sample_names(name, "histogram")}
-    return names | set(CLUSTER_GAUGES)
-
-
-def defined_metrics() -> dict[str, str] | None:
-    """Name -> kind of every metric ``workers/metrics/definitions.py`` defines; None before it exists."""
-    try:
-        from prometheus_client.metrics import MetricWrapperBase
-
-        from workers.metrics import definitions
-    except ImportError:
-        return None
-    metrics: dict[str, Any] = {
-        value._name: value._type
-        for value in vars(definitions).values()
-        if isinstance(value, MetricWrapperBase)
-    }
-    return metrics
+def scraped_families(text: str) -> dict[str, str]:
+    """Family name -> type of a Prometheus text exposition (families with no series yet included)."""
+    return {family.name: family.type for family in text_string_to_metric_families(text)}
 
 
 def duration_buckets() -> tuple[float, ...]:
-    """The end-to-end histogram's bucket bounds, from the code when it is there."""
-    try:
-        from prometheus_client import Histogram
-
-        from workers.metrics import definitions
-    except ImportError:
-        return DURATION_BUCKETS
+    """The bucket bounds of the end-to-end histogram, as the code defines them."""
     for value in vars(definitions).values():
         if isinstance(value, Histogram) and value._name == "switchyard_job_duration_seconds":
             return tuple(bound for bound in value._upper_bounds if bound != float("inf"))

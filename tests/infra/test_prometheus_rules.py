@@ -1,7 +1,8 @@
 """infra/prometheus and infra/grafana: the files parse, have the shape Prometheus and Grafana
-expect, every metric they name is one Switchyard exports (or a rule records), and the
-objectives in the rules are the config's. ``promtool`` (Debian's ``prometheus`` package)
-checks the syntax and runs the rules' unit tests when it is installed; the rest runs always."""
+expect, every metric they name is one Switchyard exports (read from a real scrape of the API's
+``/metrics``) or a rule records, and the objectives in the rules are the config's.
+``promtool`` (Debian's ``prometheus`` package) checks the syntax and runs the rules' unit
+tests when it is installed; the rest runs always."""
 
 from __future__ import annotations
 
@@ -9,19 +10,21 @@ import json
 import re
 import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from api_harness import ApiHarness, open_api
 from promql_support import (
+    CLUSTER_FAMILIES,
     COUNTERS,
     HISTOGRAMS,
-    agreed_sample_names,
-    defined_metrics,
     duration_buckets,
     metric_names,
     sample_names,
+    scraped_families,
     variable_metric_names,
 )
 
@@ -49,14 +52,20 @@ def recorded_names() -> set[str]:
     return {rule["record"] for rule in rules() if "record" in rule}
 
 
-def exported_names() -> set[str]:
-    """Series names the code exports (counters and histograms from the code once it defines
-    them), plus the cluster-wide gauges."""
-    names = agreed_sample_names()
-    defined = defined_metrics()
-    if defined is not None:
-        names |= {sample for name, kind in defined.items() for sample in sample_names(name, kind)}
-    return names
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterator[dict[str, str]]:
+    """Family name -> type of everything an API's ``GET /metrics`` exports: the counters and
+    histograms every process defines, and the cluster-wide gauges."""
+    tmp = tmp_path_factory.mktemp("scrape")
+    tiers = {"tier": ["emu-a"], "other_tier": ["emu-b"]}
+    with open_api(ApiHarness, tmp, redis_url, f"sqlite:///{tmp / 'scrape.db'}", tiers) as api:
+        response = api.client.get("/metrics")
+        assert response.status_code == 200, response.text
+        yield scraped_families(response.text)
+
+
+def series_names(exported: dict[str, str]) -> set[str]:
+    return {sample for name, kind in exported.items() for sample in sample_names(name, kind)}
 
 
 def dashboard_exprs() -> list[str]:
@@ -86,12 +95,10 @@ def test_the_metric_name_reader_finds_names_and_skips_the_rest() -> None:
     }
 
 
-def test_the_agreed_counters_and_histograms_are_the_ones_the_code_defines() -> None:
-    defined = defined_metrics()
-    if defined is None:
-        pytest.skip("workers/metrics/definitions.py is not there yet: the agreed list stands in")
+def test_the_api_exports_every_agreed_metric(exported: dict[str, str]) -> None:
     expected = {name: "counter" for name in COUNTERS} | {name: "histogram" for name in HISTOGRAMS}
-    assert {name: defined.get(name) for name in expected} == expected
+    assert {name: exported.get(name) for name in expected} == expected
+    assert set(CLUSTER_FAMILIES) <= set(exported)
 
 
 def test_rule_groups_have_the_shape_prometheus_loads() -> None:
@@ -143,15 +150,15 @@ def test_the_alerts_the_issue_asks_for_exist() -> None:
         assert "14.4" in fast and "6 *" in slow
 
 
-def test_every_rule_names_only_exported_or_recorded_metrics() -> None:
-    known = exported_names() | recorded_names()
+def test_every_rule_names_only_exported_or_recorded_metrics(exported: dict[str, str]) -> None:
+    known = series_names(exported) | recorded_names()
     for rule in rules():
         unknown = metric_names(rule["expr"]) - known
         assert not unknown, f"{rule.get('alert') or rule.get('record')} names {unknown}"
 
 
-def test_every_dashboard_query_names_only_exported_or_recorded_metrics() -> None:
-    known = exported_names() | recorded_names()
+def test_every_dashboard_query_names_only_exported_or_recorded_metrics(exported: dict[str, str]) -> None:
+    known = series_names(exported) | recorded_names()
     dashboard = json.loads(DASHBOARD.read_text())
     for variable in dashboard["templating"]["list"]:
         if variable["type"] == "query":
