@@ -14,8 +14,12 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlmodel import Session
 from tests_support import new_tenant_key
 
+from schemas.kill_switches import KillSwitchCreate
 from schemas.tables import WebhookDelivery, utcnow
+from workers import kill_switches
+from workers.audit import CLI
 from workers.ids import new_id
+from workers.keys import RedisKeys
 
 api, make_api = jobs_api_support.api, jobs_api_support.make_api  # the shared fixtures, by name
 
@@ -116,3 +120,19 @@ def _dead_letter(api: Api, tenant_id: str) -> None:
     with Session(api.engine) as session:
         session.add(WebhookDelivery(**fields))
         session.commit()
+
+
+def test_the_active_kill_switches_are_counted_until_lifted(api: Api) -> None:
+    keys = RedisKeys(api.settings.key_prefix)
+    before = value(scrape(api), "switchyard_kill_switches_active")
+    with Session(api.engine, expire_on_commit=False) as session:
+        spec = KillSwitchCreate.model_validate(
+            {"scope": "tier", "value": api.other_tier, "reason": "metrics test"}
+        )
+        switch = kill_switches.set_switch(session, api.redis, keys, api.settings, CLI, spec)
+    try:
+        assert value(scrape(api), "switchyard_kill_switches_active") == before + 1
+    finally:
+        with Session(api.engine, expire_on_commit=False) as session:
+            kill_switches.lift_switch(session, api.redis, keys, CLI, switch.id)
+    assert value(scrape(api), "switchyard_kill_switches_active") == before
