@@ -131,6 +131,13 @@ def stop(flush_timeout_s: float = 2.0) -> None:
         flushing.join(flush_timeout_s)
 
 
+def sampled_out() -> bool:
+    """The current span was sampled out (``OTEL_TRACES_SAMPLER``, or a caller's ``traceparent``
+    flagged not sampled): its children would not be recorded either, so need not be made."""
+    context = trace.get_current_span().get_span_context()
+    return context.is_valid and not context.trace_flags.sampled
+
+
 def attributes(**values: Any) -> dict[str, Any]:
     """``switchyard.<name>`` attributes, leaving out those that are None."""
     return {ATTRIBUTE_PREFIX + name: value for name, value in values.items() if value is not None}

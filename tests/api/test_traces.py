@@ -187,6 +187,20 @@ def test_a_job_submitted_without_a_traceparent_starts_a_trace_of_its_own(
     assert {span.context.trace_id for span in spans} == {submit.context.trace_id}
 
 
+def test_a_caller_that_does_not_sample_gets_no_spans_but_its_trace_goes_on(
+    env: Env, exporter: InMemorySpanExporter
+) -> None:
+    unsampled = TRACEPARENT.removesuffix("-01") + "-00"
+    job_id = env.submit({**env.tenant({"submit", "read"}), "traceparent": unsampled})
+    run_job(env.worker, job_id, env.message_traceparent(job_id))
+    arrival = env.receiver.wait_for(1)[0]
+
+    assert exporter.get_finished_spans() == ()
+    [sent] = env.provider.seen
+    assert sent["traceparent"].split("-")[1] == TRACE_ID and sent["traceparent"].endswith("-00")
+    assert _trace_id(arrival.headers["traceparent"]) == TRACE_ID
+
+
 def test_tracing_off_records_nothing_and_sends_no_traceparent(env: Env) -> None:
     memory = InMemorySpanExporter()
     tracing.install([memory], "switchyard-test", batched=False)
