@@ -1,8 +1,9 @@
 """infra/prometheus and infra/grafana: the files parse, have the shape Prometheus and Grafana
-expect, every metric they name is one Switchyard exports (read from a real scrape of the API's
-``/metrics``) or a rule records, and the objectives in the rules are the config's.
-``promtool`` (Debian's ``prometheus`` package) checks the syntax and runs the rules' unit
-tests when it is installed; the rest runs always."""
+expect, every metric they name is one Switchyard exports (read from the registries the API's
+``/metrics`` renders, with real Redis and a database behind the collectors) or a rule
+records, and the objectives in the rules are the config's. ``promtool`` (Debian's
+``prometheus`` package) checks the syntax and runs the rules' unit tests when it is
+installed; the rest runs always."""
 
 from __future__ import annotations
 
@@ -29,6 +30,8 @@ from promql_support import (
 )
 
 from schemas.settings import load_settings
+from workers.cluster_metrics import cluster_registry
+from workers.metrics.exposition import process_registry, render
 
 ROOT = Path(__file__).resolve().parents[2]
 PROMETHEUS = ROOT / "infra" / "prometheus"
@@ -59,9 +62,18 @@ def exported(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterat
     tmp = tmp_path_factory.mktemp("scrape")
     tiers = {"tier": ["emu-a"], "other_tier": ["emu-b"]}
     with open_api(ApiHarness, tmp, redis_url, f"sqlite:///{tmp / 'scrape.db'}", tiers) as api:
-        response = api.client.get("/metrics")
-        assert response.status_code == 200, response.text
-        yield scraped_families(response.text)
+        # What GET /metrics renders (api/routes/metrics.py), read without the route's token.
+        services = api.services
+        cluster = cluster_registry(
+            services.settings,
+            services.engine,
+            services.redis,
+            services.limiter,
+            services.dispatcher,
+            services.results,
+            services.budgets,
+        )
+        yield scraped_families(render(process_registry(), cluster).decode())
 
 
 def series_names(exported: dict[str, str]) -> set[str]:
