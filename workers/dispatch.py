@@ -106,16 +106,24 @@ class Dispatcher:
         queue = tier_queue(tier, priority)
         template = self._template(queue, traceparent is not None)
         backlog_key = self.keys.tenant_backlog(tier)
-        if traceparent is not None:
-            self.redis.set(self.keys.trace_context(job_id), traceparent, ex=tracing.CONTEXT_TTL_S)
         if template is None or not bulk_publish.ID_SAFE.fullmatch(job_id):
+            if traceparent is not None:
+                self.redis.set(self.keys.trace_context(job_id), traceparent, ex=tracing.CONTEXT_TTL_S)
             level = message_priority(priority, int(self.redis.hincrby(backlog_key, tenant_id, 1)))
             headers = {"traceparent": traceparent} if traceparent is not None else None
             self.celery.send_task(RUN_JOB_TASK, args=[job_id], queue=queue, priority=level, headers=headers)
             return
         base, levels = CLASS_LANES[priority]
         message = template.encode(job_id, bulk_publish.LEVEL_SLOT, traceparent or "")
-        self._publish_one(keys=[backlog_key, *priority_keys(queue)], args=[tenant_id, base, levels, message])
+        keys = [backlog_key, *priority_keys(queue)]
+        args: list[str | int] = [tenant_id, base, levels, message]
+        if traceparent is None:
+            self._publish_one(keys=keys, args=args)
+            return
+        with self.redis.pipeline(transaction=False) as pipe:  # the context's copy rides along
+            pipe.set(self.keys.trace_context(job_id), traceparent, ex=tracing.CONTEXT_TTL_S)
+            self._publish_one(keys=keys, args=args, client=pipe)
+            pipe.execute()
 
     def _template(self, queue: str, traced: bool = False) -> MessageTemplate | None:
         """The queue's message template, built on first use; None unless the broker is Redis."""

@@ -168,6 +168,7 @@ def test_a_message_without_the_header_finds_the_trace_under_the_jobs_id(
 ) -> None:
     job_id = env.submit({**env.tenant({"submit", "read"}), "traceparent": TRACEPARENT})
     env.message_traceparent(job_id)
+    assert 0 < env.redis.ttl(env.services.keys.trace_context(job_id)) <= tracing.CONTEXT_TTL_S
 
     run_job(env.worker, job_id)  # as the reconciler's republished message would run it
 
