@@ -85,7 +85,19 @@ def throughput(ended: list[Any], submitted: int | None, now: datetime) -> dict[s
         "ended_per_s": round(count / THROUGHPUT_WINDOW_S, 3),
         "submitted_per_s": None if submitted is None else round(submitted / THROUGHPUT_WINDOW_S, 3),
         "ended_by_status": dict(statuses),
+        "ended_per_minute": per_minute(ended, now),
     }
+
+
+def per_minute(ended: list[Any], now: datetime) -> list[int]:
+    """Jobs ended in each minute of the recent window, oldest first."""
+    minutes = int(RECENT_WINDOW_S // 60)
+    counts = [0] * minutes
+    for row in ended:
+        age = int((now - _aware(row.finished_at)).total_seconds() // 60)
+        if 0 <= age < minutes:
+            counts[minutes - 1 - age] += 1
+    return counts
 
 
 def call_figures(calls: list[Any]) -> dict[str, Any]:

@@ -102,10 +102,13 @@ def events(job: Job, calls: dict[int, Any], deliveries: list[dict[str, Any]]) ->
     if job.routing:
         routed = f"Routed {job.routing.get('from', '?')} -> {job.routing.get('to', job.tier)}"
         found.append({"at": job.created_at, "kind": "routed", "title": routed, "detail": job.routing})
+    latest = " (the latest time)" if job.attempts > 1 else ""  # a retry publishes and claims again
     if job.published_at:
-        found.append({"at": job.published_at, "kind": "queued", "title": f"Queued on {job.tier}"})
+        found.append(
+            {"at": job.published_at, "kind": "queued", "title": f"Queued on tier {job.tier}{latest}"}
+        )
     if job.started_at:
-        found.append({"at": job.started_at, "kind": "started", "title": "Claimed by a worker"})
+        found.append({"at": job.started_at, "kind": "started", "title": f"Claimed by a worker{latest}"})
     found += [_attempt(job, entry, calls.get(entry.get("attempt", -1))) for entry in job.attempt_log or []]
     if job.cache and job.cache.get("hit"):
         title = f"Answered from the {job.cache['hit']} cache"

@@ -26,6 +26,9 @@ class Throughput(BaseModel):
     ended_per_s: float
     submitted_per_s: float | None
     ended_by_status: dict[str, int]
+    ended_per_minute: list[int] = Field(
+        description="Jobs ended in each of the last 15 minutes, oldest first (the sparkline)."
+    )
 
 
 class ModelLatency(BaseModel):

@@ -94,7 +94,12 @@ const SY = (() => {
     perSecond: (v) => Number(v).toFixed(2),
     ms: (v) => (v >= 1000 ? (v / 1000).toFixed(2) + " s" : Number(v).toFixed(1) + " ms"),
     seconds: (v) => (v >= 60 ? (v / 60).toFixed(1) + " min" : Number(v).toFixed(1) + " s"),
-    usd: (v) => "$" + Number(v).toFixed(v !== 0 && Math.abs(v) < 1 ? 4 : 2),
+    usd: (v) => {
+      const n = Number(v);
+      if (n === 0 || Math.abs(n) >= 1) return "$" + n.toFixed(2);
+      if (Math.abs(n) >= 0.01) return "$" + n.toFixed(4);
+      return "$" + n.toFixed(8).replace(/0+$/, ""); // fractions of a cent
+    },
     time: (v) => (v ? new Date(v).toLocaleTimeString("en-GB", { hour12: false }) : "–"),
     dateTime: (v) => (v ? new Date(v).toISOString().replace("T", " ").replace(/\.\d+Z$/, " UTC") : "–"),
   };

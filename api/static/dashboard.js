@@ -4,8 +4,6 @@
 (() => {
   const { el, figure, fmt, table, bar, replace } = SY;
   const POLL_MS = 2000;
-  const HISTORY = 60; // polls kept for the sparklines (2 minutes)
-  const history = { ended: [], submitted: [] };
   let timer = null;
 
   function stat(label, node, note) {
@@ -16,31 +14,32 @@
     ]);
   }
 
-  /* An inline SVG sparkline of the values (no library, no external asset). */
+  /* An inline SVG sparkline of jobs ended per minute (no library, no external asset). */
   function sparkline(values, name) {
-    const width = 220, height = 40, ns = "http://www.w3.org/2000/svg";
+    const width = 240, height = 44, ns = "http://www.w3.org/2000/svg";
     const svg = document.createElementNS(ns, "svg");
     svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
+    svg.setAttribute("preserveAspectRatio", "none");
     svg.setAttribute("class", "spark");
     svg.setAttribute("data-spark", name);
     if (values.length < 2) return svg;
-    const top = Math.max(...values, 0.001);
-    const points = values.map((v, i) => `${(i / (HISTORY - 1)) * width},${height - 2 - (v / top) * (height - 4)}`);
+    const top = Math.max(...values, 1);
+    const x = (i) => (i / (values.length - 1)) * width;
+    const y = (v) => height - 3 - (v / top) * (height - 8);
+    const points = values.map((v, i) => `${x(i).toFixed(1)},${y(v).toFixed(1)}`);
+    const area = document.createElementNS(ns, "polygon");
+    area.setAttribute("points", `0,${height} ${points.join(" ")} ${width},${height}`);
+    area.setAttribute("class", "spark-area");
     const line = document.createElementNS(ns, "polyline");
     line.setAttribute("points", points.join(" "));
     line.setAttribute("class", "spark-line");
-    svg.append(line);
+    const title = document.createElementNS(ns, "title");
+    title.textContent = "jobs ended per minute, last " + values.length + " min: " + values.join(", ");
+    svg.append(title, area, line);
     return svg;
   }
 
-  function remember(series, value) {
-    series.push(value || 0);
-    if (series.length > HISTORY) series.shift();
-  }
-
   function drawThroughput(t) {
-    remember(history.ended, t.ended_per_s);
-    remember(history.submitted, t.submitted_per_s);
     const statuses = Object.entries(t.ended_by_status).map(([status, n]) =>
       el("span", { class: "chip " + status }, [status + " ", figure("throughput.ended_by_status." + status, n, fmt.int)])
     );
@@ -51,7 +50,8 @@
         stat("submitted / s", figure("throughput.submitted_per_s", t.submitted_per_s, fmt.perSecond),
           el("span", {}, [figure("throughput.submitted", t.submitted, fmt.int), ` in the last ${t.window_s} s`])),
       ]),
-      sparkline(history.ended, "ended"),
+      sparkline(t.ended_per_minute, "ended"),
+      el("div", { class: "spark-axis muted" }, [el("span", { text: t.ended_per_minute.length + " min ago" }), el("span", { text: "jobs ended / min" }), el("span", { text: "now" })]),
       el("div", { class: "chips" }, statuses.length ? statuses : [el("span", { class: "empty", text: "No job ended in the last minute." })]),
     );
   }
@@ -94,23 +94,25 @@
   }
 
   function drawSpend(s) {
-    const rows = s.budgets.map((b) => {
+    const budgets = s.budgets.map((b) => {
       const share = b.limit_usd ? b.spent_usd / b.limit_usd : (b.limit_tokens ? b.spent_tokens / b.limit_tokens : 0);
       const level = share >= 1 ? "bad" : share >= 0.8 ? "warn" : "ok";
-      return { b, share, level };
+      const limit = b.limit_usd === null ? fmt.int(b.limit_tokens) + " tokens" : fmt.usd(b.limit_usd);
+      const spent = b.limit_usd === null ? fmt.int(b.spent_tokens) + " tokens" : null;
+      return el("li", { "data-row": "budgets" }, [
+        el("div", { class: "item-title" }, [
+          el("span", { text: (b.name || b.id) + " (" + b.period + ")" }),
+          el("span", { class: "muted" }, [spent || figure("spend.budget." + b.id + ".spent_usd", b.spent_usd, fmt.usd), " of " + limit]),
+        ]),
+        bar(share, level),
+      ]);
     });
     replace("spend",
       el("div", { class: "stats" }, [
         stat("spent today (UTC)", figure("spend.today_usd", s.today_usd, fmt.usd),
           el("span", {}, [figure("spend.calls_today", s.calls_today, fmt.int), " provider calls"])),
       ]),
-      table(
-        [{ title: "budget", cell: (r) => r.b.name || r.b.id },
-         { title: "period", cell: (r) => r.b.period },
-         { title: "spent", numeric: true, cell: (r) => figure("spend.budget." + r.b.id + ".spent_usd", r.b.spent_usd, fmt.usd) },
-         { title: "limit", numeric: true, cell: (r) => r.b.limit_usd === null ? fmt.int(r.b.limit_tokens) + " tok" : fmt.usd(r.b.limit_usd) },
-         { title: "", cell: (r) => bar(r.share, r.level) }],
-        rows, "No budget set.", "budgets"),
+      budgets.length ? el("ul", { class: "items" }, budgets) : el("p", { class: "empty", "data-empty": "budgets", text: "No budget set." }),
     );
   }
 
@@ -187,12 +189,13 @@
 
   function drawKillSwitches(switches) {
     document.getElementById("panel-kill-switches").classList.toggle("alert", switches.length > 0);
-    replace("kill-switches", table(
-      [{ title: "scope", cell: (k) => k.scope + (k.value ? ": " + k.value : "") },
-       { title: "tenant", cell: (k) => k.tenant_id || "all" },
-       { title: "reason", cell: (k) => k.reason || "–" },
-       { title: "since", cell: (k) => fmt.time(k.created_at) }],
-      switches, "No kill switch active.", "kill-switches"));
+    if (!switches.length) return replace("kill-switches", el("p", { class: "empty", "data-empty": "kill-switches", text: "No kill switch active." }));
+    replace("kill-switches", el("ul", { class: "items" }, switches.map((k) =>
+      el("li", { "data-row": "kill-switches" }, [
+        el("div", { class: "item-title" }, [el("span", { class: "chip failed", text: k.scope }), " ", el("code", { text: k.value || "everything" })]),
+        el("div", { class: "muted small", text: `${k.tenant_id ? "tenant " + k.tenant_id : "every tenant"} · since ${fmt.time(k.created_at)}` }),
+        k.reason ? el("div", { class: "small", text: k.reason }) : "",
+      ]))));
   }
 
   function drawFailed(jobs) {
