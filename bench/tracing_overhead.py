@@ -1,6 +1,6 @@
 """What tracing costs a job attempt's policy chain, off and on, measured in one process.
 
-The chain is shaped like the default one: 15 middleware (hooks that do nothing, so only the
+The chain is shaped like the default one: 16 middleware (hooks that do nothing, so only the
 chain's and the spans' own cost is measured) around a provider call that answers at once.
 Three sides in alternating rounds: the plain ``PolicyChain.run`` (the baseline), the job
 runner's path with tracing off (``chain_spans.run``: one check, then the plain chain), and
@@ -29,7 +29,7 @@ from workers import chain_spans, tracing
 from workers.chain import CallContext, Middleware, PolicyChain
 from workers.providers.base import AnyResponse, ProviderResponse
 
-MIDDLEWARE = 15
+MIDDLEWARE = 16
 ANSWER = ProviderResponse(
     completion=ChatCompletion.model_validate(
         {
