@@ -26,6 +26,7 @@ from api.routes import (
     kill_switches,
     known_queries,
     limits,
+    metrics,
     slo,
     usage,
     webhook_deliveries,
@@ -81,6 +82,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # every request, go first (0.05 ms less CPU per job request than behind the probes).
     app.include_router(jobs.router)
     app.include_router(health.router)
+    app.include_router(metrics.router)  # GET /metrics (docs/observability.md)
     app.include_router(events.router)
     app.include_router(limits.router)
     app.include_router(cache.router)

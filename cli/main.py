@@ -77,6 +77,10 @@ def worker(
     concurrency: Annotated[
         int | None, typer.Option(help="Worker processes (default: 1 for local models, else 4).")
     ] = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(help="Serve this node's Prometheus metrics here (default: metrics.worker_port)."),
+    ] = None,
 ) -> None:
     """Run a Celery worker for one tier (a thin wrapper over `celery worker`), named
     `<tier>-cli-<pid>@<host>` so Flower tells it from `switchyard up`'s `<tier>@<host>`."""
@@ -87,6 +91,8 @@ def worker(
         raise typer.BadParameter(f"Unknown tier {tier!r}; known: {', '.join(settings.tiers)}.")
     # exec keeps the process id, so the node name carries the worker's own pid.
     argv = tier_worker_argv(settings, tier, concurrency, node=standalone_node(tier, os.getpid()))
+    if metrics_port is not None:
+        argv += ["--metrics-port", str(metrics_port)]
     os.execv(argv[0], argv)
 
 
