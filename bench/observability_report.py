@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from dataclasses import dataclass
 
 from dashboard_load import DashboardFigures
@@ -66,21 +67,13 @@ def print_rounds(figures: Figures, console: Console) -> None:
 
 
 def print_cpu(figures: Figures, console: Console) -> None:
-    """CPU milliseconds per job of each process during each side's rounds: where the time goes."""
+    """CPU milliseconds per job of each of the benchmark's processes during each side's rounds:
+    where the time goes. Redis and PostgreSQL are left out: other users of the machine share them."""
     table = Table(title="CPU ms per job during each side's rounds (where the time goes)")
     for column in ("process", "on", "off", "on - off"):
         table.add_column(column, justify="right")
-    roles = (
-        "api",
-        "worker",
-        "benchmark client",
-        "emulator",
-        "otlp sink",
-        "Redis server",
-        "PostgreSQL server",
-    )
     totals = {"on": 0.0, "off": 0.0}
-    for role in roles:
+    for role in ("api", "worker", "benchmark client", "emulator", "otlp sink"):
         row = []
         for side in (figures.on, figures.off):
             name = f"{role} {side.name}" if role in ("api", "worker") else role
@@ -88,10 +81,11 @@ def print_cpu(figures: Figures, console: Console) -> None:
             totals[side.name] += per_job
             row.append(per_job)
         table.add_row(role, f"{row[0]:.2f}", f"{row[1]:.2f}", f"{row[0] - row[1]:+.2f}")
-    table.add_row(
-        "all", f"{totals['on']:.2f}", f"{totals['off']:.2f}", f"{totals['on'] - totals['off']:+.2f}"
-    )
+    on, off = totals["on"], totals["off"]
+    table.add_row("all", f"{on:.2f}", f"{off:.2f}", f"{on - off:+.2f}")
     console.print(table)
+    bound = off / on if on else float("nan")
+    console.print(f"were the machine CPU-bound by these processes, on / off would be about {bound:.3f}")
 
 
 def print_dashboard(dashboard: DashboardFigures, console: Console) -> None:
@@ -114,9 +108,11 @@ def print_dashboard(dashboard: DashboardFigures, console: Console) -> None:
 
 def report(figures: Figures, args: argparse.Namespace, console: Console) -> bool:
     """Print every table; False if a job failed (the figures are then not valid)."""
+    load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
     console.print(
         f"{args.jobs:,} jobs per side, {args.rounds} rounds, {args.threads} client threads, emulator "
-        f"{args.latency_ms:g} ms, worker nodes prefork -c {args.concurrency}, PostgreSQL"
+        f"{args.latency_ms:g} ms, worker nodes prefork -c {args.concurrency}, PostgreSQL; "
+        f"load average now {load} ({os.cpu_count()} cores)"
     )
     print_rounds(figures, console)
     print_cpu(figures, console)
