@@ -59,6 +59,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--dashboard-jobs", type=int, default=100_000, help="jobs in the dashboard's database"
     )
+    parser.add_argument(
+        "--trace-ratio", type=float, default=1.0, help="share of jobs the on side traces (1: all)"
+    )
     parser.add_argument("--dashboard-runs", type=int, default=10, help="timed warm loads of the dashboard")
     parser.add_argument("--skip-dashboard", action="store_true", help="only the throughput part")
     parser.add_argument("--quick", action="store_true", help="100 jobs in 2 rounds, 5,000 dashboard jobs")
@@ -73,6 +76,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.quick:
         for name, value in QUICK.items():
             setattr(args, name, value)
+    if not 0 < args.trace_ratio <= 1:
+        parser.error("--trace-ratio must be in (0, 1]")
     for name in ("jobs", "rounds", "threads", "concurrency", "dashboard_jobs", "dashboard_runs"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
@@ -104,7 +109,8 @@ def rounds(
 
 def measure(args: argparse.Namespace, work_dir: Path, progress: Progress) -> Figures:
     """Both deployments' rounds and the scrapes, then the dashboard part."""
-    stack = observed_stack.start(work_dir, args.redis_url, args.admin_url, args.latency_ms, args.concurrency)
+    shape = observed_stack.Shape(args.latency_ms, args.concurrency, args.trace_ratio)
+    stack = observed_stack.start(work_dir, args.redis_url, args.admin_url, shape)
     try:
         warm = progress.add_task("warm-up, both sides", total=2)
         warm_up_failures = []

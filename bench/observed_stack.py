@@ -36,14 +36,18 @@ def quiet_env() -> dict[str, str]:
     return {name: value for name, value in inherited if not name.startswith(("OTEL_", "PROMETHEUS_"))}
 
 
-def tracing_env(sink_url: str, service: str) -> dict[str, str]:
-    """The standard variables that turn tracing on, exporting over OTLP/HTTP to the sink."""
-    return {
+def tracing_env(sink_url: str, service: str, ratio: float = 1.0) -> dict[str, str]:
+    """The standard variables that turn tracing on, exporting over OTLP/HTTP to the sink; below a
+    ``ratio`` of 1, the SDK's own sampler keeps that share of the jobs' traces."""
+    env = {
         "OTEL_TRACES_EXPORTER": "otlp",
         "OTEL_EXPORTER_OTLP_ENDPOINT": sink_url,
         "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
         "OTEL_SERVICE_NAME": service,
     }
+    if ratio < 1:
+        env.update({"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": str(ratio)})
+    return env
 
 
 def metrics_env(enabled: bool, port: int) -> dict[str, str]:
@@ -66,12 +70,20 @@ class Addresses:
     sink_url: str
 
 
+@dataclass(frozen=True)
+class Shape:
+    """What both deployments share: the emulator's latency, the worker node's pool size, and the
+    share of jobs the on side traces (1: every job)."""
+
+    latency_ms: float
+    concurrency: int
+    trace_ratio: float = 1.0
+
+
 class ObservedSide(SwitchyardSide):
     """One deployment (``label`` on or off) on the shared emulator; measured like the overhead side."""
 
-    def __init__(
-        self, procs: ProcessGroup, label: str, var_dir: Path, at: Addresses, concurrency: int
-    ) -> None:
+    def __init__(self, procs: ProcessGroup, label: str, var_dir: Path, at: Addresses, shape: Shape) -> None:
         """Migrate, make a tenant key, start the API and the worker node; returns once both are up."""
         self.name, self.tier, self.next_n = label, f"obs_{label}", 0
         var_dir.mkdir(parents=True, exist_ok=True)
@@ -84,12 +96,11 @@ class ObservedSide(SwitchyardSide):
         env = {**deployment.env, **metrics_env(self.observed, worker_port)}
         self.metrics_urls = [f"{self.api_url}/metrics", f"http://127.0.0.1:{worker_port}/metrics"]
         if self.observed:
-            env.update(tracing_env(at.sink_url, f"switchyard-bench-{label}"))
+            env.update(tracing_env(at.sink_url, f"switchyard-bench-{label}", shape.trace_ratio))
         queues = [*tier_queues(self.tier), RedisKeys(self.key_prefix).maintenance_queue]
         procs.start(f"api {label}", api_argv(api_port, log_level="warning"), env=env)
-        procs.start(
-            f"worker {label}", worker_argv(queues, concurrency, f"obs-{label}", log_level="WARNING"), env=env
-        )
+        worker = worker_argv(queues, shape.concurrency, f"obs-{label}", log_level="WARNING")
+        procs.start(f"worker {label}", worker, env=env)
         wait_http(f"{self.api_url}/readyz", alive=procs.check_alive)
         if self.observed:
             for url in self.metrics_urls:
@@ -131,14 +142,14 @@ class Stack:
         return dict(httpx.get(f"{self.sink_url}/stats", timeout=10).json())
 
 
-def start(work_dir: Path, redis_url: str, admin_url: str, latency_ms: float, concurrency: int) -> Stack:
+def start(work_dir: Path, redis_url: str, admin_url: str, shape: Shape) -> Stack:
     """Start the emulator, the sink and both deployments (each on a fresh database)."""
     stack = Stack(ProcessGroup(work_dir, quiet_env()))
     procs = stack.procs
     try:
         emulator_port, sink_port = free_port(), free_port()
         emulator_url, stack.sink_url = f"http://127.0.0.1:{emulator_port}", f"http://127.0.0.1:{sink_port}"
-        procs.start("emulator", [*emulator_argv(emulator_port), "--latency-ms", str(latency_ms)])
+        procs.start("emulator", [*emulator_argv(emulator_port), "--latency-ms", str(shape.latency_ms)])
         sink = [sys.executable, str(bench_paths.BENCH_DIR / "otlp_sink.py"), "--port", str(sink_port)]
         procs.start("otlp sink", sink)
         wait_http(f"{emulator_url}/emulator/stats", alive=procs.check_alive)
@@ -148,7 +159,7 @@ def start(work_dir: Path, redis_url: str, admin_url: str, latency_ms: float, con
             if database_url:
                 stack.databases.append(database_url)
             at = Addresses(redis_url, database_url, emulator_url, stack.sink_url)
-            stack.sides[label] = ObservedSide(procs, label, work_dir / label, at, concurrency)
+            stack.sides[label] = ObservedSide(procs, label, work_dir / label, at, shape)
     except BaseException:
         procs.stop_all()
         raise
