@@ -6,7 +6,8 @@ backfill), then the API starts on it. One load is what a browser does: ``GET /da
 every asset the page names (scripts, styles, images served by the API), then every data call its
 scripts make (the ``/v1/...`` paths found in them), assets and data calls six at a time as a
 browser's connection pool would. The figure is the median of warm loads, for the platform
-operator (every tenant) and for the busiest tenant's key.
+operator (every tenant) and for the busiest tenant's key; a second figure is the operator's page
+in headless Chromium when it is installed (``bench/dashboard_browser.py``).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from pathlib import Path
 from urllib.parse import urljoin
 
 import bench_paths
+import dashboard_browser
 import httpx
 import psycopg
 from dashboard_workload import DASHBOARD_JOB_COLUMNS, RecentWorkload
@@ -70,6 +72,7 @@ class DashboardFigures:
     load_s: float
     operator: PageLoads
     tenant: PageLoads
+    browser_ms: float | None = None  # headless Chromium, the operator's view; None: no browser here
 
 
 def fill_database(url: str, var_dir: Path, jobs: int, progress: Progress) -> tuple[int, int, dict[str, str]]:
@@ -189,8 +192,9 @@ def measure(admin_url: str, redis_url: str, jobs: int, runs: int, progress: Prog
                 for viewer, key in keys.items():
                     timed[viewer] = time_loads(api_url, viewer, key, runs)
                     progress.advance(task, runs)
+                browser_ms = dashboard_browser.median_ms(api_url, keys["operator"], runs)
             finally:
                 procs.stop_all()
     finally:
         drop_database(admin_url, url)
-    return DashboardFigures(jobs, usage_rows, rollups, load_s, timed["operator"], timed["tenant"])
+    return DashboardFigures(jobs, usage_rows, rollups, load_s, timed["operator"], timed["tenant"], browser_ms)
