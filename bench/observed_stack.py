@@ -21,7 +21,7 @@ from pathlib import Path
 import bench_paths
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
-from switchyard_side import BENCH_CONFIG, MODEL_ALIAS, SwitchyardSide, create_database, prepare
+from switchyard_side import BENCH_CONFIG, MODEL_ALIAS, SwitchyardSide, create_database, drop_database, prepare
 
 from infra.launch import ProcessGroup, api_argv, emulator_argv, free_port, wait_http, worker_argv
 from workers.keys import RedisKeys, tier_queues
@@ -160,7 +160,9 @@ def start(work_dir: Path, redis_url: str, admin_url: str, shape: Shape) -> Stack
                 stack.databases.append(database_url)
             at = Addresses(redis_url, database_url, emulator_url, stack.sink_url)
             stack.sides[label] = ObservedSide(procs, label, work_dir / label, at, shape)
-    except BaseException:
+    except BaseException:  # the caller never gets the stack: stop and drop what was made
         procs.stop_all()
+        for url in stack.databases:
+            drop_database(admin_url, url)
         raise
     return stack
