@@ -35,7 +35,7 @@ from workers.runtime import Runtime
 
 pytestmark = pytest.mark.e2e
 TRACE_ID = TRACEPARENT.split("-")[1]
-TIER = "small"
+TIER = "traced"  # its own tier: see tests/switchyard-test.toml
 
 
 @dataclass
