@@ -16,8 +16,9 @@ from typing import Any
 import httpx
 import pytest
 from redis import Redis
+from sqlalchemy import select
 from sqlmodel import Session
-from tests_support import TEST_CONFIG, make_test_settings
+from tests_support import TEST_CONFIG, make_test_settings, new_tenant_key
 
 from api.keys import create_key, create_tenant
 from infra.launch import (
@@ -36,6 +37,7 @@ from schemas.settings import Settings
 from workers.db import make_engine
 from workers.keys import RedisKeys, tier_queues
 from workers.migrate import upgrade
+from workers.usage_sources import USAGE
 
 ROOT = Path(__file__).resolve().parents[1]
 # Converted local weights are shared with `make run` (var/models), so they convert once per clone.
@@ -242,3 +244,44 @@ def e2e(stack: Stack) -> Iterator[Stack]:
     stack.emulator("DELETE", "/emulator/faults")
     yield stack
     stack.emulator("DELETE", "/emulator/faults")
+
+
+@dataclass(frozen=True)
+class SettledMix:
+    """What :func:`settle_a_mix` left: a new tenant's jobs as workers ended them, the cache hit,
+    and the tenant's usage rows."""
+
+    tenant_id: str
+    key: str
+    ended: list[dict[str, Any]]  # a success, a success after two 503s, a permanent failure
+    hit: dict[str, Any]  # the first job's request again, answered by the exact cache
+    usage: list[Any]
+
+
+def settle_a_mix(e2e: Stack, label: str) -> SettledMix:
+    """Run, for a new tenant, a success, retries after 503s and a permanent failure through the
+    stack's workers, then the first request again (an exact-cache hit at the API)."""
+    engine = make_engine(e2e.settings)
+    tenant_id, key = new_tenant_key(engine, {"submit", "read"})
+    retry_503s = {"model": "emu-retry", "responses": [503, 503], "mode": "sequence"}
+    e2e.emulator("POST", "/emulator/faults", json=retry_503s)
+    e2e.emulator("POST", "/emulator/faults", json={"model": "emu-bad", "responses": [400], "mode": "always"})
+    success = f"{label}: a plain success"
+    jobs = [
+        e2e.submit("small", success, key, cache="exact"),
+        e2e.submit("retry", f"{label}: two 503s, then an answer", key),
+        e2e.submit("bad", f"{label}: refused for good", key),
+    ]
+    ended = [e2e.wait_final(job["id"], key) for job in jobs]
+    assert [job["status"] for job in ended] == ["succeeded", "succeeded", "failed"]
+    body = {
+        "tier": "small",
+        "cache": "exact",
+        "request": {"messages": [{"role": "user", "content": success}]},
+    }
+    hit = e2e.post("/v1/jobs", key, json=body)
+    assert hit.status_code == 200 and hit.json()["cache"]["hit"] == "exact", hit.text
+    with engine.connect() as connection:
+        usage = connection.execute(select(USAGE).where(USAGE.c.tenant_id == tenant_id)).mappings().all()
+    engine.dispose()
+    return SettledMix(tenant_id, key, ended, hit.json(), list(usage))
