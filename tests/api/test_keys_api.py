@@ -82,14 +82,15 @@ def test_rotation_keeps_the_old_secret_for_its_grace_then_refuses_it(api: Api) -
     old = create(api, admin, name="deploy", scopes=["submit", "read"], allowed_tiers=[api.tier]).json()
     assert api.submit(bearer(old["secret"])).status_code == 202
 
-    rotated = api.client.post(f"/v1/keys/{old['id']}/rotate", json={"grace_s": 1}, headers=admin)
+    # A grace of 3 s: long enough that the checks inside it pass on a loaded CI machine.
+    rotated = api.client.post(f"/v1/keys/{old['id']}/rotate", json={"grace_s": 3}, headers=admin)
 
     assert rotated.status_code == 200, rotated.text
     new = rotated.json()
     assert new["id"] != old["id"] and new["secret"] != old["secret"]
     assert (new["name"], new["scopes"], new["allowed_tiers"]) == ("deploy", ["read", "submit"], [api.tier])
     assert api.submit(bearer(old["secret"])).status_code == 202  # still in its grace
-    assert status_within(lambda: api.client.get("/v1/jobs", headers=bearer(old["secret"])), 401, 2.5) > 0.3
+    assert status_within(lambda: api.client.get("/v1/jobs", headers=bearer(old["secret"])), 401, 6.0) > 1.0
     assert api.submit(bearer(new["secret"])).status_code == 202
     refused = api.client.post(f"/v1/keys/{old['id']}/rotate", headers=admin)
     assert_error(refused, 409, "key_not_active")
