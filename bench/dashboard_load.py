@@ -32,7 +32,7 @@ from sqlalchemy import text
 from sqlmodel import Session
 from switchyard_side import create_database, drop_database
 from usage_query import make_tenants
-from usage_workload import USAGE_COLUMNS
+from usage_workload import copy_chunk
 
 from api.keys import create_key, create_platform_key
 from infra.launch import ProcessGroup, api_argv, free_port, wait_http
@@ -103,20 +103,11 @@ def fill_database(url: str, var_dir: Path, jobs: int, progress: Progress) -> tup
 
 def copy_rows(url: str, workload: RecentWorkload, jobs: int, progress: Progress) -> int:
     """COPY the workload's jobs and usage rows in; the usage rows written."""
-    jobs_copy = f"COPY jobs ({', '.join(DASHBOARD_JOB_COLUMNS)}) FROM STDIN"
-    usage_copy = f"COPY usage ({', '.join(USAGE_COLUMNS)}) FROM STDIN"
     task = progress.add_task(f"dashboard: {jobs:,} jobs into PostgreSQL", total=jobs)
     written = 0
     with psycopg.connect(url) as connection:
         for job_rows, usage in workload.jobs(jobs):
-            with connection.cursor() as cursor:
-                with cursor.copy(jobs_copy) as copy:
-                    for row in job_rows:
-                        copy.write_row(row)
-                with cursor.copy(usage_copy) as copy:
-                    for row in usage:
-                        copy.write_row(row)
-            connection.commit()
+            copy_chunk(connection, DASHBOARD_JOB_COLUMNS, job_rows, usage)
             written += len(usage)
             progress.advance(task, len(job_rows))
     return written

@@ -28,7 +28,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 from switchyard_side import create_database, drop_database
-from usage_workload import JOB_COLUMNS, USAGE_COLUMNS, Workload
+from usage_workload import JOB_COLUMNS, Workload, copy_chunk
 
 from api.keys import create_key, create_tenant
 from schemas.settings import load_settings
@@ -103,20 +103,11 @@ def make_tenants(engine: Engine) -> tuple[list[str], dict[str, list[str]]]:
 def load(url: str, workload: Workload, usage_rows: int) -> None:
     """COPY the workload's jobs and usage rows in, with a progress bar over the usage rows."""
     columns = TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()
-    jobs_copy = f"COPY jobs ({', '.join(JOB_COLUMNS)}) FROM STDIN"
-    usage_copy = f"COPY usage ({', '.join(USAGE_COLUMNS)}) FROM STDIN"
     started, jobs = time.perf_counter(), 0
     with psycopg.connect(url) as connection, Progress(*columns, console=console) as progress:
         task = progress.add_task("usage rows", total=usage_rows)
         for job_rows, usage in workload.chunks(usage_rows):
-            with connection.cursor() as cursor:
-                with cursor.copy(jobs_copy) as copy:
-                    for row in job_rows:
-                        copy.write_row(row)
-                with cursor.copy(usage_copy) as copy:
-                    for row in usage:
-                        copy.write_row(row)
-            connection.commit()
+            copy_chunk(connection, JOB_COLUMNS, job_rows, usage)
             jobs += len(job_rows)
             progress.advance(task, len(usage))
     console.print(

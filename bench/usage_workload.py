@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from itertools import accumulate
@@ -162,3 +162,17 @@ class Workload:
         return start.replace(hour=hour, minute=0, second=0, microsecond=0) + timedelta(
             seconds=rng.randrange(3600)
         )
+
+
+def copy_chunk(
+    connection: Any, job_columns: Sequence[str], job_rows: Sequence[Any], usage: Sequence[Any]
+) -> None:
+    """COPY one chunk of jobs, then their usage rows, and commit (jobs first: usage rows refer to them)."""
+    with connection.cursor() as cursor:
+        with cursor.copy(f"COPY jobs ({', '.join(job_columns)}) FROM STDIN") as copy:
+            for row in job_rows:
+                copy.write_row(row)
+        with cursor.copy(f"COPY usage ({', '.join(USAGE_COLUMNS)}) FROM STDIN") as copy:
+            for row in usage:
+                copy.write_row(row)
+    connection.commit()
